@@ -1,0 +1,34 @@
+/* addr.h: parsing and printing of socket addresses ("1.2.3.4:5", "[::1]:5", "host:port").
+ * Pure functions; no DNS (names are resolved by links/resolve). */
+#ifndef BRAID_ADDR_H
+#define BRAID_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Split "host:port" / "[v6]:port" into host and port. Returns 0, or -1 with a message in err
+ * saying what is wrong (e.g. 'missing ":port"'). host must hold at least 256 bytes. */
+int addr_split(const char *s, char *host, size_t hostlen, unsigned *port, char *err, size_t errlen);
+
+/* Parse an IP literal with port ("127.0.0.1:7000", "[::1]:7000"). Returns 0, or -1 with err. */
+int addr_parse(const char *s, struct addr *out, char *err, size_t errlen);
+
+/* Parse an IP literal without port; port is set to the given value. Returns 0 or -1. */
+int addr_parse_ip(const char *ip, unsigned port, struct addr *out);
+
+/* "1.2.3.4:5" or "[::1]:5" into buf; returns buf. */
+const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
+#define ADDR_STRLEN 64
+
+bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+unsigned addr_port(const struct sockaddr *sa);
+/* True for 0.0.0.0 and :: */
+bool addr_is_unspecified(const struct sockaddr *sa);
+
+#endif

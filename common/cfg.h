@@ -1,0 +1,70 @@
+/* cfg.h: loading and checking braid-master / braid-slave configuration files (libconfig).
+ * Errors name the file, line and setting, and say what is expected. */
+#ifndef BRAID_CFG_H
+#define BRAID_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define CFG_MAX_LINKS 32
+#define CFG_NAME_LEN 32
+#define CFG_HOST_LEN 256
+
+enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1 };
+
+struct cfg_link {
+    char name[CFG_NAME_LEN];
+    uint8_t id;
+    enum cfg_link_type type;
+    bool has_bind;
+    struct addr bind;              /* "bind": source address (port optional, 0 = any) */
+    char interface[CFG_NAME_LEN];  /* "interface": SO_BINDTODEVICE, "" = none */
+    /* socks5 */
+    char proxy_host[CFG_HOST_LEN]; /* "proxy": host:port, host a name or literal */
+    unsigned proxy_port;
+    char username[256], password[256]; /* "username"/"password": RFC 1929, "" = no auth */
+    int line;                      /* line of the link's group in the file */
+};
+
+struct cfg {
+    char path[512];
+    bool is_master;
+    uint8_t psk[32];                     /* "key" */
+    /* master */
+    struct addr listen;                  /* "listen" */
+    /* slave */
+    char master_host[CFG_HOST_LEN];      /* "master": host:port */
+    unsigned master_port;
+    struct cfg_link links[CFG_MAX_LINKS];
+    int nlinks;
+    /* "tunnel" group */
+    char tun_name[16];                   /* "name", default "braid0" */
+    char tun_address[64];                /* "address", "" = none */
+    char tun_address6[64];               /* "address6", "" = none */
+    unsigned mtu;                        /* "mtu", 0 = automatic */
+    unsigned link_mtu;                   /* "link_mtu", default 1500 */
+    bool has_notun_listen;
+    struct addr notun_listen;            /* "notun_listen" */
+    /* "mux" group */
+    unsigned beat_interval_ms;           /* default 100 */
+    unsigned dead_timeout_ms;            /* default 300 */
+    unsigned reorder_max_ms;             /* default 200 */
+    unsigned reorder_slots;              /* default 4096 */
+    unsigned rehandshake_ms;             /* default 2000 (slave) */
+    /* misc */
+    char control_socket[108];            /* "control_socket", "" = none */
+    int log_level;                       /* "log_level", default info */
+    int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
+};
+
+/* Load and validate path. Returns 0, or -1 with a message in err of the form
+ * "FILE:LINE: SETTING: what is wrong; what is expected". */
+int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
+/* The same from a string (tests, fuzzing); name is used in messages. */
+int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
+                    size_t errlen);
+
+#endif

@@ -1,0 +1,76 @@
+/* log.c: logging to stderr with wall-clock time and level, plus rate-limited lines.
+ * Single-threaded: braid runs one event loop per process. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "util.h"
+
+static enum log_level g_level = LOG_INFO;
+static const char *const names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(enum log_level lvl)
+{
+    g_level = lvl;
+}
+
+enum log_level log_get_level(void)
+{
+    return g_level;
+}
+
+int log_level_parse(const char *s)
+{
+    for (int i = 0; i < (int)ARRAY_LEN(names); i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+static void vlog(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
+{
+    if (lvl > g_level) return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    localtime_r(&tv.tv_sec, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+    char line[1024];
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    if (n < 0) return;
+    fprintf(stderr, "%s.%03ld %-5s %s%s\n", ts, (long)(tv.tv_usec / 1000), names[lvl], line,
+            suffix ? suffix : "");
+    fflush(stderr);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_limited(struct log_limit *lim, enum log_level lvl, const char *fmt, ...)
+{
+    uint64_t now = mono_us();
+    uint64_t interval = lim->interval_us ? lim->interval_us : 10000000u;
+    if (lim->last_us != 0 && now - lim->last_us < interval) {
+        lim->suppressed++;
+        return;
+    }
+    char suffix[64] = "";
+    if (lim->suppressed)
+        snprintf(suffix, sizeof suffix, " (and %llu more like it)",
+                 (unsigned long long)lim->suppressed);
+    lim->last_us = now ? now : 1;
+    lim->suppressed = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, suffix, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,68 @@
+/* link.h: the link interface: one path between slave and master that carries datagrams.
+ * Implementations: links/udp.c (direct UDP), links/server.c (master's view of a slave link). */
+#ifndef BRAID_LINK_H
+#define BRAID_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct link;
+
+/* Upcalls from a link to its owner (the mux), installed with link_set_handlers. */
+struct link_handlers {
+    /* A datagram arrived (transport headers already removed). buf is writable and only valid
+     * during the call. from is the datagram's source as the transport saw it. */
+    void (*rx)(void *ctx, struct link *l, uint8_t *buf, size_t len, const struct sockaddr *from,
+               socklen_t fromlen);
+    /* The transport came up (socket open, proxy associated) or went down (interface gone,
+     * proxy lost, fatal send error). */
+    void (*state)(void *ctx, struct link *l, bool up);
+    void *ctx;
+};
+
+struct link_ops {
+    const char *kind; /* "udp", "socks5", "peer" */
+    /* Send one datagram. Returns 0 on success (or a drop the kernel will not report, e.g.
+     * EAGAIN, counted in the link), -1 when the transport is unusable (the link goes down). */
+    int (*send)(struct link *l, const uint8_t *buf, size_t len);
+    /* Optional: an authenticated datagram arrived from this source: follow it (master side). */
+    void (*peer_seen)(struct link *l, const struct sockaddr *from, socklen_t fromlen);
+    /* Human-readable endpoint description for status output. */
+    void (*describe)(const struct link *l, char *buf, size_t len);
+    void (*destroy)(struct link *l);
+};
+
+struct link_counters {
+    uint64_t tx_packets, tx_bytes, tx_errors, tx_dropped; /* dropped: EAGAIN/ENOBUFS */
+    uint64_t rx_packets, rx_bytes, rx_dropped;            /* dropped by the transport (wrong source...) */
+};
+
+struct link {
+    const struct link_ops *ops;
+    uint8_t id;
+    char name[32];
+    bool up;           /* transport state */
+    size_t overhead;   /* bytes the transport adds inside the UDP payload (SOCKS5 header) */
+    struct link_handlers h;
+    struct link_counters c;
+};
+
+static inline void link_set_handlers(struct link *l, const struct link_handlers *h)
+{
+    l->h = *h;
+}
+static inline int link_send(struct link *l, const uint8_t *buf, size_t len)
+{
+    return l->ops->send(l, buf, len);
+}
+static inline void link_destroy(struct link *l)
+{
+    if (l) l->ops->destroy(l);
+}
+
+/* For implementations: report a state change to the owner (no-op if unchanged). */
+void link_report_state(struct link *l, bool up);
+
+#endif

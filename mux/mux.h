@@ -1,0 +1,83 @@
+/* mux.h: the multiplexer: sessions, link state (beats, RTT, loss, rate), scheduling of tunnel
+ * packets over links, and in-order delivery on receive. The one interface master and slave use. */
+#ifndef BRAID_MUX_H
+#define BRAID_MUX_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../common/strbuf.h"
+#include "../links/link.h"
+#include "session.h"
+
+#define MUX_MAX_LINKS 256
+
+struct mux_config {
+    bool is_master;
+    struct psk_keys keys;
+    unsigned beat_interval_ms; /* default 100 */
+    unsigned dead_timeout_ms;  /* default 300 */
+    unsigned reorder_max_ms;   /* default 200: upper bound of the reorder timeout */
+    unsigned reorder_slots;    /* default 4096 */
+    unsigned rehandshake_ms;   /* slave: default 2000 */
+    unsigned mtu;              /* largest tunnel packet */
+};
+void mux_config_defaults(struct mux_config *c);
+
+struct mux_callbacks {
+    /* In-order tunnel packet for the tundev. */
+    void (*deliver)(void *ctx, const uint8_t *pkt, size_t len);
+    /* Master: a link with a new id authenticated; return a link to send on (NULL = refuse). */
+    struct link *(*new_link)(void *ctx, uint8_t id);
+    /* Master: send a handshake reply to an address (not through a link). */
+    int (*reply_to)(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                    socklen_t tolen);
+    void *ctx;
+};
+
+struct mux_counters {
+    uint64_t malformed;          /* too short/long, bad version, reserved bits, bad CTRL */
+    uint64_t no_session;         /* no keys for the datagram's key phase */
+    uint64_t replay;             /* replay window rejected the counter */
+    uint64_t auth_fail;          /* AEAD authentication failed */
+    uint64_t wrong_link;         /* slave: link id differs from the link it arrived on */
+    uint64_t hello_rx, hello_ratelimited, hello_bad;
+    uint64_t sessions;           /* sessions established */
+    uint64_t tx_data, tx_data_bytes, tx_no_link; /* tunnel packets sent / dropped: no live link */
+    uint64_t tx_too_big;         /* tunnel packet larger than the MTU */
+    uint64_t tx_ctrl;
+    uint64_t rx_data, rx_ctrl;
+};
+
+struct mux;
+
+struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
+                    const struct mux_callbacks *cb);
+/* Slave: register a configured link (the caller keeps ownership; destroy it after mux_free).
+ * Installs the link's handlers. Returns 0, or -1 if the id is already used. */
+int mux_add_link(struct mux *m, struct link *l);
+/* Start timers (beats, handshake). */
+void mux_start(struct mux *m);
+/* Tell the peer we are going away (LINK_DOWN shutdown on every link), stop timers. */
+void mux_shutdown(struct mux *m);
+/* Master links created through new_link are destroyed here. */
+void mux_free(struct mux *m);
+
+/* A tunnel packet from the tundev. */
+void mux_send(struct mux *m, const uint8_t *pkt, size_t len);
+/* Master: a datagram from the listening socket. buf is modified (decrypted in place). */
+void mux_input(struct mux *m, uint8_t *buf, size_t len, const struct sockaddr *from,
+               socklen_t fromlen);
+
+const struct mux_counters *mux_counters(const struct mux *m);
+bool mux_has_session(const struct mux *m);
+/* Number of links up (usable for data) now. */
+int mux_links_up(const struct mux *m);
+/* Status as JSON object text, and as a human-readable table. */
+void mux_status_json(const struct mux *m, struct strbuf *out);
+void mux_status_text(const struct mux *m, struct strbuf *out);
+
+#endif

@@ -1,0 +1,24 @@
+/* replay.h: receive-side replay window over 48-bit per-link counters (RFC 6479 style bitmap).
+ * 4096 counters wide; check before authenticating, mark after. */
+#ifndef BRAID_REPLAY_H
+#define BRAID_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define REPLAY_WINDOW 4096u /* counters below top that are still tracked */
+#define REPLAY_BLOCKS (REPLAY_WINDOW / 64u + 1u)
+
+struct replay {
+    uint64_t top;  /* highest counter accepted so far */
+    bool any;      /* anything accepted yet */
+    uint64_t bitmap[REPLAY_BLOCKS];
+};
+
+void replay_init(struct replay *r);
+/* True if ctr would be accepted: never seen and not older than top - REPLAY_WINDOW + 1. */
+bool replay_check(const struct replay *r, uint64_t ctr);
+/* Mark ctr as seen (call only after the datagram authenticated and replay_check passed). */
+void replay_mark(struct replay *r, uint64_t ctr);
+
+#endif

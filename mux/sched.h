@@ -1,0 +1,42 @@
+/* sched.h: the sender's link scheduler: which live link carries the next data packet.
+ * Weighted by each link's estimated capacity from the peer's delivery-rate feedback. */
+#ifndef BRAID_SCHED_H
+#define BRAID_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-link scheduler state; embedded in the mux's link record. */
+struct sched_link {
+    bool usable;     /* set by the mux: link up and transport up */
+    double est_Bps;  /* capacity estimate in bytes/s: the link's weight */
+    double vfinish;  /* virtual finish time of the last packet sent (internal) */
+    uint64_t sent_bytes; /* bytes picked for this link since the last feedback (internal) */
+};
+
+/* One feedback sample for a link, computed by the mux from two successive peer BEATs. */
+struct sched_feedback {
+    double interval_s;    /* time covered by the sample (peer's clock) */
+    double delivered_Bps; /* bytes/s the peer received on the link in that interval */
+    double loss;          /* 0..1, fraction of datagrams lost in that interval */
+    double srtt_ms;       /* smoothed RTT of the link now, 0 if unknown */
+    double min_rtt_ms;    /* the link's minimum RTT recently seen, 0 if unknown */
+};
+
+struct sched {
+    double vtime;          /* virtual time of the last pick */
+    double initial_Bps;    /* estimate for a link without feedback */
+};
+
+void sched_init(struct sched *s, double initial_Bps);
+/* A link (re)joins: estimate to initial and no backlog. */
+void sched_link_init(struct sched *s, struct sched_link *l);
+/* Pick a usable link for a packet of len bytes among links[0..n-1]; charges it. Returns the
+ * index, or -1 if no link is usable. Never returns a link with usable == false. */
+int sched_pick(struct sched *s, struct sched_link *links, int n, size_t len);
+/* Update a link's estimate from a feedback sample (grows while the link keeps up without
+ * loss or queueing, falls to the delivered rate when it does not). */
+void sched_feedback(struct sched *s, struct sched_link *l, const struct sched_feedback *fb);
+
+#endif

@@ -1,0 +1,73 @@
+/* session.h: pre-shared key handling, HELLO/HELLO_REPLY handshake and per-session keys.
+ * Implements docs/PROTOCOL.md sections 2 and 5 with libsodium; no I/O, no timers. */
+#ifndef BRAID_SESSION_H
+#define BRAID_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define PSK_LEN 32
+#define HELLO_LEN 128
+#define PSK_B64_MAXLEN 64
+
+/* Keys derived once from the configured pre-shared key. */
+struct psk_keys {
+    uint8_t hs[32];  /* K_hs */
+    uint8_t mix[32]; /* K_mix */
+};
+
+/* Must be called once before anything else here (sodium_init). Returns 0 or -1. */
+int session_crypto_init(void);
+
+/* Parse a base64 PSK (as written by psk_generate). Returns 0, or -1 with err. */
+int psk_parse(const char *b64, uint8_t psk[PSK_LEN], char *err, size_t errlen);
+/* Fresh random PSK as base64 (NUL-terminated) into out (>= PSK_B64_MAXLEN bytes). */
+void psk_generate(char *out, size_t outlen);
+void psk_derive(const uint8_t psk[PSK_LEN], struct psk_keys *k);
+
+/* Session keys for one direction pair, from the point of view of one end. */
+struct session_keys {
+    uint8_t tx[WIRE_KEY_LEN];
+    uint8_t rx[WIRE_KEY_LEN];
+    uint8_t phase;
+};
+
+/* ---- slave side ---- */
+struct hs_client {
+    uint8_t pk[32];
+    uint8_t sk[32];
+};
+/* New ephemeral key pair. */
+void hs_client_start(struct hs_client *c);
+/* Build a HELLO for link_id into out[HELLO_LEN]. */
+void hs_client_hello(const struct hs_client *c, const struct psk_keys *k, uint8_t link_id,
+                     uint8_t out[HELLO_LEN]);
+/* Check a HELLO_REPLY (len bytes): authenticates, checks the echoed spk is ours, derives the
+ * session keys (tx = K_s2m, rx = K_m2s, phase from the reply). Returns 0, or a negative
+ * wire_err / -100 when the echo does not match (a stale or foreign reply). */
+#define HS_ERR_STALE (-100)
+#define HS_ERR_CRYPTO (-101)
+int hs_client_reply(const struct hs_client *c, const struct psk_keys *k, const uint8_t *dg,
+                    size_t len, struct session_keys *out);
+
+/* ---- master side ---- */
+/* Result of a valid HELLO: the session it offers. */
+struct hs_server_result {
+    uint8_t spk[32];
+    uint8_t mpk[32];
+    struct session_keys keys; /* tx = K_m2s, rx = K_s2m, phase as given */
+};
+/* Authenticate a HELLO (len bytes) and extract spk. Returns 0 or a negative error. */
+int hs_server_open_hello(const struct psk_keys *k, const uint8_t *dg, size_t len, uint8_t spk[32]);
+/* Make a fresh ephemeral key pair and the session keys for spk with the given phase.
+ * Returns 0, or HS_ERR_CRYPTO if spk is not a valid public key. */
+int hs_server_answer(const struct psk_keys *k, const uint8_t spk[32], uint8_t phase,
+                     struct hs_server_result *out);
+/* Build the HELLO_REPLY for a session made by hs_server_answer, sent on link_id. */
+void hs_server_reply(const struct psk_keys *k, const struct hs_server_result *res, uint8_t link_id,
+                     uint8_t out[HELLO_LEN]);
+
+#endif

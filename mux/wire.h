@@ -1,0 +1,117 @@
+/* wire.h: encoding and decoding of braid datagrams (DATA, CTRL) and control messages.
+ * Implements docs/PROTOCOL.md sections 3, 4 and 6; no state, no I/O. */
+#ifndef BRAID_WIRE_H
+#define BRAID_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION 1
+enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HELLO = 2, WIRE_HELLO_REPLY = 3 };
+
+#define WIRE_HDR_LEN 8   /* clear header (AEAD additional data) */
+#define WIRE_INNER_LEN 8 /* encrypted inner header: gseq, ts, echo */
+#define WIRE_TAG_LEN 16
+#define WIRE_OVERHEAD (WIRE_HDR_LEN + WIRE_INNER_LEN + WIRE_TAG_LEN) /* 32 */
+#define WIRE_MAX_DGRAM 65507 /* largest UDP payload over IPv4 */
+#define WIRE_KEY_LEN 32
+#define WIRE_COUNTER_MAX ((UINT64_C(1) << 48) - 1)
+
+/* Byte 0 flag bits. */
+#define WIRE_F_PHASE 0x08
+#define WIRE_F_ECHO 0x04
+#define WIRE_F_RESERVED 0x03
+
+/* Decoded header of a DATA or CTRL datagram (clear part + inner part). */
+struct wire_hdr {
+    uint8_t type;     /* enum wire_type */
+    uint8_t phase;    /* key phase 0/1 */
+    bool echo_valid;  /* E bit */
+    uint8_t link_id;
+    uint64_t counter; /* 48 bits */
+    uint32_t gseq;
+    uint16_t ts;   /* 250 us units */
+    uint16_t echo; /* 250 us units */
+};
+
+enum wire_err {
+    WIRE_OK = 0,
+    WIRE_ERR_SHORT = -1,    /* shorter than the minimum for its type */
+    WIRE_ERR_LONG = -2,     /* longer than WIRE_MAX_DGRAM */
+    WIRE_ERR_VERSION = -3,  /* version != 1 */
+    WIRE_ERR_RESERVED = -4, /* reserved bits set */
+    WIRE_ERR_AUTH = -5,     /* AEAD open failed */
+    WIRE_ERR_SPACE = -6,    /* output buffer too small (encode) */
+    WIRE_ERR_EMPTY = -7,    /* DATA without payload */
+};
+const char *wire_strerror(int err);
+
+/* Parse only the clear header (byte 0, link id, counter) of any datagram type without
+ * authenticating. Checks length minima (DATA 33, CTRL 32, HELLO/REPLY 128), maximum, version
+ * and reserved bits. Fills type, phase, echo_valid, link_id, counter. Returns WIRE_OK or error. */
+int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h);
+
+/* Build a DATA or CTRL datagram into out: clear header from h (type, phase, echo_valid,
+ * link_id, counter), inner header (gseq, ts, echo), payload, tag. Returns the datagram length
+ * (payload_len + WIRE_OVERHEAD) or WIRE_ERR_SPACE. payload may alias out + WIRE_HDR_LEN +
+ * WIRE_INNER_LEN (in-place encryption, no copy). */
+int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8_t *payload,
+              size_t payload_len, const uint8_t key[WIRE_KEY_LEN]);
+
+/* Authenticate and decrypt a DATA or CTRL datagram in place. On success fills all of h,
+ * sets *payload/*payload_len to the plaintext inside dg and returns WIRE_OK. On failure
+ * returns an error and dg's content is unspecified; nothing from it may be used. */
+int wire_open(uint8_t *dg, size_t len, const uint8_t key[WIRE_KEY_LEN], struct wire_hdr *h,
+              uint8_t **payload, size_t *payload_len);
+
+/* Timestamps (section 6). */
+static inline uint16_t wire_ts(uint64_t now_us)
+{
+    return (uint16_t)(now_us / 250u);
+}
+#define WIRE_TS_UNIT_US 250u
+#define WIRE_ECHO_MAX_HOLD_US 4000000u
+#define WIRE_RTT_MAX_US 8000000u
+
+/* ---- CTRL messages (section 4) ---- */
+enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2 };
+#define CTRL_BEAT_LEN 32
+#define CTRL_LINK_DOWN_LEN 2
+#define CTRL_MAX_MSGS 16
+#define CTRL_BEAT_F_HEARS 0x01
+enum ctrl_down_reason { CTRL_DOWN_TRANSPORT = 1, CTRL_DOWN_SHUTDOWN = 2 };
+
+struct ctrl_beat {
+    uint8_t flags;
+    uint16_t interval_ms;
+    uint32_t report_us;
+    uint64_t rx_packets;
+    uint64_t rx_bytes;
+    uint64_t rx_highest;
+};
+
+struct ctrl_link_down {
+    uint8_t link_id;
+    uint8_t reason;
+};
+
+struct ctrl_msg {
+    uint8_t kind;
+    union {
+        struct ctrl_beat beat;
+        struct ctrl_link_down down;
+    } u;
+};
+
+/* Append one message to a CTRL payload being built in buf (used bytes *pos, capacity cap).
+ * Returns 0, or WIRE_ERR_SPACE. */
+int ctrl_put_beat(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_beat *b);
+int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_down *d);
+
+/* Decode a CTRL payload into up to max messages (known kinds only; unknown kinds skipped;
+ * a known kind with the wrong length is an error). Returns the number of messages decoded,
+ * or WIRE_ERR_SHORT if a message runs past the end or more than CTRL_MAX_MSGS are present. */
+int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max);
+
+#endif

@@ -22,9 +22,8 @@ struct psk_keys {
 /* Must be called once before anything else here (sodium_init). Returns 0 or -1. */
 int session_crypto_init(void);
 
-/* Parse a base64 PSK (as written by psk_generate). Returns 0, or -1 with err. */
-int psk_parse(const char *b64, uint8_t psk[PSK_LEN], char *err, size_t errlen);
-/* Fresh random PSK as base64 (NUL-terminated) into out (>= PSK_B64_MAXLEN bytes). */
+/* Fresh random PSK as base64 (NUL-terminated, libsodium "original" variant with padding) into
+ * out (>= PSK_B64_MAXLEN bytes). The config loader (common/cfg.c) decodes it. */
 void psk_generate(char *out, size_t outlen);
 void psk_derive(const uint8_t psk[PSK_LEN], struct psk_keys *k);
 

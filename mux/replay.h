@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define REPLAY_WINDOW 4096u /* counters below top that are still tracked */
+/* Window width: the REPLAY_WINDOW counters top - 4095 .. top are tracked; anything lower
+ * (top - ctr >= REPLAY_WINDOW) is rejected, anything above top is accepted. */
+#define REPLAY_WINDOW 4096u
 #define REPLAY_BLOCKS (REPLAY_WINDOW / 64u + 1u)
 
 struct replay {
@@ -16,9 +18,11 @@ struct replay {
 };
 
 void replay_init(struct replay *r);
-/* True if ctr would be accepted: never seen and not older than top - REPLAY_WINDOW + 1. */
+/* True if ctr would be accepted: nothing accepted yet, or ctr > top, or
+ * top - REPLAY_WINDOW < ctr <= top and ctr not yet marked. */
 bool replay_check(const struct replay *r, uint64_t ctr);
-/* Mark ctr as seen (call only after the datagram authenticated and replay_check passed). */
+/* Mark ctr as seen (call only after the datagram authenticated and replay_check passed).
+ * A ctr that is below the window is ignored (it would be rejected by replay_check anyway). */
 void replay_mark(struct replay *r, uint64_t ctr);
 
 #endif

@@ -43,25 +43,38 @@ enum wire_err {
     WIRE_ERR_RESERVED = -4, /* reserved bits set */
     WIRE_ERR_AUTH = -5,     /* AEAD open failed */
     WIRE_ERR_SPACE = -6,    /* output buffer too small (encode) */
-    WIRE_ERR_EMPTY = -7,    /* DATA without payload */
+    WIRE_ERR_EMPTY = -7,    /* DATA without payload (wire_seal; on receive it is WIRE_ERR_SHORT) */
+    WIRE_ERR_TYPE = -8,     /* not a DATA/CTRL datagram where one is required (or vice versa) */
+    WIRE_ERR_INVAL = -9,    /* wire_seal: phase > 1 or counter > WIRE_COUNTER_MAX (caller bug) */
 };
 const char *wire_strerror(int err);
 
 /* Parse only the clear header (byte 0, link id, counter) of any datagram type without
  * authenticating. Checks length minima (DATA 33, CTRL 32, HELLO/REPLY 128), maximum, version
- * and reserved bits. Fills type, phase, echo_valid, link_id, counter. Returns WIRE_OK or error. */
+ * and reserved bits. Fills type, phase, echo_valid, link_id, counter. Returns WIRE_OK or error.
+ * Checks, in order: longer than WIRE_MAX_DGRAM (LONG), empty (SHORT), version (VERSION),
+ * reserved bits (RESERVED), type minimum (SHORT). A 32-byte DATA (empty payload) is
+ * WIRE_ERR_SHORT: it is dropped as malformed before any crypto. HELLO/HELLO_REPLY must be
+ * exactly 128 bytes (SHORT/LONG) and have P = E = 0 (RESERVED); their counter field is
+ * reported as is (the handshake code requires it to be 0). gseq/ts/echo are set to 0. */
 int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h);
 
 /* Build a DATA or CTRL datagram into out: clear header from h (type, phase, echo_valid,
  * link_id, counter), inner header (gseq, ts, echo), payload, tag. Returns the datagram length
  * (payload_len + WIRE_OVERHEAD) or WIRE_ERR_SPACE. payload may alias out + WIRE_HDR_LEN +
- * WIRE_INNER_LEN (in-place encryption, no copy). */
+ * WIRE_INNER_LEN (in-place encryption, no copy); any other overlap with out also works (it is
+ * moved with memmove) but costs a copy. Other errors (out is then untouched): WIRE_ERR_TYPE
+ * (type not DATA/CTRL), WIRE_ERR_EMPTY (DATA with payload_len 0), WIRE_ERR_LONG (datagram
+ * would exceed WIRE_MAX_DGRAM), WIRE_ERR_INVAL (phase > 1, or counter > WIRE_COUNTER_MAX: the
+ * sender must start a new session before its counters run out; it never wraps). */
 int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8_t *payload,
               size_t payload_len, const uint8_t key[WIRE_KEY_LEN]);
 
 /* Authenticate and decrypt a DATA or CTRL datagram in place. On success fills all of h,
- * sets *payload/*payload_len to the plaintext inside dg and returns WIRE_OK. On failure
- * returns an error and dg's content is unspecified; nothing from it may be used. */
+ * sets *payload and *payload_len to the plaintext inside dg and returns WIRE_OK. On failure
+ * returns an error and dg's content is unspecified; nothing from it may be used.
+ * Runs the wire_peek checks first (same errors), then WIRE_ERR_TYPE for HELLO/HELLO_REPLY,
+ * then WIRE_ERR_AUTH. A DATA payload is always >= 1 byte (shorter is rejected by the checks). */
 int wire_open(uint8_t *dg, size_t len, const uint8_t key[WIRE_KEY_LEN], struct wire_hdr *h,
               uint8_t **payload, size_t *payload_len);
 
@@ -111,7 +124,12 @@ int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_
 
 /* Decode a CTRL payload into up to max messages (known kinds only; unknown kinds skipped;
  * a known kind with the wrong length is an error). Returns the number of messages decoded,
- * or WIRE_ERR_SHORT if a message runs past the end or more than CTRL_MAX_MSGS are present. */
+ * or WIRE_ERR_SHORT if a message runs past the end, a known kind has the wrong length or more
+ * than CTRL_MAX_MSGS messages (known and unknown counted) are present: the whole payload is
+ * then malformed and nothing from out may be used. Returns WIRE_ERR_SPACE if there are more
+ * known messages than max (pass max = CTRL_MAX_MSGS to never see this). An empty payload
+ * decodes to 0 messages. BEAT reserved bits/bytes are not checked (forward compatibility);
+ * flags and reason values are passed through as received. */
 int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max);
 
 #endif

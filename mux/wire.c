@@ -1,0 +1,222 @@
+/* wire.c: braid datagram codec (DATA/CTRL seal and open with ChaCha20-Poly1305) and CTRL
+ * message TLV encoding/decoding, per docs/PROTOCOL.md sections 3 and 4. No state, no I/O. */
+#include "wire.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "../common/util.h"
+#include "session.h"
+
+_Static_assert(WIRE_OVERHEAD == 32, "PROTOCOL.md section 3: 32 bytes of overhead");
+_Static_assert(WIRE_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "tag length");
+_Static_assert(WIRE_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "key length");
+_Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12, "nonce length");
+
+#define WIRE_MIN_DATA (WIRE_OVERHEAD + 1)
+#define WIRE_MIN_CTRL WIRE_OVERHEAD
+#define CTRL_TLV_HDR 2
+
+const char *wire_strerror(int err)
+{
+    switch (err) {
+    case WIRE_OK:
+        return "ok";
+    case WIRE_ERR_SHORT:
+        return "datagram too short";
+    case WIRE_ERR_LONG:
+        return "datagram too long";
+    case WIRE_ERR_VERSION:
+        return "unsupported protocol version";
+    case WIRE_ERR_RESERVED:
+        return "reserved bits or bytes set";
+    case WIRE_ERR_AUTH:
+        return "authentication failed (wrong key or tampered datagram)";
+    case WIRE_ERR_SPACE:
+        return "output buffer too small";
+    case WIRE_ERR_EMPTY:
+        return "DATA datagram without payload";
+    case WIRE_ERR_TYPE:
+        return "unexpected datagram type";
+    case WIRE_ERR_INVAL:
+        return "invalid header field (key phase or counter out of range)";
+    case HS_ERR_STALE:
+        return "handshake reply answers another HELLO (stale or foreign)";
+    case HS_ERR_CRYPTO:
+        return "handshake key exchange failed (invalid public key)";
+    default:
+        return "unknown error";
+    }
+}
+
+int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h)
+{
+    if (len > WIRE_MAX_DGRAM) return WIRE_ERR_LONG;
+    if (len < 1) return WIRE_ERR_SHORT;
+    uint8_t b0 = dg[0];
+    if ((b0 >> 6) != WIRE_VERSION) return WIRE_ERR_VERSION;
+    if (b0 & WIRE_F_RESERVED) return WIRE_ERR_RESERVED;
+    uint8_t type = (b0 >> 4) & 3u;
+    switch (type) {
+    case WIRE_DATA:
+        if (len < WIRE_MIN_DATA) return WIRE_ERR_SHORT;
+        break;
+    case WIRE_CTRL:
+        if (len < WIRE_MIN_CTRL) return WIRE_ERR_SHORT;
+        break;
+    default: /* HELLO, HELLO_REPLY: fixed size, P and E must be 0 */
+        if (len < HELLO_LEN) return WIRE_ERR_SHORT;
+        if (len > HELLO_LEN) return WIRE_ERR_LONG;
+        if (b0 & (WIRE_F_PHASE | WIRE_F_ECHO)) return WIRE_ERR_RESERVED;
+        break;
+    }
+    h->type = type;
+    h->phase = (b0 & WIRE_F_PHASE) ? 1 : 0;
+    h->echo_valid = (b0 & WIRE_F_ECHO) != 0;
+    h->link_id = dg[1];
+    h->counter = get_be48(dg + 2);
+    h->gseq = 0;
+    h->ts = 0;
+    h->echo = 0;
+    return WIRE_OK;
+}
+
+/* Nonce: 0 0 0 <link id> <counter as 64-bit big-endian>; the counter's top two bytes are 0. */
+static void make_nonce(uint8_t nonce[12], uint8_t link_id, const uint8_t counter48[6])
+{
+    memset(nonce, 0, 12);
+    nonce[3] = link_id;
+    memcpy(nonce + 6, counter48, 6);
+}
+
+int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8_t *payload,
+              size_t payload_len, const uint8_t key[WIRE_KEY_LEN])
+{
+    if (h->type != WIRE_DATA && h->type != WIRE_CTRL) return WIRE_ERR_TYPE;
+    if (h->phase > 1 || h->counter > WIRE_COUNTER_MAX) return WIRE_ERR_INVAL;
+    if (h->type == WIRE_DATA && payload_len == 0) return WIRE_ERR_EMPTY;
+    if (payload_len > WIRE_MAX_DGRAM - WIRE_OVERHEAD) return WIRE_ERR_LONG;
+    size_t total = payload_len + WIRE_OVERHEAD;
+    if (outcap < total) return WIRE_ERR_SPACE;
+
+    uint8_t *inner = out + WIRE_HDR_LEN;
+    uint8_t *body = inner + WIRE_INNER_LEN;
+    /* Move the payload first: it may overlap any part of out. */
+    if (payload_len > 0 && payload != body) memmove(body, payload, payload_len);
+
+    out[0] = (uint8_t)((WIRE_VERSION << 6) | (h->type << 4) | (h->phase ? WIRE_F_PHASE : 0) |
+                       (h->echo_valid ? WIRE_F_ECHO : 0));
+    out[1] = h->link_id;
+    put_be48(out + 2, h->counter);
+    put_be32(inner, h->gseq);
+    put_be16(inner + 4, h->ts);
+    put_be16(inner + 6, h->echo);
+
+    uint8_t nonce[12];
+    make_nonce(nonce, h->link_id, out + 2);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(inner, body + payload_len, NULL, inner,
+                                                       WIRE_INNER_LEN + payload_len, out,
+                                                       WIRE_HDR_LEN, NULL, nonce, key);
+    return (int)total;
+}
+
+int wire_open(uint8_t *dg, size_t len, const uint8_t key[WIRE_KEY_LEN], struct wire_hdr *h,
+              uint8_t **payload, size_t *payload_len)
+{
+    struct wire_hdr tmp;
+    int rc = wire_peek(dg, len, &tmp);
+    if (rc != WIRE_OK) return rc;
+    if (tmp.type != WIRE_DATA && tmp.type != WIRE_CTRL) return WIRE_ERR_TYPE;
+
+    uint8_t nonce[12];
+    make_nonce(nonce, dg[1], dg + 2);
+    uint8_t *inner = dg + WIRE_HDR_LEN;
+    size_t clen = len - WIRE_HDR_LEN - WIRE_TAG_LEN;
+    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+            inner, NULL, inner, clen, dg + len - WIRE_TAG_LEN, dg, WIRE_HDR_LEN, nonce, key) != 0)
+        return WIRE_ERR_AUTH;
+
+    tmp.gseq = get_be32(inner);
+    tmp.ts = get_be16(inner + 4);
+    tmp.echo = get_be16(inner + 6);
+    *h = tmp;
+    *payload = inner + WIRE_INNER_LEN;
+    *payload_len = clen - WIRE_INNER_LEN;
+    return WIRE_OK;
+}
+
+/* ---- CTRL messages ---- */
+
+static uint8_t *ctrl_reserve(uint8_t *buf, size_t cap, size_t *pos, uint8_t kind, uint8_t vlen)
+{
+    if (*pos > cap || cap - *pos < (size_t)CTRL_TLV_HDR + vlen) return NULL;
+    uint8_t *p = buf + *pos;
+    p[0] = kind;
+    p[1] = vlen;
+    *pos += CTRL_TLV_HDR + vlen;
+    return p + CTRL_TLV_HDR;
+}
+
+int ctrl_put_beat(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_beat *b)
+{
+    uint8_t *v = ctrl_reserve(buf, cap, pos, CTRL_BEAT, CTRL_BEAT_LEN);
+    if (!v) return WIRE_ERR_SPACE;
+    v[0] = b->flags;
+    v[1] = 0;
+    put_be16(v + 2, b->interval_ms);
+    put_be32(v + 4, b->report_us);
+    put_be64(v + 8, b->rx_packets);
+    put_be64(v + 16, b->rx_bytes);
+    put_be64(v + 24, b->rx_highest);
+    return 0;
+}
+
+int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_down *d)
+{
+    uint8_t *v = ctrl_reserve(buf, cap, pos, CTRL_LINK_DOWN, CTRL_LINK_DOWN_LEN);
+    if (!v) return WIRE_ERR_SPACE;
+    v[0] = d->link_id;
+    v[1] = d->reason;
+    return 0;
+}
+
+int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
+{
+    size_t off = 0;
+    int n = 0, seen = 0;
+    while (off < len) {
+        if (len - off < CTRL_TLV_HDR) return WIRE_ERR_SHORT;
+        uint8_t kind = p[off];
+        size_t vlen = p[off + 1];
+        const uint8_t *v = p + off + CTRL_TLV_HDR;
+        if (vlen > len - off - CTRL_TLV_HDR) return WIRE_ERR_SHORT;
+        if (++seen > CTRL_MAX_MSGS) return WIRE_ERR_SHORT;
+        off += CTRL_TLV_HDR + vlen;
+
+        switch (kind) {
+        case CTRL_BEAT:
+            if (vlen != CTRL_BEAT_LEN) return WIRE_ERR_SHORT;
+            if (n >= max) return WIRE_ERR_SPACE;
+            out[n].kind = CTRL_BEAT;
+            out[n].u.beat.flags = v[0];
+            out[n].u.beat.interval_ms = get_be16(v + 2);
+            out[n].u.beat.report_us = get_be32(v + 4);
+            out[n].u.beat.rx_packets = get_be64(v + 8);
+            out[n].u.beat.rx_bytes = get_be64(v + 16);
+            out[n].u.beat.rx_highest = get_be64(v + 24);
+            n++;
+            break;
+        case CTRL_LINK_DOWN:
+            if (vlen != CTRL_LINK_DOWN_LEN) return WIRE_ERR_SHORT;
+            if (n >= max) return WIRE_ERR_SPACE;
+            out[n].kind = CTRL_LINK_DOWN;
+            out[n].u.down.link_id = v[0];
+            out[n].u.down.reason = v[1];
+            n++;
+            break;
+        default: /* unknown kind: skipped (forward compatibility) */
+            break;
+        }
+    }
+    return n;
+}

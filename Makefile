@@ -150,3 +150,4 @@ clean:
 	rm -rf build
 
 -include $(shell find build/obj -name '*.d' 2>/dev/null)
+.SECONDARY:

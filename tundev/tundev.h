@@ -17,7 +17,8 @@ struct tundev_config {
     unsigned mtu;        /* tunnel MTU (always set, computed by the caller when "auto") */
     /* notun build */
     struct addr listen;  /* TCP address the frame client connects to */
-    size_t max_queue;    /* bytes queued toward a slow frame client before dropping (0 = 4 MiB) */
+    size_t max_queue;    /* bytes queued toward a slow frame client before dropping (0 = 4 MiB;
+                          * at least one maximum frame, 65537, is always allowed) */
 };
 
 struct tundev_stats {
@@ -27,7 +28,8 @@ struct tundev_stats {
     uint64_t tx_dropped;             /* could not be written (queue full, no client) */
 };
 
-/* Packet upcall: one IP packet read from the host. pkt is only valid during the call. */
+/* Packet upcall: one IP packet read from the host. pkt is only valid during the call.
+ * It may call tundev_write, but must not call tundev_close on the same device. */
 typedef void (*tundev_rx_fn)(void *ctx, const uint8_t *pkt, size_t len);
 
 struct tundev;
@@ -41,6 +43,8 @@ int tundev_write(struct tundev *t, const uint8_t *pkt, size_t len);
 const struct tundev_stats *tundev_stats(const struct tundev *t);
 /* "tun braid0" or "notun 127.0.0.1:7100 (client 127.0.0.1:5555)" */
 void tundev_describe(const struct tundev *t, char *buf, size_t len);
+/* notun: the address actually listened on (useful with port 0). TUN: NULL. */
+const struct addr *tundev_listen_addr(const struct tundev *t);
 void tundev_close(struct tundev *t);
 /* Which implementation this binary has: "tun" or "notun". */
 extern const char tundev_kind[];

@@ -16,16 +16,21 @@
 enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1 };
 
 struct cfg_link {
-    char name[CFG_NAME_LEN];
-    uint8_t id;
-    enum cfg_link_type type;
+    char name[CFG_NAME_LEN];       /* "name": 1-31 of [A-Za-z0-9._-], default "link<id>" */
+    uint8_t id;                    /* "id": default = position in the list */
+    enum cfg_link_type type;       /* "type": "udp" (default) or "socks5" */
     bool has_bind;
     struct addr bind;              /* "bind": source address (port optional, 0 = any) */
-    char interface[CFG_NAME_LEN];  /* "interface": SO_BINDTODEVICE, "" = none */
+    char interface[CFG_NAME_LEN];  /* "interface": SO_BINDTODEVICE, "" = none (<= 15 chars) */
     /* socks5 */
     char proxy_host[CFG_HOST_LEN]; /* "proxy": host:port, host a name or literal */
     unsigned proxy_port;
     char username[256], password[256]; /* "username"/"password": RFC 1929, "" = no auth */
+    /* "master": this link's own master address (a master with several addresses, or a relay
+     * in between); default: the top-level "master" */
+    bool has_master;
+    char master_host[CFG_HOST_LEN];
+    unsigned master_port;
     int line;                      /* line of the link's group in the file */
 };
 
@@ -44,8 +49,8 @@ struct cfg {
     char tun_name[16];                   /* "name", default "braid0" */
     char tun_address[64];                /* "address", "" = none */
     char tun_address6[64];               /* "address6", "" = none */
-    unsigned mtu;                        /* "mtu", 0 = automatic */
-    unsigned link_mtu;                   /* "link_mtu", default 1500 */
+    unsigned mtu;                        /* "mtu", 0 = automatic, else 576..9000 */
+    unsigned link_mtu;                   /* "link_mtu", default 1500, 576..9000 */
     bool has_notun_listen;
     struct addr notun_listen;            /* "notun_listen" */
     /* "mux" group */
@@ -60,8 +65,10 @@ struct cfg {
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
 };
 
-/* Load and validate path. Returns 0, or -1 with a message in err of the form
- * "FILE:LINE: SETTING: what is wrong; what is expected". */
+/* Load and validate path. Returns 0 with *out filled in (defaults applied), or -1 with *out
+ * zeroed and a message in err of the form "FILE:LINE: SETTING: what is wrong; what is expected"
+ * (SETTING is a path such as "mux.dead_timeout_ms" or "links[1].proxy"). Files over 1 MiB and
+ * @include are refused. The settings, their ranges and defaults: conf/master.conf, slave.conf. */
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
 /* The same from a string (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,

@@ -1,0 +1,1514 @@
+/* cfg.c: the configuration loader: parses braid-master / braid-slave files with libconfig, checks
+ * every setting (name, role, type, range) and fills struct cfg with the defaults applied. */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Which program uses a setting. */
+enum role { R_BOTH, R_MASTER, R_SLAVE };
+/* Where a setting lives. */
+enum scope { SC_TOP, SC_TUNNEL, SC_MUX, SC_LINK, SC_COUNT };
+
+struct known {
+    const char *name;
+    enum role role;
+    const char *why_not; /* for one-role settings: why the other program has no use for it */
+};
+
+static const struct known known_top[] = {
+    {"key", R_BOTH, NULL},
+    {"listen", R_MASTER, "braid-slave connects to the address in \"master\" instead"},
+    {"master", R_SLAVE, "braid-master listens on the address in \"listen\" instead"},
+    {"links", R_SLAVE, "braid-master learns the links from the slave's datagrams"},
+    {"tunnel", R_BOTH, NULL},
+    {"mux", R_BOTH, NULL},
+    {"control_socket", R_BOTH, NULL},
+    {"log_level", R_BOTH, NULL},
+    {"socket_buffer", R_BOTH, NULL},
+    {NULL, R_BOTH, NULL},
+};
+static const struct known known_tunnel[] = {
+    {"name", R_BOTH, NULL}, {"address", R_BOTH, NULL},  {"address6", R_BOTH, NULL},
+    {"mtu", R_BOTH, NULL},  {"link_mtu", R_BOTH, NULL}, {"notun_listen", R_BOTH, NULL},
+    {NULL, R_BOTH, NULL},
+};
+static const struct known known_mux[] = {
+    {"beat_interval_ms", R_BOTH, NULL},
+    {"dead_timeout_ms", R_BOTH, NULL},
+    {"reorder_max_ms", R_BOTH, NULL},
+    {"reorder_slots", R_BOTH, NULL},
+    {"rehandshake_ms", R_SLAVE, "braid-master answers handshakes and never starts one"},
+    {NULL, R_BOTH, NULL},
+};
+static const struct known known_link[] = {
+    {"name", R_BOTH, NULL},     {"id", R_BOTH, NULL},        {"type", R_BOTH, NULL},
+    {"bind", R_BOTH, NULL},     {"interface", R_BOTH, NULL}, {"proxy", R_BOTH, NULL},
+    {"username", R_BOTH, NULL}, {"password", R_BOTH, NULL},  {"master", R_BOTH, NULL},
+    {NULL, R_BOTH, NULL},
+};
+static const struct known *const scope_known[SC_COUNT] = {known_top, known_tunnel, known_mux,
+                                                          known_link};
+static const char *const scope_where[SC_COUNT] = {
+    "at the top level of the file",
+    "in the \"tunnel\" group",
+    "in the \"mux\" group",
+    "in a link group inside \"links\"",
+};
+
+#define CFG_MAX_FILE (1024 * 1024) /* a config is a few hundred bytes; refuse anything huge */
+#define INT_SETTING_MAX 268435456  /* the largest value any integer setting accepts */
+
+/* Per-link bookkeeping for checks that need more than one link. */
+struct link_aux {
+    const config_setting_t *group, *id_s, *name_s, *bind_s;
+};
+
+struct ld {
+    const char *file;
+    bool master;
+    struct cfg *c;
+    char *err;
+    size_t errlen;
+    /* settings seen, for required settings and cross-checks */
+    const config_setting_t *key_s, *listen_s, *master_s, *links_s;
+    const config_setting_t *beat_s, *dead_s, *rehs_s, *mtu_s, *addr6_s;
+    struct link_aux aux[CFG_MAX_LINKS];
+};
+
+/* ---- messages ---- */
+
+static int vfail(struct ld *l, int line, const char *path, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (line > 0 && path)
+        snprintf(l->err, l->errlen, "%s:%d: %s: %s", l->file, line, path, msg);
+    else if (line > 0)
+        snprintf(l->err, l->errlen, "%s:%d: %s", l->file, line, msg);
+    else if (path)
+        snprintf(l->err, l->errlen, "%s: %s: %s", l->file, path, msg);
+    else
+        snprintf(l->err, l->errlen, "%s: %s", l->file, msg);
+    return -1;
+}
+
+__attribute__((format(printf, 4, 5))) static int fail_line(struct ld *l, int line, const char *path,
+                                                           const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(l, line, path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Error about setting s (its line), named path ("mux.dead_timeout_ms", "links[1].proxy"). */
+__attribute__((format(printf, 4, 5))) static int fail(struct ld *l, const config_setting_t *s,
+                                                      const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(l, s ? (int)config_setting_source_line(s) : 0, path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Messages quote what the file says; keep control characters out of the terminal. */
+static void sanitize(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
+static const char *type_desc(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a decimal number";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "true/false";
+    case CONFIG_TYPE_GROUP:
+        return "a group { }";
+    case CONFIG_TYPE_ARRAY:
+        return "an array [ ]";
+    case CONFIG_TYPE_LIST:
+        return "a list ( )";
+    default:
+        return "a value of unknown type";
+    }
+}
+
+/* ---- setting names: unknown settings, suggestions, role ---- */
+
+/* Optimal string alignment distance (edits and adjacent swaps), or 99 for long strings. */
+static int edit_distance(const char *a, const char *b)
+{
+    enum { MAXN = 40 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > MAXN || lb > MAXN) return 99;
+    int d[MAXN + 1][MAXN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+static bool role_ok(const struct ld *l, enum role r)
+{
+    return r == R_BOTH || (r == R_MASTER) == l->master;
+}
+
+/* Check that setting s may appear in scope sc; path is its full name for messages. */
+static int check_name(struct ld *l, const config_setting_t *s, enum scope sc, const char *path)
+{
+    const char *name = config_setting_name(s);
+    if (!name) return fail(l, s, path, "a setting without a name; expected name = value;");
+    for (const struct known *k = scope_known[sc]; k->name; k++) {
+        if (strcmp(k->name, name) != 0) continue;
+        if (role_ok(l, k->role)) return 0;
+        return fail(l, s, path, "this setting is for %s only (%s); remove it from %s's config",
+                    k->role == R_MASTER ? "braid-master" : "braid-slave", k->why_not,
+                    l->master ? "braid-master" : "braid-slave");
+    }
+    /* A close name in the same place? */
+    const char *best = NULL;
+    int best_d = 3;
+    for (const struct known *k = scope_known[sc]; k->name; k++) {
+        if (!role_ok(l, k->role)) continue;
+        int dist = edit_distance(name, k->name);
+        if (dist < best_d) best_d = dist, best = k->name;
+    }
+    if (best) return fail(l, s, path, "unknown setting; did you mean \"%s\"?", best);
+    /* The right name in the wrong place? */
+    for (int o = 0; o < SC_COUNT; o++) {
+        if (o == (int)sc) continue;
+        for (const struct known *k = scope_known[o]; k->name; k++)
+            if (strcmp(k->name, name) == 0 && role_ok(l, k->role))
+                return fail(l, s, path, "unknown setting here; \"%s\" belongs %s", name,
+                            scope_where[o]);
+    }
+    char list[256] = "";
+    size_t used = 0;
+    for (const struct known *k = scope_known[sc]; k->name; k++) {
+        if (!role_ok(l, k->role)) continue;
+        int n = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", k->name);
+        if (n < 0 || (size_t)n >= sizeof list - used) break;
+        used += (size_t)n;
+    }
+    return fail(l, s, path, "unknown setting; expected one of: %s", list);
+}
+
+/* ---- typed values ---- */
+
+static int want_string(struct ld *l, const config_setting_t *s, const char *path,
+                       const char *example, const char **out)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(l, s, path, "got %s; expected a string in quotes, e.g. \"%s\"", type_desc(s),
+                    example);
+    *out = config_setting_get_string(s);
+    if (!*out) return fail(l, s, path, "cannot read the string; expected e.g. \"%s\"", example);
+    return 0;
+}
+
+static int want_int(struct ld *l, const config_setting_t *s, const char *path, long long min,
+                    long long max, const char *unit, long long *out)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return fail(l, s, path,
+                    "got %s; expected an integer (%s) from %lld to %lld, without quotes",
+                    type_desc(s), unit, min, max);
+    long long v = config_setting_get_int64(s);
+    if (v < min || v > max)
+        return fail(l, s, path, "%lld is out of range; expected %lld to %lld (%s)", v, min, max,
+                    unit);
+    *out = v;
+    return 0;
+}
+
+static int want_group(struct ld *l, const config_setting_t *s, const char *path,
+                      const char *example)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return fail(l, s, path, "got %s; expected a group in braces, e.g. %s", type_desc(s),
+                    example);
+    return 0;
+}
+
+/* ---- value syntax ---- */
+
+/* A DNS name: at most 253 characters; labels of 1 to 63 letters, digits and '-', not starting or
+ * ending with '-'; a trailing '.' is allowed; the last label is not all digits (so "1.2.3" is
+ * not taken for a name). */
+static bool valid_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253) return false;
+    if (h[n - 1] == '.') n--;
+    if (n == 0) return false;
+    size_t label = 0;
+    bool all_digits = true;
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0 || h[i - 1] == '-') return false;
+            label = 0;
+            all_digits = true;
+            continue;
+        }
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        bool digit = ch >= '0' && ch <= '9';
+        if (!alpha && !digit && ch != '-') return false;
+        if (ch == '-' && label == 0) return false;
+        if (!digit) all_digits = false;
+        if (++label > 63) return false;
+    }
+    return label > 0 && h[n - 1] != '-' && !all_digits;
+}
+
+/* Linux interface name: 1 to 15 printable characters, no '/', ':' or blanks, not "." or "..". */
+static bool valid_ifname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '/' || ch == ':') return false;
+    }
+    return true;
+}
+
+/* Link name: 1 to 31 letters, digits, '-', '_' or '.'. */
+static bool valid_linkname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= CFG_NAME_LEN) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Decimal port 0..65535 (at most 5 digits). */
+static bool parse_port0(const char *p, unsigned *port)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 5) return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    if (v > 65535) return false;
+    *port = v;
+    return true;
+}
+
+/* "ip", "ip:port" (IPv4), "v6", "[v6]" or "[v6]:port"; port 0 or none = any. */
+static bool parse_bind(const char *v, struct addr *out)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const char *portstr = NULL;
+    size_t iplen;
+    int want_af = 0;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close) return false;
+        iplen = (size_t)(close - v - 1);
+        if (close[1] == ':')
+            portstr = close + 2;
+        else if (close[1])
+            return false;
+        v++;
+        want_af = AF_INET6;
+    } else {
+        const char *colon = strchr(v, ':');
+        if (colon && !strchr(colon + 1, ':')) {
+            iplen = (size_t)(colon - v);
+            portstr = colon + 1;
+            want_af = AF_INET;
+        } else {
+            iplen = strlen(v);
+        }
+    }
+    if (iplen == 0 || iplen >= sizeof ip) return false;
+    memcpy(ip, v, iplen);
+    ip[iplen] = '\0';
+    unsigned port = 0;
+    if (portstr && !parse_port0(portstr, &port)) return false;
+    if (addr_parse_ip(ip, port, out) < 0) return false;
+    if (want_af && out->ss.ss_family != want_af) return false;
+    return true;
+}
+
+/* "a.b.c.d/len" (af AF_INET, len <= 32) or "x::y/len" (AF_INET6, len <= 128). */
+static bool valid_cidr(const char *v, int af)
+{
+    const char *slash = strchr(v, '/');
+    if (!slash) return false;
+    char ip[INET6_ADDRSTRLEN];
+    size_t n = (size_t)(slash - v);
+    if (n == 0 || n >= sizeof ip) return false;
+    memcpy(ip, v, n);
+    ip[n] = '\0';
+    unsigned char buf[16];
+    if (inet_pton(af, ip, buf) != 1) return false;
+    const char *p = slash + 1;
+    size_t pl = strlen(p);
+    if (pl == 0 || pl > 3 || (pl > 1 && p[0] == '0')) return false;
+    unsigned len = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (p[i] < '0' || p[i] > '9') return false;
+        len = len * 10 + (unsigned)(p[i] - '0');
+    }
+    return len <= (af == AF_INET ? 32u : 128u);
+}
+
+/* Family of a host that is an IP literal, or 0 for a name. */
+static int literal_family(const char *host)
+{
+    struct addr a;
+    return addr_parse_ip(host, 0, &a) == 0 ? a.ss.ss_family : 0;
+}
+
+/* "host:port" where host is an IP literal ("[v6]" in brackets) or a DNS name. */
+static int want_hostport(struct ld *l, const config_setting_t *s, const char *path,
+                         const char *example, char host[CFG_HOST_LEN], unsigned *port)
+{
+    const char *v;
+    if (want_string(l, s, path, example, &v) < 0) return -1;
+    char why[320];
+    if (addr_split(v, host, CFG_HOST_LEN, port, why, sizeof why) < 0)
+        return fail(l, s, path, "%s; expected \"host:port\", e.g. \"%s\"", why, example);
+    int af = literal_family(host);
+    if (v[0] == '[' && af != AF_INET6)
+        return fail(l, s, path,
+                    "\"%s\" in brackets is not an IPv6 address; expected \"[v6 address]:port\" "
+                    "or \"host:port\", e.g. \"%s\"",
+                    host, example);
+    if (!af && !valid_hostname(host))
+        return fail(l, s, path,
+                    "\"%s\" is neither an IP address nor a valid host name (letters, digits, '-' "
+                    "and '.', at most 253 characters); expected e.g. \"%s\"",
+                    host, example);
+    return 0;
+}
+
+static int want_ipport(struct ld *l, const config_setting_t *s, const char *path,
+                       const char *example, struct addr *out)
+{
+    const char *v;
+    if (want_string(l, s, path, example, &v) < 0) return -1;
+    char why[320];
+    if (addr_parse(v, out, why, sizeof why) < 0)
+        return fail(l, s, path, "%s; expected \"ip:port\" with an IP address, e.g. \"%s\"", why,
+                    example);
+    return 0;
+}
+
+/* ---- the key ---- */
+
+static int do_key(struct ld *l, const config_setting_t *s)
+{
+    static const char expect[] = "expected 32 bytes of base64 as printed by `braid-master genkey`";
+    const char *b64;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(l, s, "key", "got %s; %s, in quotes", type_desc(s), expect);
+    b64 = config_setting_get_string(s);
+    if (!b64) return fail(l, s, "key", "cannot read the string; %s", expect);
+    size_t len = strlen(b64);
+    size_t max = len / 4 * 3 + 3;
+    unsigned char *bin = malloc(max);
+    if (!bin) return fail(l, s, "key", "out of memory decoding the key");
+    size_t n = 0;
+    int rc = sodium_base642bin(bin, max, b64, len, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL);
+    if (rc == 0 && n == sizeof l->c->psk) memcpy(l->c->psk, bin, sizeof l->c->psk);
+    sodium_memzero(bin, max);
+    free(bin);
+    if (rc != 0) return fail(l, s, "key", "not valid base64; %s", expect);
+    if (n != sizeof l->c->psk) return fail(l, s, "key", "%s, got %zu bytes", expect, n);
+    return 0;
+}
+
+/* ---- groups ---- */
+
+static int do_tunnel(struct ld *l, const config_setting_t *g)
+{
+    struct cfg *c = l->c;
+    if (want_group(l, g, "tunnel",
+                   "tunnel = { name = \"braid0\"; address = \"198.18.0.1/30\"; };") < 0)
+        return -1;
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char path[96];
+        snprintf(path, sizeof path, "tunnel.%.64s", name ? name : "?");
+        if (check_name(l, s, SC_TUNNEL, path) < 0) return -1;
+        const char *v;
+        long long iv;
+        if (strcmp(name, "name") == 0) {
+            if (want_string(l, s, path, "braid0", &v) < 0) return -1;
+            if (!valid_ifname(v))
+                return fail(l, s, path,
+                            "\"%.64s\" is not a valid interface name; expected 1 to 15 "
+                            "characters without '/', ':' or spaces, e.g. \"braid0\"",
+                            v);
+            snprintf(c->tun_name, sizeof c->tun_name, "%s", v);
+        } else if (strcmp(name, "address") == 0) {
+            if (want_string(l, s, path, "198.18.0.1/30", &v) < 0) return -1;
+            if (!valid_cidr(v, AF_INET))
+                return fail(l, s, path,
+                            "\"%.64s\" is not an IPv4 address with a prefix length; expected "
+                            "\"a.b.c.d/len\" with len 0 to 32, e.g. \"198.18.0.1/30\"%s",
+                            v, strchr(v, ':') ? " (IPv6 addresses go in \"address6\")" : "");
+            snprintf(c->tun_address, sizeof c->tun_address, "%s", v);
+        } else if (strcmp(name, "address6") == 0) {
+            if (want_string(l, s, path, "fd00:b4a1::1/64", &v) < 0) return -1;
+            if (!valid_cidr(v, AF_INET6))
+                return fail(l, s, path,
+                            "\"%.64s\" is not an IPv6 address with a prefix length; expected "
+                            "\"x::y/len\" with len 0 to 128, e.g. \"fd00:b4a1::1/64\"%s",
+                            v, strchr(v, ':') ? "" : " (IPv4 addresses go in \"address\")");
+            snprintf(c->tun_address6, sizeof c->tun_address6, "%s", v);
+            l->addr6_s = s;
+        } else if (strcmp(name, "mtu") == 0) {
+            if (want_int(l, s, path, 0, 9000, "bytes; 0 = automatic, else at least 576", &iv) < 0)
+                return -1;
+            if (iv != 0 && iv < 576)
+                return fail(l, s, path,
+                            "%lld is out of range; expected 0 (automatic: link_mtu minus braid's "
+                            "overhead) or 576 to 9000 (bytes)",
+                            iv);
+            c->mtu = (unsigned)iv;
+            l->mtu_s = s;
+        } else if (strcmp(name, "link_mtu") == 0) {
+            if (want_int(l, s, path, 576, 9000, "bytes", &iv) < 0) return -1;
+            c->link_mtu = (unsigned)iv;
+        } else if (strcmp(name, "notun_listen") == 0) {
+            if (want_ipport(l, s, path, "127.0.0.1:7100", &c->notun_listen) < 0) return -1;
+            c->has_notun_listen = true;
+        }
+    }
+    return 0;
+}
+
+static int do_mux(struct ld *l, const config_setting_t *g)
+{
+    struct cfg *c = l->c;
+    if (want_group(l, g, "mux", "mux = { beat_interval_ms = 100; };") < 0) return -1;
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char path[96];
+        snprintf(path, sizeof path, "mux.%.64s", name ? name : "?");
+        if (check_name(l, s, SC_MUX, path) < 0) return -1;
+        long long iv;
+        if (strcmp(name, "beat_interval_ms") == 0) {
+            if (want_int(l, s, path, 10, 10000, "milliseconds", &iv) < 0) return -1;
+            c->beat_interval_ms = (unsigned)iv;
+            l->beat_s = s;
+        } else if (strcmp(name, "dead_timeout_ms") == 0) {
+            if (want_int(l, s, path, 20, 60000, "milliseconds", &iv) < 0) return -1;
+            c->dead_timeout_ms = (unsigned)iv;
+            l->dead_s = s;
+        } else if (strcmp(name, "reorder_max_ms") == 0) {
+            if (want_int(l, s, path, 0, 2000, "milliseconds", &iv) < 0) return -1;
+            c->reorder_max_ms = (unsigned)iv;
+        } else if (strcmp(name, "reorder_slots") == 0) {
+            if (want_int(l, s, path, 64, 65536, "packets, a power of two", &iv) < 0) return -1;
+            if (iv & (iv - 1))
+                return fail(l, s, path,
+                            "%lld is not a power of two; expected one of 64, 128, 256, ... 65536",
+                            iv);
+            c->reorder_slots = (unsigned)iv;
+        } else if (strcmp(name, "rehandshake_ms") == 0) {
+            if (want_int(l, s, path, 20, 60000, "milliseconds", &iv) < 0) return -1;
+            c->rehandshake_ms = (unsigned)iv;
+            l->rehs_s = s;
+        }
+    }
+    return 0;
+}
+
+static int do_link(struct ld *l, const config_setting_t *g, int idx)
+{
+    struct cfg_link *k = &l->c->links[idx];
+    struct link_aux *a = &l->aux[idx];
+    char lpath[32];
+    snprintf(lpath, sizeof lpath, "links[%d]", idx);
+    if (want_group(l, g, lpath, "{ name = \"wan0\"; bind = \"192.168.1.10\"; }") < 0) return -1;
+    a->group = g;
+    k->line = (int)config_setting_source_line(g);
+    k->id = (uint8_t)idx;
+    k->type = CFG_LINK_UDP;
+    const config_setting_t *proxy_s = NULL, *user_s = NULL, *pass_s = NULL;
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char path[112];
+        snprintf(path, sizeof path, "%s.%.64s", lpath, name ? name : "?");
+        if (check_name(l, s, SC_LINK, path) < 0) return -1;
+        const char *v;
+        long long iv;
+        if (strcmp(name, "name") == 0) {
+            if (want_string(l, s, path, "wan0", &v) < 0) return -1;
+            if (!valid_linkname(v))
+                return fail(l, s, path,
+                            "\"%.64s\" is not a valid link name; expected 1 to 31 letters, digits, "
+                            "'-', '_' or '.', e.g. \"wan0\"",
+                            v);
+            snprintf(k->name, sizeof k->name, "%s", v);
+            a->name_s = s;
+        } else if (strcmp(name, "id") == 0) {
+            if (want_int(l, s, path, 0, 255, "the link id on the wire", &iv) < 0) return -1;
+            k->id = (uint8_t)iv;
+            a->id_s = s;
+        } else if (strcmp(name, "type") == 0) {
+            if (want_string(l, s, path, "udp", &v) < 0) return -1;
+            if (strcmp(v, "udp") == 0)
+                k->type = CFG_LINK_UDP;
+            else if (strcmp(v, "socks5") == 0)
+                k->type = CFG_LINK_SOCKS5;
+            else
+                return fail(l, s, path,
+                            "\"%.32s\" is not a link type; expected \"udp\" (the default) or "
+                            "\"socks5\"",
+                            v);
+        } else if (strcmp(name, "bind") == 0) {
+            if (want_string(l, s, path, "192.168.1.10", &v) < 0) return -1;
+            if (!parse_bind(v, &k->bind))
+                return fail(l, s, path,
+                            "\"%.64s\" is not an IP address with an optional port; expected e.g. "
+                            "\"192.168.1.10\", \"192.168.1.10:5000\" or \"[2001:db8::10]:5000\" "
+                            "(no port or port 0 = any); to use a network interface, set "
+                            "\"interface\"",
+                            v);
+            k->has_bind = true;
+            a->bind_s = s;
+        } else if (strcmp(name, "interface") == 0) {
+            if (want_string(l, s, path, "usb0", &v) < 0) return -1;
+            if (!valid_ifname(v))
+                return fail(l, s, path,
+                            "\"%.64s\" is not a valid interface name; expected 1 to 15 "
+                            "characters without '/', ':' or spaces, e.g. \"usb0\"",
+                            v);
+            snprintf(k->interface, sizeof k->interface, "%s", v);
+        } else if (strcmp(name, "proxy") == 0) {
+            if (want_hostport(l, s, path, "192.168.43.1:1080", k->proxy_host, &k->proxy_port) < 0)
+                return -1;
+            proxy_s = s;
+        } else if (strcmp(name, "master") == 0) {
+            if (want_hostport(l, s, path, "203.0.113.5:7000", k->master_host, &k->master_port) < 0)
+                return -1;
+            k->has_master = true;
+        } else if (strcmp(name, "username") == 0 || strcmp(name, "password") == 0) {
+            bool user = name[0] == 'u';
+            if (want_string(l, s, path, user ? "braid" : "secret", &v) < 0) return -1;
+            size_t vl = strlen(v);
+            if (vl == 0 || vl > 255)
+                return fail(l, s, path,
+                            "%zu bytes; expected 1 to 255 bytes (RFC 1929), or leave out both "
+                            "username and password",
+                            vl);
+            memcpy(user ? k->username : k->password, v, vl + 1);
+            if (user)
+                user_s = s;
+            else
+                pass_s = s;
+        }
+    }
+    if (!a->name_s) snprintf(k->name, sizeof k->name, "link%u", (unsigned)k->id);
+    if (k->type == CFG_LINK_SOCKS5 && !proxy_s)
+        return fail(l, g, lpath,
+                    "type \"socks5\" needs \"proxy\" (the SOCKS5 proxy's address, e.g. "
+                    "\"192.168.43.1:1080\")");
+    if (k->type == CFG_LINK_UDP) {
+        const config_setting_t *bad = proxy_s ? proxy_s : user_s ? user_s : pass_s;
+        if (bad) {
+            char path[64];
+            snprintf(path, sizeof path, "%s.%s", lpath, config_setting_name(bad));
+            return fail(l, bad, path,
+                        "only used by links of type \"socks5\"; add type = \"socks5\"; or remove "
+                        "\"%s\"",
+                        config_setting_name(bad));
+        }
+    }
+    if (!user_s != !pass_s) {
+        char path[64];
+        snprintf(path, sizeof path, "%s.%s", lpath, user_s ? "username" : "password");
+        return fail(l, user_s ? user_s : pass_s, path,
+                    "set without \"%s\"; expected both username and password (RFC 1929 "
+                    "authentication) or neither",
+                    user_s ? "password" : "username");
+    }
+    return 0;
+}
+
+static int do_links(struct ld *l, const config_setting_t *s)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_LIST)
+        return fail(l, s, "links",
+                    "got %s; expected a list of link groups in parentheses, e.g. links = ( { "
+                    "name = \"wan0\"; bind = \"192.168.1.10\"; } );",
+                    type_desc(s));
+    int n = config_setting_length(s);
+    if (n == 0)
+        return fail(l, s, "links", "the list is empty; expected 1 to %d link groups",
+                    CFG_MAX_LINKS);
+    if (n > CFG_MAX_LINKS) {
+        char path[32];
+        snprintf(path, sizeof path, "links[%d]", CFG_MAX_LINKS);
+        return fail(l, config_setting_get_elem(s, CFG_MAX_LINKS), path,
+                    "too many links (%d); expected at most %d", n, CFG_MAX_LINKS);
+    }
+    for (int i = 0; i < n; i++)
+        if (do_link(l, config_setting_get_elem(s, (unsigned)i), i) < 0) return -1;
+    l->c->nlinks = n;
+    return 0;
+}
+
+/* ---- checks that span several settings ---- */
+
+static int check_links(struct ld *l)
+{
+    struct cfg *c = l->c;
+    for (int i = 0; i < c->nlinks; i++) {
+        struct cfg_link *k = &c->links[i];
+        struct link_aux *a = &l->aux[i];
+        char path[32];
+        for (int j = 0; j < i; j++) {
+            if (c->links[j].id == k->id) {
+                if (a->id_s) {
+                    snprintf(path, sizeof path, "links[%d].id", i);
+                    return fail(l, a->id_s, path,
+                                "%u is already used by links[%d] (\"%s\"); expected a unique id "
+                                "from 0 to 255",
+                                (unsigned)k->id, j, c->links[j].name);
+                }
+                snprintf(path, sizeof path, "links[%d]", i);
+                return fail(l, a->group, path,
+                            "its default id %u (its position in the list) is already used by "
+                            "links[%d] (\"%s\"); expected a unique \"id\" from 0 to 255",
+                            (unsigned)k->id, j, c->links[j].name);
+            }
+            if (strcmp(c->links[j].name, k->name) == 0) {
+                if (a->name_s) {
+                    snprintf(path, sizeof path, "links[%d].name", i);
+                    return fail(l, a->name_s, path,
+                                "\"%s\" is already used by links[%d]; expected a unique name",
+                                k->name, j);
+                }
+                snprintf(path, sizeof path, "links[%d]", i);
+                return fail(l, a->group, path,
+                            "its default name \"%s\" is already used by links[%d]; expected a "
+                            "unique \"name\"",
+                            k->name, j);
+            }
+            if (k->has_bind && c->links[j].has_bind && addr_port((struct sockaddr *)&k->bind.ss) &&
+                addr_equal((struct sockaddr *)&k->bind.ss,
+                           (struct sockaddr *)&c->links[j].bind.ss)) {
+                snprintf(path, sizeof path, "links[%d].bind", i);
+                return fail(l, a->bind_s, path,
+                            "the same address and port as links[%d]; expected a different port, "
+                            "or no port (any)",
+                            j);
+            }
+        }
+        /* The bind address must be of the family of what the link talks to. */
+        if (k->has_bind) {
+            bool socks = k->type == CFG_LINK_SOCKS5;
+            const char *dest = socks ? k->proxy_host : k->has_master ? k->master_host
+                                                                     : c->master_host;
+            int daf = literal_family(dest);
+            int baf = k->bind.ss.ss_family;
+            if (daf && daf != baf) {
+                char ip[ADDR_STRLEN];
+                addr_str((struct sockaddr *)&k->bind.ss, ip, sizeof ip);
+                snprintf(path, sizeof path, "links[%d].bind", i);
+                return fail(l, a->bind_s, path,
+                            "%s is an %s address but the %s (%s) is %s; expected an %s address "
+                            "(or no bind)",
+                            ip, baf == AF_INET ? "IPv4" : "IPv6", socks ? "proxy" : "master", dest,
+                            daf == AF_INET ? "IPv4" : "IPv6", daf == AF_INET ? "IPv4" : "IPv6");
+            }
+        }
+    }
+    return 0;
+}
+
+static int check_cross(struct ld *l)
+{
+    struct cfg *c = l->c;
+    if (c->dead_timeout_ms < 2 * c->beat_interval_ms) {
+        if (l->dead_s)
+            return fail(l, l->dead_s, "mux.dead_timeout_ms",
+                        "%u is less than twice mux.beat_interval_ms (%u); expected at least %u "
+                        "(milliseconds)",
+                        c->dead_timeout_ms, c->beat_interval_ms, 2 * c->beat_interval_ms);
+        return fail(l, l->beat_s, "mux.beat_interval_ms",
+                    "%u needs mux.dead_timeout_ms of at least %u, but dead_timeout_ms is %u (the "
+                    "default); expected mux.dead_timeout_ms set too",
+                    c->beat_interval_ms, 2 * c->beat_interval_ms, c->dead_timeout_ms);
+    }
+    if (!l->master && c->rehandshake_ms < c->dead_timeout_ms) {
+        if (l->rehs_s)
+            return fail(l, l->rehs_s, "mux.rehandshake_ms",
+                        "%u is less than mux.dead_timeout_ms (%u); expected at least %u "
+                        "(milliseconds)",
+                        c->rehandshake_ms, c->dead_timeout_ms, c->dead_timeout_ms);
+        return fail(l, l->dead_s, "mux.dead_timeout_ms",
+                    "%u is more than mux.rehandshake_ms (%u, the default); expected "
+                    "mux.rehandshake_ms set to at least %u too",
+                    c->dead_timeout_ms, c->rehandshake_ms, c->dead_timeout_ms);
+    }
+    if (l->addr6_s && c->mtu && c->mtu < 1280)
+        return fail(l, l->mtu_s, "tunnel.mtu",
+                    "%u is below 1280, the IPv6 minimum, and tunnel.address6 is set; expected "
+                    "1280 or more, 0 (automatic), or no address6",
+                    c->mtu);
+    if (!l->master) return check_links(l);
+    return 0;
+}
+
+/* ---- top level ---- */
+
+static int do_root(struct ld *l, const config_setting_t *root)
+{
+    struct cfg *c = l->c;
+    int n = config_setting_length(root);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char path[72];
+        snprintf(path, sizeof path, "%.64s", name ? name : "?");
+        if (check_name(l, s, SC_TOP, path) < 0) return -1;
+        const char *v;
+        long long iv;
+        int rc = 0;
+        if (strcmp(name, "key") == 0) {
+            rc = do_key(l, s);
+            l->key_s = s;
+        } else if (strcmp(name, "listen") == 0) {
+            rc = want_ipport(l, s, path, "0.0.0.0:7000", &c->listen);
+            l->listen_s = s;
+        } else if (strcmp(name, "master") == 0) {
+            rc = want_hostport(l, s, path, "203.0.113.5:7000", c->master_host, &c->master_port);
+            l->master_s = s;
+        } else if (strcmp(name, "links") == 0) {
+            rc = do_links(l, s);
+            l->links_s = s;
+        } else if (strcmp(name, "tunnel") == 0) {
+            rc = do_tunnel(l, s);
+        } else if (strcmp(name, "mux") == 0) {
+            rc = do_mux(l, s);
+        } else if (strcmp(name, "control_socket") == 0) {
+            if (want_string(l, s, path, "/run/braid.sock", &v) < 0) return -1;
+            size_t vl = strlen(v);
+            if (vl == 0 || vl >= sizeof c->control_socket)
+                return fail(l, s, path,
+                            "%zu bytes long; expected a path of 1 to %zu bytes (a Unix socket "
+                            "limit), e.g. \"/run/braid.sock\"",
+                            vl, sizeof c->control_socket - 1);
+            memcpy(c->control_socket, v, vl + 1);
+        } else if (strcmp(name, "log_level") == 0) {
+            if (want_string(l, s, path, "info", &v) < 0) return -1;
+            int lv = log_level_parse(v);
+            if (lv < 0)
+                return fail(l, s, path,
+                            "\"%.32s\" is not a log level; expected \"error\", \"warn\", \"info\" "
+                            "or \"debug\"",
+                            v);
+            c->log_level = lv;
+        } else if (strcmp(name, "socket_buffer") == 0) {
+            if (want_int(l, s, path, 65536, INT_SETTING_MAX, "bytes", &iv) < 0) return -1;
+            c->socket_buffer = (int)iv;
+        }
+        if (rc < 0) return -1;
+    }
+    if (!l->key_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"key\" (the pre-shared key: 32 bytes of base64 "
+                         "as printed by `braid-master genkey`)");
+    if (l->master && !l->listen_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"listen\" (the UDP address to listen on, e.g. "
+                         "\"0.0.0.0:7000\")");
+    if (!l->master && !l->master_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"master\" (the master's address as "
+                         "\"host:port\", e.g. \"203.0.113.5:7000\")");
+    if (!l->master && !l->links_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"links\" (the list of links, e.g. links = ( "
+                         "{ name = \"wan0\"; bind = \"192.168.1.10\"; } );)");
+    return check_cross(l);
+}
+
+/* libconfig would open any file named by @include (even from cfg_load_string): refuse the
+ * directive. This matches every line libconfig treats as one ("^[ \t]*@include"), and also such
+ * lines inside strings or comments. */
+static int refuse_include(struct ld *l, const char *text)
+{
+    int line = 1;
+    for (const char *p = text; *p;) {
+        const char *q = p;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncmp(q, "@include", 8) == 0)
+            return fail_line(l, line, NULL,
+                             "@include is not supported; expected all settings in this one file");
+        const char *nl = strchr(p, '\n');
+        if (!nl) break;
+        p = nl + 1;
+        line++;
+    }
+    return 0;
+}
+
+/* ---- syntax: checked here before libconfig sees the text ---- */
+
+/* libconfig 1.5 is not trusted with hostile text: it leaks the string token at a syntax error,
+ * silently drops an unterminated string or comment at the end, wraps integers beyond the int32
+ * range (4294967396 becomes 100), opens any file named by @include, and runs out of parser stack
+ * on deep nesting. So the text is first lexed and parsed here with the same grammar (checked
+ * against libconfig 1.5 by differential fuzzing: neither accepts what the other refuses, except
+ * for the cases above, which only this check refuses); libconfig then only parses well-formed
+ * text, and syntax errors name the setting. */
+
+#define SYN_MAX_DEPTH 16    /* braid needs 3: links, a link group, a value */
+#define SYN_MAX_VALUES 4096 /* a full braid config has about 300 */
+
+enum tok {
+    T_EOF,
+    T_NAME,
+    T_BOOL,
+    T_INT,
+    T_INT64,
+    T_FLOAT,
+    T_STRING,
+    T_EQUALS,
+    T_COMMA,
+    T_SEMI,
+    T_GSTART,
+    T_GEND,
+    T_ASTART,
+    T_AEND,
+    T_LSTART,
+    T_LEND,
+    T_GARBAGE,
+    T_ERROR,
+};
+
+struct syn {
+    struct ld *l;
+    const char *p;  /* next character */
+    int line;       /* line of p */
+    enum tok t;     /* current token */
+    const char *ts; /* its text */
+    size_t tn;      /* its length */
+    int tline;      /* its line */
+    int values;
+    char path[160]; /* the setting being parsed, for messages */
+    /* names of the settings in the open groups, innermost last (duplicates are refused) */
+    struct syn_name {
+        const char *s;
+        size_t n;
+        int line;
+    } * names;
+    int nnames;
+};
+
+static bool is_alpha(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_xdigit(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+static size_t count_digits(const char *p)
+{
+    size_t n = 0;
+    while (is_digit(p[n]))
+        n++;
+    return n;
+}
+/* Length of "[eE][-+]?[0-9]+" at p, or 0. */
+static size_t exponent_len(const char *p)
+{
+    if (*p != 'e' && *p != 'E') return 0;
+    size_t n = 1;
+    if (p[n] == '-' || p[n] == '+') n++;
+    size_t d = count_digits(p + n);
+    return d ? n + d : 0;
+}
+
+/* A number token at p (libconfig's integer, integer64, hex, hex64 and float patterns, longest
+ * match). Returns its length (0: not a number) and sets *t. */
+static size_t lex_number(const char *p, enum tok *t)
+{
+    size_t best = 0;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_xdigit(p[2])) {
+        size_t n = 2;
+        while (is_xdigit(p[n]))
+            n++;
+        *t = T_INT;
+        if (p[n] == 'L') {
+            n += p[n + 1] == 'L' ? 2 : 1;
+            *t = T_INT64;
+        }
+        best = n;
+    }
+    size_t s = (p[0] == '-' || p[0] == '+') ? 1 : 0;
+    size_t d = count_digits(p + s);
+    if (d) {
+        size_t n = s + d;
+        enum tok it = T_INT;
+        if (p[n] == 'L') {
+            n += p[n + 1] == 'L' ? 2 : 1;
+            it = T_INT64;
+        }
+        if (n > best) best = n, *t = it;
+    }
+    /* [-+]?[0-9]*\.[0-9]*(exp)? */
+    if (p[s + d] == '.') {
+        size_t n = s + d + 1;
+        n += count_digits(p + n);
+        n += exponent_len(p + n);
+        if (n > best) best = n, *t = T_FLOAT;
+    }
+    /* [-+]?[0-9]+(\.[0-9]*)?exp */
+    if (d) {
+        size_t n = s + d;
+        if (p[n] == '.') n += 1 + count_digits(p + n + 1);
+        size_t e = exponent_len(p + n);
+        if (e && n + e > best) best = n + e, *t = T_FLOAT;
+    }
+    return best;
+}
+
+__attribute__((format(printf, 3, 4))) static int syn_fail(struct syn *y, int line, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(y->l, line, y->path[0] ? y->path : NULL, fmt, ap);
+    va_end(ap);
+    y->t = T_ERROR;
+    return -1;
+}
+
+/* Read the next token into y->t / ts / tn / tline. Returns -1 (T_ERROR) with the message set. */
+static int syn_next(struct syn *y)
+{
+    const char *p = y->p;
+    for (;;) {
+        if (*p == '\n') {
+            y->line++;
+            p++;
+        } else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\f') {
+            p++;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            int start = y->line;
+            for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+                if (*p == '\n') y->line++;
+            if (!*p) {
+                y->path[0] = '\0';
+                return syn_fail(y, start, "this /* comment is never closed; expected */");
+            }
+            p += 2;
+        } else {
+            break;
+        }
+    }
+    y->ts = p;
+    y->tline = y->line;
+    char c = *p;
+    size_t n = 1;
+    if (!c) {
+        y->t = T_EOF;
+        n = 0;
+    } else if (c == '"') {
+        for (p++; *p != '"'; p++) {
+            if (!*p) {
+                return syn_fail(y, y->tline,
+                                "this string is never closed; expected a '\"' at its end");
+            }
+            if (*p == '\n') y->line++;
+            if (*p == '\\' && (p[1] == '"' || p[1] == '\\')) p++;
+        }
+        y->t = T_STRING;
+        n = (size_t)(p + 1 - y->ts);
+    } else if (is_alpha(c) || c == '*') {
+        while (is_alpha(p[n]) || is_digit(p[n]) || p[n] == '-' || p[n] == '_' || p[n] == '*')
+            n++;
+        y->t = ((n == 4 && strncasecmp(p, "true", 4) == 0) ||
+                (n == 5 && strncasecmp(p, "false", 5) == 0))
+                   ? T_BOOL
+                   : T_NAME;
+    } else if ((n = lex_number(p, &y->t)) > 0) {
+        /* y->t set */
+    } else {
+        n = 1;
+        switch (c) {
+        case '=':
+        case ':':
+            y->t = T_EQUALS;
+            break;
+        case ',':
+            y->t = T_COMMA;
+            break;
+        case ';':
+            y->t = T_SEMI;
+            break;
+        case '{':
+            y->t = T_GSTART;
+            break;
+        case '}':
+            y->t = T_GEND;
+            break;
+        case '[':
+            y->t = T_ASTART;
+            break;
+        case ']':
+            y->t = T_AEND;
+            break;
+        case '(':
+            y->t = T_LSTART;
+            break;
+        case ')':
+            y->t = T_LEND;
+            break;
+        case '@':
+            if (strncmp(p, "@include", 8) == 0)
+                return syn_fail(
+                    y, y->tline,
+                    "@include is not supported; expected all settings in this one file");
+            /* fall through */
+        default:
+            y->t = T_GARBAGE;
+            break;
+        }
+    }
+    y->tn = n;
+    y->p = y->ts + n;
+    return 0;
+}
+
+/* The current token, for messages. */
+static const char *syn_what(const struct syn *y, char *buf, size_t len)
+{
+    switch (y->t) {
+    case T_EOF:
+        return "the end of the file";
+    case T_STRING:
+        return "a string";
+    case T_INT:
+    case T_INT64:
+    case T_FLOAT:
+        return "a number";
+    case T_BOOL:
+    case T_NAME:
+        snprintf(buf, len, "\"%.*s\"", (int)(y->tn > 40 ? 40 : y->tn), y->ts);
+        return buf;
+    case T_GARBAGE:
+        if ((unsigned char)*y->ts < 0x20 || (unsigned char)*y->ts >= 0x7f)
+            snprintf(buf, len, "the byte 0x%02x", (unsigned char)*y->ts);
+        else
+            snprintf(buf, len, "'%c'", *y->ts);
+        return buf;
+    default:
+        snprintf(buf, len, "'%c'", *y->ts);
+        return buf;
+    }
+}
+
+/* An integer literal beyond the int32 range (libconfig 1.5 would wrap it). */
+static bool syn_int_too_big(const struct syn *y)
+{
+    const char *s = y->ts, *e = y->ts + y->tn;
+    while (e > s && e[-1] == 'L')
+        e--;
+    if (*s == '-' || *s == '+') s++;
+    bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    if (hex) s += 2;
+    while (s < e - 1 && *s == '0')
+        s++;
+    size_t nd = (size_t)(e - s);
+    if (hex) return nd > 8 || (nd == 8 && *s > '7');
+    return nd > 10 || (nd == 10 && strncmp(s, "2147483647", 10) > 0);
+}
+
+static int syn_settings(struct syn *y, int depth, enum tok end, int open_line);
+
+/* One value; y->path names it. */
+static int syn_value(struct syn *y, int depth)
+{
+    char what[64];
+    if (++y->values > SYN_MAX_VALUES)
+        return syn_fail(y, y->tline,
+                        "more than %d values; a braid config has a few hundred at most",
+                        SYN_MAX_VALUES);
+    switch (y->t) {
+    case T_INT:
+    case T_INT64:
+        if (syn_int_too_big(y))
+            return syn_fail(y, y->tline,
+                            "the number %.*s%s is out of range; no braid setting takes an integer "
+                            "beyond %d",
+                            (int)(y->tn > 40 ? 40 : y->tn), y->ts, y->tn > 40 ? "..." : "",
+                            INT_SETTING_MAX);
+        return syn_next(y);
+    case T_BOOL:
+    case T_FLOAT:
+        return syn_next(y);
+    case T_STRING:
+        while (y->t == T_STRING) /* "a" "b" is "ab" */
+            if (syn_next(y) < 0) return -1;
+        return 0;
+    case T_ASTART: {
+        static const char *const kinds[] = {
+            "", "integers", "64-bit integers (with L)", "decimal numbers", "true/false", "strings"};
+        int open = y->tline, kind = 0;
+        if (syn_next(y) < 0) return -1;
+        if (y->t == T_AEND) return syn_next(y);
+        for (;;) {
+            if (y->t == T_EOF)
+                return syn_fail(y, open, "the '[' here is never closed; expected ']'");
+            if (y->t != T_INT && y->t != T_INT64 && y->t != T_BOOL && y->t != T_FLOAT &&
+                y->t != T_STRING)
+                return syn_fail(y, y->tline,
+                                "found %s in an array [ ]; expected numbers, strings or "
+                                "true/false separated by ','",
+                                syn_what(y, what, sizeof what));
+            /* libconfig wants one type in an array */
+            int k = y->t == T_INT     ? 1
+                    : y->t == T_INT64 ? 2
+                    : y->t == T_FLOAT ? 3
+                    : y->t == T_BOOL  ? 4
+                                      : 5;
+            if (kind && k != kind)
+                return syn_fail(y, y->tline, "the array mixes %s and %s; expected one type",
+                                kinds[kind], kinds[k]);
+            kind = k;
+            if (syn_value(y, depth) < 0) return -1;
+            if (y->t == T_AEND) return syn_next(y);
+            if (y->t == T_EOF)
+                return syn_fail(y, open, "the '[' here is never closed; expected ']'");
+            if (y->t != T_COMMA)
+                return syn_fail(y, y->tline, "found %s in an array; expected ',' or ']'",
+                                syn_what(y, what, sizeof what));
+            if (syn_next(y) < 0) return -1;
+        }
+    }
+    case T_LSTART: {
+        int open = y->tline;
+        if (depth >= SYN_MAX_DEPTH)
+            return syn_fail(y, y->tline,
+                            "nested more than %d levels deep; a braid config needs 3 at most",
+                            SYN_MAX_DEPTH);
+        if (syn_next(y) < 0) return -1;
+        if (y->t == T_LEND) return syn_next(y);
+        size_t plen = strlen(y->path);
+        for (int i = 0;; i++) {
+            if (y->t == T_EOF)
+                return syn_fail(y, open, "the '(' here is never closed; expected ')'");
+            snprintf(y->path + plen, sizeof y->path - plen, "[%d]", i);
+            if (syn_value(y, depth + 1) < 0) return -1;
+            y->path[plen] = '\0';
+            if (y->t == T_LEND) return syn_next(y);
+            if (y->t == T_EOF)
+                return syn_fail(y, open, "the '(' here is never closed; expected ')'");
+            if (y->t != T_COMMA)
+                return syn_fail(y, y->tline, "found %s in a list; expected ',' or ')'",
+                                syn_what(y, what, sizeof what));
+            if (syn_next(y) < 0) return -1;
+        }
+    }
+    case T_GSTART: {
+        int open = y->tline;
+        if (depth >= SYN_MAX_DEPTH)
+            return syn_fail(y, y->tline,
+                            "nested more than %d levels deep; a braid config needs 3 at most",
+                            SYN_MAX_DEPTH);
+        if (syn_next(y) < 0) return -1;
+        if (syn_settings(y, depth + 1, T_GEND, open) < 0) return -1;
+        return syn_next(y);
+    }
+    default:
+        return syn_fail(y, y->tline,
+                        "found %s where a value belongs; expected a number, a \"string\", "
+                        "true/false, a group { }, a list ( ) or an array [ ]",
+                        syn_what(y, what, sizeof what));
+    }
+}
+
+/* Settings up to end (T_EOF at the top, T_GEND in a group); y->path is the enclosing group. */
+static int syn_settings(struct syn *y, int depth, enum tok end, int open_line)
+{
+    char what[64];
+    size_t plen = strlen(y->path);
+    int base = y->nnames;
+    for (;;) {
+        y->path[plen] = '\0';
+        if (y->t == end) {
+            y->nnames = base;
+            return 0;
+        }
+        if (y->t == T_EOF)
+            return syn_fail(y, open_line, "the '{' here is never closed; expected '}'");
+        if (y->t != T_NAME)
+            return syn_fail(y, y->tline,
+                            "found %s where a setting belongs; expected name = value; (names are "
+                            "letters, digits, '-' and '_', starting with a letter)",
+                            syn_what(y, what, sizeof what));
+        snprintf(y->path + plen, sizeof y->path - plen, "%s%.*s", plen ? "." : "",
+                 (int)(y->tn > 64 ? 64 : y->tn), y->ts);
+        for (int i = base; i < y->nnames; i++)
+            if (y->names[i].n == y->tn && memcmp(y->names[i].s, y->ts, y->tn) == 0)
+                return syn_fail(y, y->tline,
+                                "set twice in the same group (first on line %d); "
+                                "expected it once",
+                                y->names[i].line);
+        if (y->nnames > SYN_MAX_VALUES)
+            return syn_fail(y, y->tline,
+                            "more than %d settings; a braid config has a few "
+                            "hundred at most",
+                            SYN_MAX_VALUES);
+        y->names[y->nnames++] = (struct syn_name){y->ts, y->tn, y->tline};
+        if (syn_next(y) < 0) return -1;
+        if (y->t != T_EQUALS)
+            return syn_fail(y, y->tline, "found %s after the name; expected '=' and a value",
+                            syn_what(y, what, sizeof what));
+        if (syn_next(y) < 0) return -1;
+        if (syn_value(y, depth) < 0) return -1;
+        if (y->t == T_SEMI || y->t == T_COMMA)
+            if (syn_next(y) < 0) return -1;
+    }
+}
+
+static int check_syntax(struct ld *l, const char *text)
+{
+    /* libconfig keeps line numbers in 16 bits */
+    int lines = 1;
+    for (const char *p = strchr(text, '\n'); p; p = strchr(p + 1, '\n'))
+        if (++lines > 65535)
+            return fail_line(l, 0, NULL, "more than 65535 lines; expected a braid config");
+    struct syn y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    y.p = text;
+    y.line = 1;
+    y.names = malloc((SYN_MAX_VALUES + 1) * sizeof *y.names);
+    if (!y.names) return fail_line(l, 0, NULL, "out of memory");
+    int rc = syn_next(&y);
+    if (rc == 0) rc = syn_settings(&y, 0, T_EOF, 0);
+    free(y.names);
+    return rc;
+}
+
+static int parse_error(struct ld *l, const config_t *cf)
+{
+    const char *t = config_error_text(cf);
+    int line = config_error_line(cf);
+    if (!t) t = "cannot parse";
+    const char *hint;
+    if (strcmp(t, "duplicate setting name") == 0)
+        hint = "a setting appears twice in the same group; expected it once";
+    else if (strstr(t, "memory"))
+        hint = "the file is nested too deeply or too large; expected a braid config";
+    else
+        hint = "check this line and the one before for a missing ';', '=', '\"', brace or "
+               "parenthesis; expected name = value; with strings in double quotes";
+    return fail_line(l, line, NULL, "%s; %s", t, hint);
+}
+
+static void defaults(struct cfg *c, bool is_master)
+{
+    c->is_master = is_master;
+    snprintf(c->tun_name, sizeof c->tun_name, "braid0");
+    c->mtu = 0;
+    c->link_mtu = 1500;
+    c->beat_interval_ms = 100;
+    c->dead_timeout_ms = 300;
+    c->reorder_max_ms = 200;
+    c->reorder_slots = 4096;
+    c->rehandshake_ms = 2000;
+    c->log_level = LOG_INFO;
+    c->socket_buffer = 4194304;
+}
+
+static int load_text(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
+                     size_t errlen)
+{
+    char scratch[8];
+    if (!err || !errlen) err = scratch, errlen = sizeof scratch;
+    /* libconfig 1.5 rejects a comment on a last line that has no newline: add one. */
+    size_t tl = strlen(text);
+    char *copy = NULL;
+    if (tl == 0 || text[tl - 1] != '\n') {
+        copy = malloc(tl + 2);
+        if (!copy) {
+            snprintf(err, errlen, "%s: out of memory", name);
+            return -1;
+        }
+        memcpy(copy, text, tl);
+        copy[tl] = '\n';
+        copy[tl + 1] = '\0';
+        text = copy;
+    }
+    struct ld *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        free(copy);
+        return -1;
+    }
+    l->file = name;
+    l->master = is_master;
+    l->c = out;
+    l->err = err;
+    l->errlen = errlen;
+    defaults(out, is_master);
+    size_t nl = strlen(name);
+    if (nl >= sizeof out->path) nl = sizeof out->path - 1;
+    memcpy(out->path, name, nl);
+    out->path[nl] = '\0';
+
+    /* First our own checks, so that libconfig only ever parses text that is well-formed. */
+    int rc = refuse_include(l, text);
+    if (rc == 0) rc = check_syntax(l, text);
+    if (rc == 0) {
+        config_t cf;
+        config_init(&cf);
+        if (config_read_string(&cf, text) != CONFIG_TRUE)
+            rc = parse_error(l, &cf);
+        else
+            rc = do_root(l, config_root_setting(&cf));
+        config_destroy(&cf);
+    }
+    free(l);
+    if (copy) {
+        sodium_memzero(copy, tl + 2);
+        free(copy);
+    }
+    if (rc < 0) {
+        sodium_memzero(out, sizeof *out);
+        sanitize(err);
+    }
+    return rc;
+}
+
+int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!name) name = "(string)";
+    if (!text) text = "";
+    return load_text(text, name, is_master, out, err, errlen);
+}
+
+int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen)
+{
+    char scratch[8];
+    if (!err || !errlen) err = scratch, errlen = sizeof scratch;
+    memset(out, 0, sizeof *out);
+    const char *example = is_master ? "conf/master.conf" : "conf/slave.conf";
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s; expected a readable config file (see %s)", path,
+                 strerror(errno), example);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file; expected a config file (see %s)", path,
+                 example);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > CFG_MAX_FILE) {
+        snprintf(err, errlen, "%s: %lld bytes is too large; expected a config file under %d bytes",
+                 path, (long long)st.st_size, CFG_MAX_FILE);
+        close(fd);
+        return -1;
+    }
+    size_t cap = (size_t)st.st_size + 1;
+    char *buf = malloc(cap);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int rc;
+    if (memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "%s: contains a NUL byte; expected a text file (see %s)", path,
+                 example);
+        rc = -1;
+    } else {
+        rc = load_text(buf, path, is_master, out, err, errlen);
+    }
+    sodium_memzero(buf, cap);
+    free(buf);
+    return rc;
+}

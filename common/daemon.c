@@ -1,0 +1,132 @@
+/* daemon.c: command line, sub-commands (genkey, status), signal handling and MTU arithmetic
+ * shared by braid-master and braid-slave. */
+#include "daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../mux/session.h"
+#include "../mux/wire.h"
+#include "../tundev/tundev.h"
+#include "control.h"
+#include "log.h"
+
+static void usage(FILE *f, const char *prog, const char *usage_extra)
+{
+    fprintf(f,
+            "usage: %s -c FILE [-v]      run (TUN or notun build: this one is \"%s\")\n"
+            "       %s -t -c FILE        check the configuration and exit\n"
+            "       %s genkey            print a new pre-shared key for the \"key\" setting\n"
+            "       %s status -c FILE    print link status from the running daemon\n"
+            "       %s json -c FILE      the same as JSON\n"
+            "%s",
+            prog, tundev_kind, prog, prog, prog, prog, usage_extra ? usage_extra : "");
+}
+
+int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage_extra,
+                      const char *extra_cmd, struct daemon_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = CMD_RUN;
+    int i = 1;
+    if (i < argc && argv[i][0] != '-') {
+        const char *c = argv[i++];
+        if (strcmp(c, "genkey") == 0) a->cmd = CMD_GENKEY;
+        else if (strcmp(c, "status") == 0) a->cmd = CMD_STATUS;
+        else if (strcmp(c, "json") == 0) a->cmd = CMD_JSON;
+        else if (extra_cmd && strcmp(c, extra_cmd) == 0) {
+            a->cmd = CMD_EXTRA;
+            a->extra = c;
+            if (i >= argc || argv[i][0] == '-') {
+                fprintf(stderr, "%s: %s needs an argument\n", prog, c);
+                usage(stderr, prog, usage_extra);
+                return 2;
+            }
+            a->extra_arg = argv[i++];
+        } else {
+            fprintf(stderr, "%s: unknown command \"%s\"\n", prog, c);
+            usage(stderr, prog, usage_extra);
+            return 2;
+        }
+    }
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) a->config = argv[++i];
+        else if (strcmp(argv[i], "-t") == 0 && a->cmd == CMD_RUN) a->cmd = CMD_CHECK;
+        else if (strcmp(argv[i], "-v") == 0) a->verbose = true;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout, prog, usage_extra);
+            return 0;
+        } else {
+            fprintf(stderr, "%s: unexpected argument \"%s\"\n", prog, argv[i]);
+            usage(stderr, prog, usage_extra);
+            return 2;
+        }
+    }
+    if (!a->config && a->cmd != CMD_GENKEY && a->cmd != CMD_EXTRA) {
+        fprintf(stderr, "%s: no configuration file given (-c FILE); examples are in conf/\n",
+                prog);
+        usage(stderr, prog, usage_extra);
+        return 2;
+    }
+    return -1;
+}
+
+int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master, struct cfg *cfg)
+{
+    if (session_crypto_init() != 0) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
+        return 1;
+    }
+    if (a->cmd == CMD_GENKEY) {
+        char key[PSK_B64_MAXLEN];
+        psk_generate(key, sizeof key);
+        printf("%s\n", key);
+        return 0;
+    }
+    if (!a->config) return -1;
+    char err[512];
+    if (cfg_load(a->config, is_master, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    if (a->cmd == CMD_STATUS || a->cmd == CMD_JSON) {
+        if (!cfg->control_socket[0]) {
+            fprintf(stderr, "%s: %s has no control_socket setting; add one to query status\n",
+                    prog, a->config);
+            return 2;
+        }
+        return control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
+                             stdout) == 0
+                   ? 0
+                   : 1;
+    }
+    log_set_level(a->verbose ? LOG_DEBUG : (enum log_level)cfg->log_level);
+    return -1;
+}
+
+static ev_signal sig_int, sig_term;
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    LOGI("signal %d: shutting down", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void daemon_signals(struct ev_loop *loop)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_start(loop, &sig_int);
+    ev_signal_start(loop, &sig_term);
+}
+
+unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer, bool socks)
+{
+    if (cfg->mtu) return cfg->mtu;
+    unsigned outer = ipv6_outer ? 40 + 8 : 20 + 8;
+    unsigned socks_hdr = socks ? (ipv6_outer ? 22 : 10) : 0;
+    return cfg->link_mtu - outer - WIRE_OVERHEAD - socks_hdr;
+}

@@ -1,0 +1,38 @@
+/* daemon.h: program scaffolding shared by braid-master and braid-slave: command line,
+ * sub-commands (genkey, status), signals, status answers, MTU arithmetic. */
+#ifndef BRAID_DAEMON_H
+#define BRAID_DAEMON_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "cfg.h"
+#include "strbuf.h"
+
+enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_STATUS, CMD_JSON, CMD_EXTRA };
+
+struct daemon_args {
+    enum daemon_cmd cmd;
+    const char *config;
+    bool verbose;
+    const char *extra;     /* CMD_EXTRA: the sub-command name (e.g. "probe-socks") */
+    const char *extra_arg; /* its argument */
+};
+
+/* Parse argv. extra_cmd names one program-specific sub-command taking one argument, or NULL.
+ * Returns -1 to continue, or an exit status (after printing usage or an error). */
+int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage_extra,
+                      const char *extra_cmd, struct daemon_args *a);
+
+/* Runs genkey / status / json; loads the config for the others. Returns -1 to continue with
+ * cfg filled in, or an exit status. */
+int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master, struct cfg *cfg);
+
+/* Stop the loop on SIGINT/SIGTERM; ignore SIGPIPE. */
+void daemon_signals(struct ev_loop *loop);
+
+/* Tunnel MTU for the config: the configured one, or link_mtu minus outer IP/UDP headers, the
+ * braid overhead and, when socks is set, the largest SOCKS5 UDP header. */
+unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer, bool socks);
+
+#endif

@@ -1,0 +1,178 @@
+/* main.c: braid-master: listens on UDP, learns the slave's links from authenticated datagrams,
+ * and joins them to its tunnel device through the multiplexer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/control.h"
+#include "../common/daemon.h"
+#include "../common/log.h"
+#include "../links/server.h"
+#include "../mux/mux.h"
+#include "../tundev/tundev.h"
+
+static const char prog[] = "braid-master";
+
+struct master {
+    struct cfg cfg;
+    struct ev_loop *loop;
+    struct tundev *tun;
+    struct udp_server *srv;
+    struct mux *mux;
+    struct control *ctl;
+};
+
+static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
+{
+    struct master *M = ctx;
+    mux_send(M->mux, pkt, len);
+}
+
+static void srv_rx(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
+                   socklen_t fromlen)
+{
+    struct master *M = ctx;
+    mux_input(M->mux, buf, len, from, fromlen);
+}
+
+static void deliver(void *ctx, const uint8_t *pkt, size_t len)
+{
+    struct master *M = ctx;
+    tundev_write(M->tun, pkt, len);
+}
+
+static struct link *new_link(void *ctx, uint8_t id)
+{
+    struct master *M = ctx;
+    return udp_server_peer_new(M->srv, id);
+}
+
+static int reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                    socklen_t tolen)
+{
+    struct master *M = ctx;
+    return udp_server_sendto(M->srv, buf, len, to, tolen);
+}
+
+static void status(void *ctx, const char *cmd, struct strbuf *out)
+{
+    struct master *M = ctx;
+    const struct tundev_stats *ts = tundev_stats(M->tun);
+    char desc[160];
+    tundev_describe(M->tun, desc, sizeof desc);
+    if (strcmp(cmd, "json") == 0) {
+        sb_printf(out, "{\"mux\":");
+        mux_status_json(M->mux, out);
+        sb_printf(out, ",\"tundev\":{\"describe\":");
+        sb_json_str(out, desc);
+        sb_printf(out,
+                  ",\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
+                  "\"rx_rejected\":%llu,\"tx_dropped\":%llu}}\n",
+                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->rx_bytes,
+                  (unsigned long long)ts->tx_packets, (unsigned long long)ts->tx_bytes,
+                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+    } else if (strcmp(cmd, "status") == 0) {
+        mux_status_text(M->mux, out);
+        sb_printf(out, "tunnel: %s rx=%llu tx=%llu rejected=%llu dropped=%llu\n", desc,
+                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->tx_packets,
+                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+    } else {
+        sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon_args a;
+    int rc = daemon_parse_args(argc, argv, prog, NULL, NULL, &a);
+    if (rc >= 0) return rc;
+    struct master *M = calloc(1, sizeof *M);
+    if (!M) return 1;
+    rc = daemon_prepare(&a, prog, true, &M->cfg);
+    if (rc >= 0) {
+        free(M);
+        return rc;
+    }
+    const struct cfg *cfg = &M->cfg;
+    bool v6 = cfg->listen.ss.ss_family == AF_INET6;
+    unsigned mtu = daemon_tunnel_mtu(cfg, v6, false);
+    if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
+        fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
+                        "address where the frame client connects, e.g. \"127.0.0.1:7100\")\n",
+                prog, cfg->path);
+        free(M);
+        return 2;
+    }
+    if (a.cmd == CMD_CHECK) {
+        char as[ADDR_STRLEN];
+        printf("%s: configuration OK: listen %s, tunnel MTU %u%s\n", cfg->path,
+               addr_str((const struct sockaddr *)&cfg->listen.ss, as, sizeof as), mtu,
+               cfg->mtu ? "" : " (automatic)");
+        free(M);
+        return 0;
+    }
+
+    char err[512];
+    M->loop = ev_default_loop(EVFLAG_AUTO);
+    daemon_signals(M->loop);
+    struct tundev_config tc = {
+        .name = cfg->tun_name,
+        .address = cfg->tun_address[0] ? cfg->tun_address : NULL,
+        .address6 = cfg->tun_address6[0] ? cfg->tun_address6 : NULL,
+        .mtu = mtu,
+        .listen = cfg->notun_listen,
+    };
+    rc = 1;
+    M->tun = tundev_open(M->loop, &tc, tun_rx, M, err, sizeof err);
+    if (!M->tun) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto out;
+    }
+    M->srv = udp_server_new(M->loop, &cfg->listen, cfg->socket_buffer, srv_rx, M, err, sizeof err);
+    if (!M->srv) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto out;
+    }
+    struct mux_config mc;
+    mux_config_defaults(&mc);
+    mc.is_master = true;
+    psk_derive(cfg->psk, &mc.keys);
+    mc.beat_interval_ms = cfg->beat_interval_ms;
+    mc.dead_timeout_ms = cfg->dead_timeout_ms;
+    mc.reorder_max_ms = cfg->reorder_max_ms;
+    mc.reorder_slots = cfg->reorder_slots;
+    mc.mtu = mtu;
+    struct mux_callbacks cb = {
+        .deliver = deliver, .new_link = new_link, .reply_to = reply_to, .ctx = M};
+    M->mux = mux_new(M->loop, &mc, &cb);
+    if (!M->mux) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    if (cfg->control_socket[0]) {
+        M->ctl = control_open(M->loop, cfg->control_socket, status, M, err, sizeof err);
+        if (!M->ctl) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            goto out;
+        }
+    }
+    mux_start(M->mux);
+    {
+        char as[ADDR_STRLEN], td[160];
+        tundev_describe(M->tun, td, sizeof td);
+        LOGI("braid-master listening on %s, tunnel %s, MTU %u",
+             addr_str((const struct sockaddr *)&udp_server_local(M->srv)->ss, as, sizeof as), td,
+             mtu);
+    }
+    ev_run(M->loop, 0);
+    mux_shutdown(M->mux);
+    rc = 0;
+out:
+    control_close(M->ctl);
+    mux_free(M->mux);
+    udp_server_free(M->srv);
+    if (M->tun) tundev_close(M->tun);
+    if (M->loop) ev_loop_destroy(M->loop);
+    free(M);
+    return rc;
+}

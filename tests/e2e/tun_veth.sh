@@ -1,0 +1,155 @@
+#!/bin/bash
+# tun_veth.sh: end-to-end test of the TUN build (root): a slave and a master namespace joined by
+# two veth pairs; ping and a 10 s iperf3 TCP run through the tunnel; both links carry traffic.
+#
+# Layout (all addresses from 198.18.0.0/15):
+#   slave ns  vs0 198.18.1.2/24 <-> vm0 198.18.1.1/24  master ns
+#             vs1 198.18.2.2/24 <-> vm1 198.18.2.1/24
+#   master's public address 198.18.0.1 on its lo, reachable from the slave over either veth;
+#   link wan0 is bound to interface vs0, wan1 to vs1 (SO_BINDTODEVICE picks the route).
+#   tunnel: master braid0 198.18.100.1/30, slave braid0 198.18.100.2/30.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+B=${BRAID_TUN_BUILD:-build}
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP e2e tun_veth: needs root (network namespaces and TUN devices)"
+    exit 0
+fi
+for t in ip iperf3 ping python3; do
+    command -v $t >/dev/null || { echo "FAIL e2e: $t not installed"; exit 1; }
+done
+
+S=braid-e2e-s-$$
+M=braid-e2e-m-$$
+T=$(mktemp -d /tmp/braid-e2e.XXXXXX)
+pids=()
+fail=0
+
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    ip netns del "$S" 2>/dev/null
+    ip netns del "$M" 2>/dev/null
+    if [ "$fail" -ne 0 ]; then
+        for f in "$T"/*.log; do echo "---- $f"; tail -40 "$f"; done
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+check() { # check DESCRIPTION COMMAND...
+    if "$@"; then echo "  ok: $DESC"; else echo "  FAIL: $DESC"; fail=1; fi
+}
+
+ip netns add "$S" && ip netns add "$M" || { echo "FAIL: cannot create namespaces"; exit 1; }
+inS() { ip netns exec "$S" "$@"; }
+inM() { ip netns exec "$M" "$@"; }
+inS ip link set lo up
+inM ip link set lo up
+for i in 0 1; do
+    ip link add vs$i netns "$S" type veth peer name vm$i netns "$M"
+    inS ip addr add 198.18.$((i + 1)).2/24 dev vs$i
+    inM ip addr add 198.18.$((i + 1)).1/24 dev vm$i
+    inS ip link set vs$i up
+    inM ip link set vm$i up
+    inS ip route add 198.18.0.1/32 via 198.18.$((i + 1)).1 dev vs$i metric $((10 + i))
+done
+inM ip addr add 198.18.0.1/32 dev lo
+
+KEY=$("$B"/braid-master genkey)
+cat >"$T"/master.conf <<EOF
+key = "$KEY";
+listen = "198.18.0.1:7000";
+tunnel = { name = "braid0"; address = "198.18.100.1/30"; };
+control_socket = "$T/master.sock";
+EOF
+cat >"$T"/slave.conf <<EOF
+key = "$KEY";
+master = "198.18.0.1:7000";
+links = ( { name = "wan0"; interface = "vs0"; },
+          { name = "wan1"; interface = "vs1"; } );
+tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
+control_socket = "$T/slave.sock";
+EOF
+
+inM "$B"/braid-master -c "$T"/master.conf >"$T"/master.log 2>&1 &
+pids+=($!)
+inS "$B"/braid-slave -c "$T"/slave.conf >"$T"/slave.log 2>&1 &
+pids+=($!)
+
+# jget ROLE EXPR: evaluate a Python expression over the daemon's JSON status (j)
+jget() {
+    "$B"/braid-$1 json -c "$T"/$1.conf 2>/dev/null |
+        python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null
+}
+wait_for() { # wait_for SECONDS ROLE EXPR  (until EXPR prints True)
+    local end=$((SECONDS + $1))
+    while [ $SECONDS -lt $end ]; do
+        [ "$(jget "$2" "$3")" = "True" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+echo "e2e tun_veth: TUN build, 2 namespaces, 2 veth links"
+DESC="session and both links up on both ends within 10 s"
+check wait_for 10 slave "j['mux']['session'] and j['mux']['links_up'] == 2"
+check wait_for 5 master "j['mux']['session'] and j['mux']['links_up'] == 2"
+
+DESC="tunnel interfaces have MTU 1440 (1500 - 28 - 32)"
+check test "$(inS cat /sys/class/net/braid0/mtu)" = 1440
+
+DESC="ping through the tunnel (20 packets, none lost)"
+check inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1 >"$T"/ping.log 2>&1
+
+inM iperf3 -s -1 -B 198.18.100.1 >"$T"/iperf-server.log 2>&1 &
+pids+=($!)
+# wait for the iperf3 server to listen (its port answers)
+for _ in $(seq 50); do inM ss -ltn | grep -q '198.18.100.1:5201' && break; sleep 0.1; done
+DESC="iperf3 TCP upload through the tunnel for 10 s"
+check inS timeout 30 iperf3 -c 198.18.100.1 -t 10 -J >"$T"/iperf.json 2>"$T"/iperf.err
+gbps=$(python3 -c "import json; j=json.load(open('$T/iperf.json')); print('%.1f' % (j['end']['sum_received']['bits_per_second']/1e6))" 2>/dev/null)
+echo "  iperf3: ${gbps:-?} Mbit/s received"
+DESC="iperf3 moved data (> 1 Mbit/s)"
+check python3 -c "import sys; sys.exit(0 if float('${gbps:-0}') > 1 else 1)"
+
+DESC="both links carried tunnel traffic from the slave (each >= 10 % of packets)"
+check test "$(jget slave "min(l['tx_data'] for l in j['mux']['links']) >= 0.1 * sum(l['tx_data'] for l in j['mux']['links'])")" = True
+DESC="both links carried tunnel traffic from the master"
+check test "$(jget master "all(l['tx_data'] > 0 for l in j['mux']['links'])")" = True
+
+# A link whose interface disappears goes down and comes back by itself when it returns.
+inS ip link set vs1 down
+DESC="wan1 goes down when its interface goes down"
+check wait_for 3 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == False"
+DESC="ping still works over wan0 alone"
+check inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1 >>"$T"/ping.log 2>&1
+inS ip link set vs1 up
+inS ip route replace 198.18.0.1/32 via 198.18.2.1 dev vs1 metric 11
+DESC="wan1 comes back up by itself within 5 s of the interface returning"
+check wait_for 5 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == True"
+
+# USB unplug: the interface is deleted and a new one with the same name appears.
+ip netns exec "$S" ip link del vs1
+DESC="wan1 goes down when its interface is removed"
+check wait_for 3 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == False"
+ip link add vs1 netns "$S" type veth peer name vm1 netns "$M"
+inS ip addr add 198.18.2.2/24 dev vs1
+inM ip addr add 198.18.2.1/24 dev vm1
+inS ip link set vs1 up
+inM ip link set vm1 up
+inS ip route add 198.18.0.1/32 via 198.18.2.1 dev vs1 metric 11
+DESC="wan1 comes back by itself on the new interface within 5 s"
+check wait_for 5 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == True"
+DESC="ping after the re-plug"
+check inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1 >>"$T"/ping.log 2>&1
+
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+pids=()
+DESC="no sanitizer reports or crashes in the daemons' logs"
+check bash -c "! grep -q -E 'AddressSanitizer|runtime error|Segmentation' '$T'/master.log '$T'/slave.log"
+
+if [ $fail -eq 0 ]; then echo "PASS e2e tun_veth"; else echo "FAIL e2e tun_veth"; fi
+exit $fail

@@ -1,0 +1,226 @@
+# test_tunnel.py: integration tests of the notun build on loopback (no root): master + slave +
+# links (direct, through braid-emu, or through a capturing relay), frames pushed both ways.
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import braid  # noqa: E402
+import frames  # noqa: E402
+from relay import CaptureRelay  # noqa: E402
+
+DROP_COUNTERS = ("malformed", "no_session", "replay", "auth_fail", "wrong_link", "hello_bad",
+                 "hello_ratelimited")
+
+
+def counters(b, who):
+    return b.status(who)["mux"]["counters"]
+
+
+def run_transfer(b, count, **kw):
+    (ma, mp), (sa, sp) = b.tun_addrs()
+    kw.setdefault("window", 64)
+    kw.setdefault("size", "64-1400")
+    kw.setdefault("timeout", 60)
+    # a = the master's tunnel end, b = the slave's: "a->b" is download, "b->a" upload
+    return frames.transfer((ma, mp), (sa, sp), count, **kw)
+
+
+class TunnelTest(unittest.TestCase):
+    def assertComplete(self, res):
+        for name, r in res.items():
+            self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+
+    def test_two_links_10000_frames_each_way(self):
+        """10,000 frames each way arrive complete, in order, without duplicates; both links used."""
+        with braid.Braid(nlinks=2) as b:
+            b.start()
+            res = run_transfer(b, 10000)
+            self.assertComplete(res)
+            for who in ("master", "slave"):
+                links = b.status(who)["mux"]["links"]
+                total = sum(l["tx_data"] for l in links)
+                self.assertGreaterEqual(total, 10000)
+                for l in links:
+                    self.assertGreater(l["tx_data"], 0.2 * total,
+                                       "%s link %s carried too little: %r" % (who, l["name"], l))
+                c = counters(b, who)
+                for k in DROP_COUNTERS:
+                    self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
+
+    def test_blackholed_link_fails_over_within_1s(self):
+        """A link whose packets silently vanish is detected and traffic continues on the other."""
+        with braid.Braid(nlinks=2, emu=[{}, {}]) as b:
+            b.start()
+            emu0 = b.emu_by_link[0]
+            fired = {}
+
+            def progress(direction, received):
+                if direction == "a->b" and received >= 4000 and not fired:
+                    fired["t"] = time.monotonic()
+                    emu0.cmd("blackhole both")
+
+            res = run_transfer(b, 12000, window=256, loss_timeout=0.3, on_progress=progress)
+            self.assertIn("t", fired)
+            for name, r in res.items():
+                self.assertLess(r["max_stall_s"], 1.0, "%s stalled: %s" % (name, frames.summary(r)))
+                self.assertEqual(r["received"] + r["declared_lost"], 12000, frames.summary(r))
+                self.assertEqual(r["duplicates"] + r["corrupted"] + r["out_of_order"], 0,
+                                 frames.summary(r))
+                # only what was in flight on the dead link before detection may be lost
+                self.assertLess(r["declared_lost"], 600, frames.summary(r))
+            b.wait_link_state("slave", 0, False, timeout=1)
+            b.wait_link_state("master", 0, False, timeout=1)
+            emu0.cmd("clear both")
+            b.wait_link_state("slave", 0, True, timeout=3)
+            b.wait_link_state("master", 0, True, timeout=3)
+            res = run_transfer(b, 2000)
+            self.assertComplete(res)
+
+    def test_master_follows_new_source_port(self):
+        """NAT rebinding: the link's packets arrive from a new port; the master follows at once."""
+        with braid.Braid(nlinks=2, emu=[{}, None]) as b:
+            b.start()
+            emu0 = b.emu_by_link[0]
+            port1 = emu0.cmd("stats")["upstream_port"]
+            self.assertIn(":%d" % port1, b.links("master")[0]["transport"])
+            self.assertIn("ok", emu0.cmd("rebind"))
+            port2 = emu0.cmd("stats")["upstream_port"]
+            self.assertNotEqual(port1, port2)
+            braid.wait_until(lambda: (":%d" % port2) in b.links("master")[0]["transport"], 2,
+                             "master to follow link 0 to port %d" % port2)
+            before = b.links("slave")[0]["rx_data"]
+            res = run_transfer(b, 3000)
+            self.assertComplete(res)
+            # return traffic reaches the slave over link 0 at its new address
+            self.assertGreater(b.links("slave")[0]["rx_data"] - before, 500)
+            self.assertTrue(b.links("master")[0]["up"])
+
+    def test_hostile_datagrams_dropped_and_counted(self):
+        """Garbage, replays and tampered datagrams are dropped and counted; nothing moves."""
+        b = braid.Braid(nlinks=2)
+        relay = CaptureRelay(b.master_port)
+        b.targets = {0: relay.port}
+        try:
+            with b:
+                b.start()
+                self.assertComplete(run_transfer(b, 1000))
+                addr_before = b.links("master")[0]["transport"]
+                self.assertIn(":%d" % relay.up_port, addr_before)
+                master = ("127.0.0.1", b.master_port)
+                attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                attacker.bind(("127.0.0.1", 0))
+                rnd = random.Random(7)
+
+                def drops():
+                    c = counters(b, "master")
+                    return sum(c[k] for k in DROP_COUNTERS), c
+
+                # 1. random garbage of every size class
+                n0, _ = drops()
+                sizes = [0, 1, 7, 8, 31, 32, 33, 127, 128, 129, 1400, 1500, 9000]
+                garbage = [bytes(rnd.getrandbits(8) for _ in range(s)) for s in sizes]
+                garbage += [bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 1600)))
+                            for _ in range(487)]
+                # and garbage that looks like braid v1 DATA/CTRL/HELLO headers
+                for t in range(4):
+                    for _ in range(25):
+                        g = bytearray(rnd.getrandbits(8) for _ in range(rnd.choice([40, 128, 300])))
+                        g[0] = 0x40 | (t << 4) | (g[0] & 0x08)
+                        garbage.append(bytes(g))
+                for g in garbage:
+                    attacker.sendto(g, master)
+                braid.wait_until(lambda: drops()[0] - n0 >= len(garbage), 5,
+                                 "all %d garbage datagrams counted" % len(garbage))
+                self.assertEqual(drops()[0] - n0, len(garbage), drops()[1])
+
+                # 2. replays of captured DATA/CTRL datagrams, from the link's own address and
+                #    from another address
+                captured = [d for d in relay.snapshot() if len(d) >= 32 and (d[0] >> 4) & 3 < 2]
+                self.assertGreater(len(captured), 200)
+                sample = captured[-200:]
+                r0 = counters(b, "master")["replay"]
+                for d in sample:
+                    relay.send_as_link(d)
+                    attacker.sendto(d, master)
+                braid.wait_until(lambda: counters(b, "master")["replay"] - r0 >= 400, 5,
+                                 "400 replays counted")
+                self.assertEqual(counters(b, "master")["replay"] - r0, 400)
+
+                # 3. tampered: a fresh counter (passes the replay window) and one flipped bit
+                a0 = counters(b, "master")["auth_fail"]
+                for i, d in enumerate(sample[:100]):
+                    t = bytearray(d)
+                    t[2:8] = (2 ** 47 + i).to_bytes(6, "big")
+                    attacker.sendto(bytes(t), master)
+                    t = bytearray(d)
+                    t[2:8] = (2 ** 47 + 1000 + i).to_bytes(6, "big")
+                    relay.send_as_link(bytes(t))
+                    t = bytearray(d)
+                    bit = rnd.randrange(64, len(t) * 8)
+                    t[bit // 8] ^= 1 << (bit % 8)
+                    t[2:8] = (2 ** 47 + 2000 + i).to_bytes(6, "big")
+                    attacker.sendto(bytes(t), master)
+                braid.wait_until(lambda: counters(b, "master")["auth_fail"] - a0 >= 300, 5,
+                                 "300 forgeries counted")
+                self.assertEqual(counters(b, "master")["auth_fail"] - a0, 300)
+
+                # nothing moved: same address for link 0, one session, daemon alive and working
+                self.assertEqual(b.links("master")[0]["transport"], addr_before)
+                self.assertEqual(counters(b, "master")["sessions"], 1)
+                self.assertTrue(b.master.alive())
+                self.assertComplete(run_transfer(b, 2000))
+                attacker.close()
+        finally:
+            relay.stop()
+
+    def test_wrong_key_gets_nothing(self):
+        """A slave with another key never gets a session; the master says why."""
+        with braid.Braid(nlinks=2, master_key=braid.genkey()) as b:
+            b.start(wait=False)
+            braid.wait_until(lambda: counters(b, "master")["hello_bad"] >= 2, 5,
+                             "master to reject the slave's handshakes")
+            st = b.status("slave")["mux"]
+            self.assertFalse(st["session"])
+            self.assertEqual(counters(b, "master")["sessions"], 0)
+            self.assertIn("failed authentication", b.master.output())
+
+    def test_master_restart_recovers(self):
+        """After the master restarts, the slave makes a new session by itself."""
+        with braid.Braid(nlinks=2) as b:
+            b.start()
+            self.assertComplete(run_transfer(b, 500))
+            self.assertEqual(b.master.stop(), 0)
+            b.procs.remove(b.master)
+            t0 = time.monotonic()
+            b.start_master()
+            b.wait_links_up(2, timeout=10)
+            took = time.monotonic() - t0
+            self.assertLess(took, 6.0)
+            self.assertComplete(run_transfer(b, 2000))
+
+    def test_config_check_command(self):
+        """-t accepts the shipped examples and rejects a broken file with FILE:LINE."""
+        build = braid.build_dir()
+        for prog, conf in (("braid-master", "conf/master.conf"), ("braid-slave", "conf/slave.conf")):
+            r = subprocess.run([os.path.join(build, prog), "-t", "-c", conf], cwd=braid.ROOT,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("configuration OK", r.stdout)
+        with braid.Braid(nlinks=1) as b:
+            bad = braid.write_conf(os.path.join(b.tmp, "bad.conf"),
+                                   'key = "%s";\nlisten = "127.0.0.1:7000";\nmux = {\n'
+                                   '  dead_timeout_ms = 5;\n};\n' % b.key)
+            r = subprocess.run([os.path.join(build, "braid-master"), "-t", "-c", bad],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("bad.conf:4", r.stderr)
+            self.assertIn("dead_timeout_ms", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -34,11 +34,16 @@ cleanup() {
     if [ "$fail" -ne 0 ]; then
         for f in "$T"/*.log; do echo "---- $f"; tail -40 "$f"; done
     fi
-    rm -rf "$T"
+    [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 
-check() { # check DESCRIPTION COMMAND...
+to() { # to FILE COMMAND... : run COMMAND with its output appended to FILE
+    local f=$1
+    shift
+    "$@" >>"$f" 2>&1
+}
+check() { # check COMMAND... : report DESC as ok or FAIL by COMMAND's status
     if "$@"; then echo "  ok: $DESC"; else echo "  FAIL: $DESC"; fail=1; fi
 }
 
@@ -93,22 +98,23 @@ wait_for() { # wait_for SECONDS ROLE EXPR  (until EXPR prints True)
 }
 
 echo "e2e tun_veth: TUN build, 2 namespaces, 2 veth links"
-DESC="session and both links up on both ends within 10 s"
+DESC="slave: session and both links up within 10 s"
 check wait_for 10 slave "j['mux']['session'] and j['mux']['links_up'] == 2"
+DESC="master: session and both links up"
 check wait_for 5 master "j['mux']['session'] and j['mux']['links_up'] == 2"
 
 DESC="tunnel interfaces have MTU 1440 (1500 - 28 - 32)"
 check test "$(inS cat /sys/class/net/braid0/mtu)" = 1440
 
 DESC="ping through the tunnel (20 packets, none lost)"
-check inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1 >"$T"/ping.log 2>&1
+check to "$T"/ping.log inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1
 
 inM iperf3 -s -1 -B 198.18.100.1 >"$T"/iperf-server.log 2>&1 &
 pids+=($!)
 # wait for the iperf3 server to listen (its port answers)
 for _ in $(seq 50); do inM ss -ltn | grep -q '198.18.100.1:5201' && break; sleep 0.1; done
 DESC="iperf3 TCP upload through the tunnel for 10 s"
-check inS timeout 30 iperf3 -c 198.18.100.1 -t 10 -J >"$T"/iperf.json 2>"$T"/iperf.err
+check to "$T"/iperf.json inS timeout 30 iperf3 -c 198.18.100.1 -t 10 -J
 gbps=$(python3 -c "import json; j=json.load(open('$T/iperf.json')); print('%.1f' % (j['end']['sum_received']['bits_per_second']/1e6))" 2>/dev/null)
 echo "  iperf3: ${gbps:-?} Mbit/s received"
 DESC="iperf3 moved data (> 1 Mbit/s)"
@@ -124,7 +130,7 @@ inS ip link set vs1 down
 DESC="wan1 goes down when its interface goes down"
 check wait_for 3 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == False"
 DESC="ping still works over wan0 alone"
-check inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1 >>"$T"/ping.log 2>&1
+check to "$T"/ping.log inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1
 inS ip link set vs1 up
 inS ip route replace 198.18.0.1/32 via 198.18.2.1 dev vs1 metric 11
 DESC="wan1 comes back up by itself within 5 s of the interface returning"
@@ -143,7 +149,7 @@ inS ip route add 198.18.0.1/32 via 198.18.2.1 dev vs1 metric 11
 DESC="wan1 comes back by itself on the new interface within 5 s"
 check wait_for 5 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['up'] == True"
 DESC="ping after the re-plug"
-check inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1 >>"$T"/ping.log 2>&1
+check to "$T"/ping.log inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1
 
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done

@@ -746,6 +746,24 @@ static void test_master_address(void **state)
 
 /* ---- tunnel and misc ---- */
 
+/* A link may name its own master address; its bind address must match that address's family. */
+static void test_link_master(void **state)
+{
+    (void)state;
+    expect_ok(load_links("( { master = \"127.0.0.2:7001\"; }, { } )"));
+    assert_true(C.links[0].has_master);
+    assert_string_equal(C.links[0].master_host, "127.0.0.2");
+    assert_int_equal(C.links[0].master_port, 7001);
+    assert_false(C.links[1].has_master);
+    expect_ok(load_links("( { master = \"[::1]:7001\"; bind = \"::1\"; } )"));
+    assert_true(C.links[0].has_master);
+    expect_fail(load_links("( { master = \"[::1]:7001\"; bind = \"127.0.0.1\"; } )"),
+                "t.conf:3: links[0].bind:", "IPv6");
+    expect_fail(load_links("( { master = \"127.0.0.2\"; } )"), "t.conf:3: links[0].master:",
+                ":port");
+    expect_fail(load_links("( { master = 7000; } )"), "t.conf:3: links[0].master:", NULL);
+}
+
 static void test_tunnel(void **state)
 {
     (void)state;
@@ -1024,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_link_count_edges),
         cmocka_unit_test(test_link_fields),
         cmocka_unit_test(test_master_address),
+        cmocka_unit_test(test_link_master),
         cmocka_unit_test(test_tunnel),
         cmocka_unit_test(test_misc_settings),
         cmocka_unit_test(test_include_refused),

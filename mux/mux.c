@@ -52,6 +52,12 @@ struct mux_link {
     bool have_rtt;
     double srtt, rttvar, last_rtt, min_rtt;
     uint64_t min_rtt_at;
+    /* Relative one-way delay (us): receive time minus the peer's ts, against a per-session
+     * reference. The peer's clock offset is the same on every link, so differences between
+     * links are their one-way delay differences, queueing in this direction included. */
+    bool have_owd;
+    double owd, owd_var, owd_min;
+    uint64_t owd_min_at;
     /* feedback from the peer's BEATs */
     bool have_fb;
     struct ctrl_beat fb;
@@ -78,6 +84,8 @@ struct mux {
     uint64_t hello_window_us;
     unsigned hello_count;
     uint64_t last_any_rx_us;
+    bool have_owd_ref;
+    uint16_t owd_ref; /* reference for the links' relative one-way delays (ts units) */
     /* links */
     struct mux_link links[MUX_MAX_LINKS];
     uint8_t order[MUX_MAX_LINKS];
@@ -241,6 +249,29 @@ static void rtt_sample(struct mux_link *ml, double rtt, uint64_t now)
     }
 }
 
+static void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t now)
+{
+    uint16_t raw = (uint16_t)(wire_ts(now) - peer_ts);
+    if (!m->have_owd_ref) {
+        m->owd_ref = raw;
+        m->have_owd_ref = true;
+    }
+    double x = (double)(int16_t)(raw - m->owd_ref) * WIRE_TS_UNIT_US;
+    if (!ml->have_owd) {
+        ml->owd = ml->owd_min = x;
+        ml->owd_var = 0;
+        ml->owd_min_at = now;
+        ml->have_owd = true;
+        return;
+    }
+    ml->owd_var = 0.75 * ml->owd_var + 0.25 * fabs(ml->owd - x);
+    ml->owd = 0.875 * ml->owd + 0.125 * x;
+    if (x <= ml->owd_min || now - ml->owd_min_at > MIN_RTT_WINDOW_US) {
+        ml->owd_min = x;
+        ml->owd_min_at = now;
+    }
+}
+
 static void link_reset(struct mux *m, struct mux_link *ml)
 {
     ml->up = ml->heard = ml->peer_hears = ml->peer_down = false;
@@ -252,26 +283,28 @@ static void link_reset(struct mux *m, struct mux_link *ml)
     ml->have_peer_ts = false;
     ml->have_passed = false;
     ml->have_rtt = false;
+    ml->have_owd = false;
     ml->have_fb = false;
     ml->delivered_Bps = ml->loss = 0;
     sched_link_init(&m->sched, &m->sl[ml->pos]);
     m->sl[ml->pos].usable = false;
 }
 
-/* The reorder timeout: the links' one-way delay spread plus their jitter, bounded. */
+/* The reorder timeout: how much later than the fastest link's packets the slowest link's may
+ * arrive, from the measured one-way delays in this direction (with 4 mean deviations of
+ * headroom), plus a floor for scheduling noise; at most reorder_max_ms. */
 static void update_reorder_timeout(struct mux *m)
 {
-    double lo = INFINITY, hi = 0, var = 0;
+    double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
-        if (!ml->up || !ml->have_rtt) continue;
-        double owd = ml->srtt / 2;
-        if (owd < lo) lo = owd;
-        if (owd > hi) hi = owd;
-        if (ml->rttvar > var) var = ml->rttvar;
+        if (!ml->up || !ml->have_owd) continue;
+        if (ml->owd_min < lo) lo = ml->owd_min;
+        double h = ml->owd + 4 * ml->owd_var;
+        if (h > hi) hi = h;
     }
     double t = REORDER_FLOOR_US;
-    if (hi > 0) t = (hi - lo) + 2 * var + REORDER_FLOOR_US;
+    if (hi > lo) t += hi - lo;
     double cap = (double)m->cfg.reorder_max_ms * 1000.0;
     if (t > cap) t = cap;
     m->ro_timeout_us = (uint64_t)t;
@@ -399,6 +432,7 @@ static void note_passed(struct mux_link *ml, uint32_t upto)
 
 static void session_reset_links(struct mux *m)
 {
+    m->have_owd_ref = false;
     for (int i = 0; i < m->nlinks; i++) link_reset(m, &m->links[m->order[i]]);
     reorder_reset(m->ro, 0);
     ev_timer_stop(m->loop, &m->ro_timer);
@@ -640,6 +674,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     ml->peer_ts = h.ts;
     ml->peer_ts_rx_us = now;
     ml->have_peer_ts = true;
+    owd_sample(m, ml, h.ts, now);
     if (h.echo_valid) {
         uint32_t units = (uint16_t)(wire_ts(now) - h.echo);
         uint64_t rtt = (uint64_t)units * WIRE_TS_UNIT_US;

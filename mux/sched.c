@@ -65,7 +65,10 @@ void sched_feedback(struct sched *s, struct sched_link *l, const struct sched_fe
         double slack = fmax(20.0, 0.5 * fb->min_rtt_ms);
         if (fb->srtt_ms > fb->min_rtt_ms + slack) congested = true;
     }
-    if (congested) {
+    /* Signals of a link that carried little say nothing about its limit (a smoothed RTT still
+     * inflated after a transfer ended, say): only an active link is cut. */
+    bool active = sent_Bps >= SCHED_ACTIVE_SHARE * est;
+    if (congested && active) {
         est = fmax(fb->delivered_Bps, SCHED_CUT_FLOOR * est);
     } else if (sent_Bps >= 0.5 * est) {
         est = fmax(est, fb->delivered_Bps) * SCHED_PROBE_GAIN;

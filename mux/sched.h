@@ -29,6 +29,9 @@ struct sched_feedback {
 #define SCHED_MAX_BPS 1.25e9
 /* On congestion the estimate falls to the delivered rate, but by at most this factor per sample. */
 #define SCHED_CUT_FLOOR 0.5
+/* A link counts as active (its congestion signals are believed) when it was sent at least this
+ * share of its estimate in the sample's interval. */
+#define SCHED_ACTIVE_SHARE 0.1
 /* Growth per busy, uncongested sample. */
 #define SCHED_PROBE_GAIN 1.25
 
@@ -53,7 +56,8 @@ int sched_pick(struct sched *s, struct sched_link *links, int n, size_t len);
  *  - a sample with interval_s <= 0, delivered_Bps < 0 or any non-finite field changes nothing;
  *  - sent_Bps = bytes picked for the link since the last sample / interval_s (counter reset);
  *  - congested = loss > 2%, or srtt_ms > min_rtt_ms + max(20, min_rtt_ms / 2) when min_rtt_ms
- *    is known (> 0): est = delivered_Bps, but not below SCHED_CUT_FLOOR * est;
+ *    is known (> 0); if congested and the link was active (sent_Bps >= SCHED_ACTIVE_SHARE *
+ *    est): est = delivered_Bps, but not below SCHED_CUT_FLOOR * est;
  *  - else if sent_Bps >= est / 2 (the link was kept busy and kept up):
  *    est = max(est, delivered_Bps) * SCHED_PROBE_GAIN;
  *  - else (lightly used: nothing learnt about the limit) est = max(est, delivered_Bps);

@@ -36,7 +36,7 @@ step fuzz make --no-print-directory fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-10}
 grep -h '^fuzz\|^SKIP' build/logs/fuzz.log | sed 's/^/        /'
 echo "== test tools"
 step tools/frames-selftest $PY tests/integration/test_frames_selftest.py
-[ -f tests/emu/selftest.py ] && step tools/emu-selftest $PY tests/emu/selftest.py --quick
+step tools/emu-selftest $PY tests/emu/selftest.py --quick build/tools/braid-emu
 echo "== integration (notun build with ASan+UBSan, loopback, no root)"
 for t in tests/integration/test_*.py; do
     case "$t" in *frames_selftest*) continue ;; esac

@@ -78,9 +78,10 @@ tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
 control_socket = "$T/slave.sock";
 EOF
 
-inM "$B"/braid-master -c "$T"/master.conf >"$T"/master.log 2>&1 &
+# (ip netns exec execs the program, so $! is the daemon's own PID)
+ip netns exec "$M" "$B"/braid-master -c "$T"/master.conf >"$T"/master.log 2>&1 &
 pids+=($!)
-inS "$B"/braid-slave -c "$T"/slave.conf >"$T"/slave.log 2>&1 &
+ip netns exec "$S" "$B"/braid-slave -c "$T"/slave.conf >"$T"/slave.log 2>&1 &
 pids+=($!)
 
 # jget ROLE EXPR: evaluate a Python expression over the daemon's JSON status (j)
@@ -109,7 +110,7 @@ check test "$(inS cat /sys/class/net/braid0/mtu)" = 1440
 DESC="ping through the tunnel (20 packets, none lost)"
 check to "$T"/ping.log inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1
 
-inM iperf3 -s -1 -B 198.18.100.1 >"$T"/iperf-server.log 2>&1 &
+ip netns exec "$M" iperf3 -s -1 -B 198.18.100.1 >"$T"/iperf-server.log 2>&1 &
 pids+=($!)
 # wait for the iperf3 server to listen (its port answers)
 for _ in $(seq 50); do inM ss -ltn | grep -q '198.18.100.1:5201' && break; sleep 0.1; done
@@ -151,8 +152,13 @@ check wait_for 5 slave "[l for l in j['mux']['links'] if l['name']=='wan1'][0]['
 DESC="ping after the re-plug"
 check to "$T"/ping.log inS ping -c 5 -i 0.1 -W 2 -q 198.18.100.1
 
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+kill "${pids[0]}" "${pids[1]}" 2>/dev/null
+wait "${pids[0]}"
+rc_master=$?
+wait "${pids[1]}"
+rc_slave=$?
+DESC="master and slave exit cleanly (status 0) on SIGTERM"
+check test "$rc_master.$rc_slave" = "0.0"
 pids=()
 DESC="no sanitizer reports or crashes in the daemons' logs"
 check bash -c "! grep -q -E 'AddressSanitizer|runtime error|Segmentation' '$T'/master.log '$T'/slave.log"

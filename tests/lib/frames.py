@@ -393,19 +393,23 @@ class _Direction:
         self.next_seq = 0
         self.inflight = collections.OrderedDict()  # seq -> send time (monotonic s)
         self.declared_lost = 0
+        self.resent = 0
+        self.tries = {}  # seq -> times re-sent
 
     def done(self):
         return self.next_seq >= self.count and not self.inflight
 
 
 def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, loss_timeout=2.0,
-             seed=1, a_ip=DEFAULT_A_IP, b_ip=DEFAULT_B_IP, connect_timeout=None):
+             seed=1, a_ip=DEFAULT_A_IP, b_ip=DEFAULT_B_IP, connect_timeout=None, resend=0):
     """Send count frames a->b and count frames b->a at once, at most window of each direction
     in flight; a frame not received within loss_timeout seconds is declared lost. Ends when
     both directions are done, or after timeout seconds. Returns {"a->b": result, "b->a": result}
     (see Checker.result; each also has sent, declared_lost, timed_out, error, elapsed_s).
 
-    on_progress(direction, received) is called whenever a direction received more frames."""
+    on_progress(direction, received) is called whenever a direction received more frames.
+    resend: a frame not received within loss_timeout is sent again, up to resend times, before
+    it is declared lost (like a reliable protocol would; counted in "resent")."""
     if count < 0 or window < 1 or timeout <= 0 or loss_timeout <= 0:
         raise ValueError("count >= 0, window >= 1, timeout > 0 and loss_timeout > 0 required")
     if isinstance(size, (str, int)):
@@ -445,6 +449,12 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
                     if now - t < loss_timeout:
                         break
                     d.inflight.popitem(last=False)
+                    if d.tries.get(seq, 0) < resend and len(d.sender.outbuf) < MAX_OUT_BUFFER:
+                        d.tries[seq] = d.tries.get(seq, 0) + 1
+                        d.resent += 1
+                        d.sender.send_frame(d.factory.make(seq))
+                        d.inflight[seq] = now
+                        continue
                     d.declared_lost += 1
                 # fill the window, keeping the socket buffer bounded
                 while (len(d.inflight) < window and d.next_seq < count
@@ -495,6 +505,7 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
         r = d.checker.result()
         r["sent"] = d.next_seq
         r["declared_lost"] = d.declared_lost
+        r["resent"] = d.resent
         r["timed_out"] = timed_out
         r["error"] = error
         r["elapsed_s"] = round(elapsed, 3)

@@ -302,6 +302,18 @@ static void test_estimator_idle(void **state)
     /* ... unless the link delivered more than estimated (sent_Bps counts the interval). */
     feed(&s, &l, 0.4e6, 4.0, 1.5e6, 0.0, 30, 30);
     assert_true(fabs(l.est_Bps - 1.5e6) < 1.0);
+    /* Congestion signals on a nearly idle link (a smoothed RTT still inflated after a transfer,
+     * the loss of a beat or two) do not cut the estimate... */
+    l.est_Bps = 1e6;
+    for (int k = 0; k < 20; k++) {
+        feed(&s, &l, 0.09e6, 1.0, 0.01e6, 0.0, 300, 30);
+        assert_true(l.est_Bps == 1e6);
+        feed(&s, &l, 0.09e6, 1.0, 0.01e6, 0.5, 30, 30);
+        assert_true(l.est_Bps == 1e6);
+    }
+    /* ... but do once the link carries SCHED_ACTIVE_SHARE of its estimate. */
+    feed(&s, &l, 0.1e6, 1.0, 0.6e6, 0.0, 300, 30);
+    assert_true(fabs(l.est_Bps - 0.6e6) < 1.0);
 }
 
 static void test_estimator_clamp(void **state)

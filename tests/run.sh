@@ -16,6 +16,7 @@ step() { # step NAME COMMAND... : run, log to build/logs/NAME.log, show the log'
     name=$1
     shift
     t0=$(date +%s)
+    mkdir -p "build/logs/$(dirname "$name")"
     if "$@" >"build/logs/$name.log" 2>&1; then
         npass=$((npass + 1))
         printf '  pass  %-40s %4ss\n' "$name" $(($(date +%s) - t0))

@@ -52,6 +52,15 @@ class TunnelTest(unittest.TestCase):
                 for k in DROP_COUNTERS:
                     self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
 
+    def test_ipv6_transport(self):
+        """Links over IPv6 (::1): frames complete both ways, the master learns both links."""
+        with braid.Braid(nlinks=2, ipv6=True) as b:
+            b.start()
+            self.assertComplete(run_transfer(b, 3000))
+            for l in b.status("master")["mux"]["links"]:
+                self.assertIn("[::1]:", l["transport"])
+                self.assertGreater(l["tx_data"], 300)
+
     def test_blackholed_link_fails_over_within_1s(self):
         """A link whose packets silently vanish is detected and traffic continues on the other."""
         with braid.Braid(nlinks=2, emu=[{}, {}]) as b:

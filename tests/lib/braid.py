@@ -23,13 +23,14 @@ def tool(name):
 
 def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     """A port that is free for both UDP and TCP right now on host."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(100):
-        s = socket.socket(socket.AF_INET, kind)
+        s = socket.socket(fam, kind)
         s.bind((host, 0))
         port = s.getsockname()[1]
         s.close()
         other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-        t = socket.socket(socket.AF_INET, other)
+        t = socket.socket(fam, other)
         try:
             t.bind((host, port))
         except OSError:
@@ -177,7 +178,7 @@ class Braid:
     """
 
     def __init__(self, nlinks=2, emu=None, mux="", master_extra="", slave_extra="", key=None,
-                 master_key=None, build=None, targets=None):
+                 master_key=None, build=None, targets=None, ipv6=False):
         self.tmp = tempfile.mkdtemp(prefix="braid-test-")
         self.build = build or build_dir()
         self.nlinks = nlinks
@@ -191,7 +192,10 @@ class Braid:
         self.procs = []
         self.emus = []
         self.master = self.slave = None
-        self.master_port = free_port()
+        self.ipv6 = ipv6  # the links' transport (the notun frame ends stay on 127.0.0.1)
+        self.lo = "::1" if ipv6 else "127.0.0.1"
+        self.lo_port = "[::1]:%d" if ipv6 else "127.0.0.1:%d"
+        self.master_port = free_port(host=self.lo)
         self.master_tun = free_port(socket.SOCK_STREAM)
         self.slave_tun = free_port(socket.SOCK_STREAM)
         self.master_ctl = os.path.join(self.tmp, "master.sock")
@@ -200,14 +204,14 @@ class Braid:
     def master_conf(self):
         return write_conf(os.path.join(self.tmp, "master.conf"), """
 key = "%s";
-listen = "127.0.0.1:%d";
+listen = "%s";
 tunnel = { notun_listen = "127.0.0.1:%d"; };
 mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.master_key, self.master_port, self.master_tun, self.mux, self.master_ctl,
-       self.master_extra))
+""" % (self.master_key, self.lo_port % self.master_port, self.master_tun, self.mux,
+       self.master_ctl, self.master_extra))
 
     def slave_conf(self, link_targets):
         links = []
@@ -215,18 +219,18 @@ log_level = "debug";
             target = ""
             if link_targets[i] is not None:
                 target = ' master = "127.0.0.1:%d";' % link_targets[i]
-            links.append('{ name = "wan%d"; bind = "127.0.0.1";%s }' % (i, target))
+            links.append('{ name = "wan%d"; bind = "%s";%s }' % (i, self.lo, target))
         return write_conf(os.path.join(self.tmp, "slave.conf"), """
 key = "%s";
-master = "127.0.0.1:%d";
+master = "%s";
 links = ( %s );
 tunnel = { notun_listen = "127.0.0.1:%d"; };
 mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.key, self.master_port, ", ".join(links), self.slave_tun, self.mux, self.slave_ctl,
-       self.slave_extra))
+""" % (self.key, self.lo_port % self.master_port, ", ".join(links), self.slave_tun, self.mux,
+       self.slave_ctl, self.slave_extra))
 
     def start_master(self):
         self.master = Proc("master", [os.path.join(self.build, "braid-master"), "-c",

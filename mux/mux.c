@@ -685,7 +685,12 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         m->c.rx_data++;
         note_passed(ml, h.gseq + 1);
         update_state(m, ml, now);
-        reorder_push(m->ro, h.gseq, payload, plen, now);
+        /* A packet whose gap was already given up is still worth more to TCP than a resend:
+         * deliver it out of order. Duplicates are dropped. */
+        if (reorder_push(m->ro, h.gseq, payload, plen, now) == REORDER_LATE) {
+            m->c.rx_late_delivered++;
+            m->cb.deliver(m->cb.ctx, payload, plen);
+        }
     } else {
         m->c.rx_ctrl++;
         note_passed(ml, h.gseq);
@@ -848,7 +853,7 @@ int mux_links_up(const struct mux *m)
 #define COUNTERS(X)                                                                                \
     X(malformed) X(no_session) X(replay) X(auth_fail) X(wrong_link) X(hello_rx)                   \
     X(hello_ratelimited) X(hello_bad) X(sessions) X(tx_data) X(tx_data_bytes) X(tx_no_link)       \
-    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl)
+    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered)
 
 void mux_status_json(const struct mux *m, struct strbuf *sb)
 {

@@ -50,6 +50,7 @@ struct mux_counters {
     uint64_t tx_too_big;         /* tunnel packet larger than the MTU */
     uint64_t tx_ctrl;
     uint64_t rx_data, rx_ctrl;
+    uint64_t rx_late_delivered;  /* arrived after its gap was given up: delivered out of order */
 };
 
 struct mux;

@@ -52,6 +52,22 @@ class TunnelTest(unittest.TestCase):
                 for k in DROP_COUNTERS:
                     self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
 
+    def test_late_packets_delivered_not_dropped(self):
+        """With a reorder cap far below the links' delay difference, packets arriving after their
+        gap was given up are still delivered (out of order), never dropped."""
+        with braid.Braid(nlinks=2, emu=[{}, {"up": "delay=120ms", "down": "delay=120ms"}],
+                         mux="reorder_max_ms = 10;") as b:
+            b.start()
+            res = run_transfer(b, 3000, window=200)
+            for name, r in res.items():
+                self.assertEqual(r["received"], 3000, frames.summary(r))
+                self.assertEqual(r["duplicates"] + r["corrupted"], 0, frames.summary(r))
+            self.assertGreater(sum(r["out_of_order"] for r in res.values()), 0)
+            for who in ("master", "slave"):
+                c = counters(b, who)
+                self.assertGreater(c["rx_late_delivered"], 0, c)
+                self.assertEqual(b.status(who)["mux"]["reorder"]["dup"], 0)
+
     def test_ipv6_transport(self):
         """Links over IPv6 (::1): frames complete both ways, the master learns both links."""
         with braid.Braid(nlinks=2, ipv6=True) as b:

@@ -29,6 +29,10 @@ struct link_ops {
     int (*send)(struct link *l, const uint8_t *buf, size_t len);
     /* Optional: an authenticated datagram arrived from this source: follow it (master side). */
     void (*peer_seen)(struct link *l, const struct sockaddr *from, socklen_t fromlen);
+    /* Optional: nothing has been heard from the peer on this link for a while (the mux calls
+     * this every stale interval while it lasts): re-establish the path if that can help (a new
+     * source port for a dead NAT mapping, a new SOCKS5 association). */
+    void (*stale)(struct link *l);
     /* Human-readable endpoint description for status output. */
     void (*describe)(const struct link *l, char *buf, size_t len);
     void (*destroy)(struct link *l);

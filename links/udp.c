@@ -210,6 +210,17 @@ static int udp_send(struct link *l, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* Silence on the link: a fresh socket gets a fresh source port, which is what a NAT that has
+ * dropped the old mapping needs. */
+static void udp_stale(struct link *l)
+{
+    struct udp_link *u = (struct udp_link *)l;
+    if (u->fd < 0) return;
+    LOGI("link %s: nothing heard from the master for a while; reopening the socket", l->name);
+    udp_close(u);
+    udp_open(u);
+}
+
 static void udp_describe(const struct link *l, char *buf, size_t len)
 {
     const struct udp_link *u = (const struct udp_link *)l;
@@ -231,6 +242,7 @@ static const struct link_ops udp_ops = {
     .kind = "udp",
     .send = udp_send,
     .peer_seen = NULL,
+    .stale = udp_stale,
     .describe = udp_describe,
     .destroy = udp_destroy,
 };

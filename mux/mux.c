@@ -20,6 +20,7 @@
 #define MIN_RTT_WINDOW_US 10000000u
 #define REORDER_FLOOR_US 10000u
 #define INITIAL_RATE_BPS 125000.0 /* 1 Mbit/s until feedback says more */
+#define STALE_MIN_US 2000000u     /* silence before a link's transport is told to re-establish */
 
 struct mux_link {
     bool used;
@@ -33,6 +34,9 @@ struct mux_link {
     bool peer_hears;     /* the peer's latest BEAT says it hears us */
     bool peer_down;      /* the peer sent LINK_DOWN for this link */
     uint64_t last_rx_us;
+    uint64_t silent_since_us; /* start of the current silence (for the stale downcall) */
+    uint64_t next_stale_us;   /* when to call the transport's stale op next (0: not yet due) */
+    uint64_t stale_gap_us;    /* doubles after each call while the silence lasts */
     uint64_t state_since_us;
     uint64_t ups, downs;
     /* tx */
@@ -276,6 +280,8 @@ static void link_reset(struct mux *m, struct mux_link *ml)
 {
     ml->up = ml->heard = ml->peer_hears = ml->peer_down = false;
     ml->last_rx_us = 0;
+    ml->silent_since_us = mono_us();
+    ml->next_stale_us = 0;
     ml->tx_counter = 0;
     ml->last_beat_us = 0;
     replay_init(&ml->replay);
@@ -740,9 +746,31 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (m->hs_active && now - m->hs_last_tx_us >= HELLO_INTERVAL_US) slave_send_hellos(m, now);
     }
     uint64_t beat = (uint64_t)m->cfg.beat_interval_ms * 1000u;
+    uint64_t stale = (uint64_t)m->cfg.dead_timeout_ms * 4000u; /* 4 dead timeouts */
+    if (stale < STALE_MIN_US) stale = STALE_MIN_US;
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *ml = &m->links[m->order[i]];
         update_state(m, ml, now);
+        /* A link silent for a while may need a new path: tell its transport, then again after
+         * 2x, 4x ... the interval (at most a minute) while the silence lasts. */
+        uint64_t quiet_since = ml->silent_since_us; /* transport (re)started or session began */
+        if (ml->heard && ml->last_rx_us > quiet_since) quiet_since = ml->last_rx_us;
+        if (!transport_up(ml)) {
+            ml->silent_since_us = now;
+            ml->next_stale_us = 0;
+        } else if (now - quiet_since <= stale) {
+            ml->next_stale_us = 0;
+        } else if (ml->tl->ops->stale) {
+            if (ml->next_stale_us == 0) {
+                ml->stale_gap_us = stale;
+                ml->next_stale_us = quiet_since + stale;
+            }
+            if (now >= ml->next_stale_us) {
+                ml->tl->ops->stale(ml->tl);
+                if (ml->stale_gap_us < 60000000u) ml->stale_gap_us *= 2;
+                ml->next_stale_us = now + ml->stale_gap_us;
+            }
+        }
         if (m->cur.valid && transport_up(ml) && now - ml->last_beat_us >= beat)
             send_beat(m, ml, now);
     }
@@ -890,7 +918,8 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   "\"rtt_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,\"min_rtt_ms\":%.3f,"
                   "\"delivered_Bps\":%.0f,\"loss\":%.4f,\"est_Bps\":%.0f,"
                   "\"tx_data\":%llu,\"tx_ctrl\":%llu,\"rx_data\":%llu,\"rx_packets\":%llu,"
-                  "\"rx_bytes\":%llu,\"tx_errors\":%llu,\"tx_dropped\":%llu}",
+                  "\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
+                  "\"tx_errors\":%llu,\"tx_dropped\":%llu}",
                   transport_up(ml) ? "true" : "false", ml->up ? "true" : "false",
                   ml->peer_hears ? "true" : "false",
                   ml->state_since_us ? (double)(now - ml->state_since_us) / 1e6 : 0.0,
@@ -902,6 +931,8 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   (unsigned long long)ml->tx_data, (unsigned long long)ml->tx_ctrl,
                   (unsigned long long)ml->rx_data, (unsigned long long)ml->rx_packets,
                   (unsigned long long)ml->rx_bytes,
+                  (unsigned long long)(ml->tl ? ml->tl->c.tx_packets : 0),
+                  (unsigned long long)(ml->tl ? ml->tl->c.tx_bytes : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_errors : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_dropped : 0));
     }

@@ -125,6 +125,24 @@ class TunnelTest(unittest.TestCase):
             self.assertGreater(b.links("slave")[0]["rx_data"] - before, 500)
             self.assertTrue(b.links("master")[0]["up"])
 
+    def test_silent_link_gets_a_new_socket(self):
+        """A link that hears nothing for 4 dead timeouts (at least 2 s) reopens its socket, so a
+        NAT that dropped the old mapping sees a new flow; the link comes back after the outage."""
+        with braid.Braid(nlinks=2, emu=[{}, None]) as b:
+            b.start()
+            e = b.emu_by_link[0]
+            before = e.cmd("stats")["client"]
+            e.cmd("blackhole both")
+            t0 = time.monotonic()
+            braid.wait_until(lambda: "reopening the socket" in b.slave.output(), 6,
+                             "the slave to reopen wan0's socket")
+            self.assertGreater(time.monotonic() - t0, 1.5)
+            e.cmd("clear both")
+            b.wait_link_state("slave", 0, True, timeout=3)
+            b.wait_link_state("master", 0, True, timeout=3)
+            self.assertNotEqual(e.cmd("stats")["client"], before)
+            self.assertComplete(run_transfer(b, 1000))
+
     def test_hostile_datagrams_dropped_and_counted(self):
         """Garbage, replays and tampered datagrams are dropped and counted; nothing moves."""
         b = braid.Braid(nlinks=2)

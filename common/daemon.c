@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../mux/mux.h"
 #include "../mux/session.h"
 #include "../mux/wire.h"
 #include "../tundev/tundev.h"
@@ -129,4 +130,31 @@ unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer, bool socks)
     unsigned outer = ipv6_outer ? 40 + 8 : 20 + 8;
     unsigned socks_hdr = socks ? (ipv6_outer ? 22 : 10) : 0;
     return cfg->link_mtu - outer - WIRE_OVERHEAD - socks_hdr;
+}
+
+void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
+                   struct strbuf *out)
+{
+    const struct tundev_stats *ts = tundev_stats(tun);
+    char desc[160];
+    tundev_describe(tun, desc, sizeof desc);
+    if (strcmp(cmd, "json") == 0) {
+        sb_printf(out, "{\"mux\":");
+        mux_status_json(mux, out);
+        sb_printf(out, ",\"tundev\":{\"describe\":");
+        sb_json_str(out, desc);
+        sb_printf(out,
+                  ",\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
+                  "\"rx_rejected\":%llu,\"tx_dropped\":%llu}}\n",
+                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->rx_bytes,
+                  (unsigned long long)ts->tx_packets, (unsigned long long)ts->tx_bytes,
+                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+    } else if (strcmp(cmd, "status") == 0) {
+        mux_status_text(mux, out);
+        sb_printf(out, "tunnel: %s rx=%llu tx=%llu rejected=%llu dropped=%llu\n", desc,
+                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->tx_packets,
+                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+    } else {
+        sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
+    }
 }

@@ -31,6 +31,12 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
 /* Stop the loop on SIGINT/SIGTERM; ignore SIGPIPE. */
 void daemon_signals(struct ev_loop *loop);
 
+struct mux;
+struct tundev;
+/* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
+void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
+                   struct strbuf *out);
+
 /* Tunnel MTU for the config: the configured one, or link_mtu minus outer IP/UDP headers, the
  * braid overhead and, when socks is set, the largest SOCKS5 UDP header. */
 unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer, bool socks);

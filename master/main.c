@@ -57,28 +57,7 @@ static int reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sock
 static void status(void *ctx, const char *cmd, struct strbuf *out)
 {
     struct master *M = ctx;
-    const struct tundev_stats *ts = tundev_stats(M->tun);
-    char desc[160];
-    tundev_describe(M->tun, desc, sizeof desc);
-    if (strcmp(cmd, "json") == 0) {
-        sb_printf(out, "{\"mux\":");
-        mux_status_json(M->mux, out);
-        sb_printf(out, ",\"tundev\":{\"describe\":");
-        sb_json_str(out, desc);
-        sb_printf(out,
-                  ",\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
-                  "\"rx_rejected\":%llu,\"tx_dropped\":%llu}}\n",
-                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->rx_bytes,
-                  (unsigned long long)ts->tx_packets, (unsigned long long)ts->tx_bytes,
-                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
-    } else if (strcmp(cmd, "status") == 0) {
-        mux_status_text(M->mux, out);
-        sb_printf(out, "tunnel: %s rx=%llu tx=%llu rejected=%llu dropped=%llu\n", desc,
-                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->tx_packets,
-                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
-    } else {
-        sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
-    }
+    daemon_status(M->mux, M->tun, cmd, out);
 }
 
 int main(int argc, char **argv)

@@ -21,6 +21,7 @@
 #define REORDER_FLOOR_US 10000u
 #define INITIAL_RATE_BPS 125000.0 /* 1 Mbit/s until feedback says more */
 #define STALE_MIN_US 2000000u     /* silence before a link's transport is told to re-establish */
+#define COUNTER_REKEY (UINT64_C(1) << 47)
 
 struct mux_link {
     bool used;
@@ -693,9 +694,16 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         update_state(m, ml, now);
         /* A packet whose gap was already given up is still worth more to TCP than a resend:
          * deliver it out of order. Duplicates are dropped. */
-        if (reorder_push(m->ro, h.gseq, payload, plen, now) == REORDER_LATE) {
+        enum reorder_result rr = reorder_push(m->ro, h.gseq, payload, plen, now);
+        if (rr == REORDER_LATE) {
             m->c.rx_late_delivered++;
             m->cb.deliver(m->cb.ctx, payload, plen);
+        } else if (rr == REORDER_TOOBIG) {
+            m->c.rx_too_big++;
+            log_limited(&m->lim_big, LOG_WARN,
+                        "dropped a %zu-byte tunnel packet from the %s: larger than this end's "
+                        "tunnel MTU %u; set the same tunnel.mtu on both ends",
+                        plen, role(m), m->cfg.mtu);
         }
     } else {
         m->c.rx_ctrl++;
@@ -737,10 +745,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     uint64_t now = mono_us();
     if (!m->cfg.is_master) {
         bool silent = now - m->last_any_rx_us > (uint64_t)m->cfg.rehandshake_ms * 1000u;
-        if (!m->hs_active && (!m->cur.valid || silent)) {
-            if (m->cur.valid)
+        bool worn = false; /* counters half way to 2^48: new keys long before any nonce repeats */
+        for (int i = 0; i < m->nlinks; i++) {
+            const struct mux_link *ml = &m->links[m->order[i]];
+            if (ml->tx_counter > COUNTER_REKEY || ml->rx_highest > COUNTER_REKEY) worn = true;
+        }
+        if (!m->hs_active && (!m->cur.valid || silent || worn)) {
+            if (m->cur.valid && silent)
                 LOGW("nothing heard from the master on any link for %u ms: new handshake",
                      m->cfg.rehandshake_ms);
+            else if (m->cur.valid)
+                LOGI("packet counters are half used up: new handshake for fresh keys");
             slave_start_handshake(m, now);
         }
         if (m->hs_active && now - m->hs_last_tx_us >= HELLO_INTERVAL_US) slave_send_hellos(m, now);
@@ -881,7 +896,7 @@ int mux_links_up(const struct mux *m)
 #define COUNTERS(X)                                                                                \
     X(malformed) X(no_session) X(replay) X(auth_fail) X(wrong_link) X(hello_rx)                   \
     X(hello_ratelimited) X(hello_bad) X(sessions) X(tx_data) X(tx_data_bytes) X(tx_no_link)       \
-    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered)
+    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered) X(rx_too_big)
 
 void mux_status_json(const struct mux *m, struct strbuf *sb)
 {

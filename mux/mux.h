@@ -51,6 +51,7 @@ struct mux_counters {
     uint64_t tx_ctrl;
     uint64_t rx_data, rx_ctrl;
     uint64_t rx_late_delivered;  /* arrived after its gap was given up: delivered out of order */
+    uint64_t rx_too_big;         /* larger than this end's MTU (the ends disagree on it) */
 };
 
 struct mux;

@@ -1,0 +1,156 @@
+# aggregate.py: the aggregation benchmark shared by s1-aggregate, s2-equal and s3-traces: one
+# iperf3 TCP flow through braid over emulated links, upload and download, against the link sum.
+import os
+import time
+
+import benchlib as B
+
+
+def best_link(links):
+    """Index of the fastest link (ties: the lowest RTT)."""
+    return max(range(len(links)), key=lambda i: (links[i].rate_bps or 0, -links[i].rtt_ms))
+
+
+def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, plot=False,
+            title=""):
+    """Start emulators for `links` and braid with link_ids, run one flow per direction.
+    Returns {direction: result dict}."""
+    tb.start_emus(links)
+    tb.start_braid(link_ids)
+    res = {}
+    for d in directions:
+        time.sleep(0.5)
+        poller = B.Poller(tb, 0.1)
+        poller.start()
+        fl = B.iperf(tb, args.duration, reverse=(d == "down"), tag="%s-%s" % (tag, d))
+        time.sleep(0.2)
+        poller.stop()
+        rx_who = "master" if d == "up" else "slave"
+        t_end = fl.t0 + (fl.seconds or args.duration)
+        per_link = {i: poller.delta(rx_who, "rx_bytes", i, fl.t0, t_end) for i in link_ids}
+        tot = sum(per_link.values()) or 1
+        stall = B.longest_stall(fl.intervals)
+        sent = (fl.raw or {}).get("end", {}).get("sum_sent", {})
+        r = {
+            "ok": fl.ok, "error": fl.error, "goodput_mbit": fl.goodput_bps / 1e6,
+            "seconds": fl.seconds, "bytes": fl.bytes,
+            "retransmits": sent.get("retransmits"),
+            "wire_mbit": sum(per_link.values()) * 8 / max(fl.seconds, 1e-9) / 1e6,
+            "shares": {i: per_link[i] / tot for i in link_ids},
+            "longest_stall_s": stall[0], "cpu": fl.cpu,
+        }
+        if capacity_fn:
+            r["capacity_mbit"], r["link_capacity_mbit"] = capacity_fn(d, fl, poller, rx_who,
+                                                                      link_ids)
+        poller.write_csv(os.path.join(out, "%s-%s-status.csv" % (tag, d)), fl.t0)
+        if fl.raw:
+            B.save_json(os.path.join(out, "%s-%s-iperf.json" % (tag, d)), fl.raw)
+        if plot:
+            prefix = os.path.join(out, "%s-%s" % (tag, d))
+            cap_fns = None
+            if capacity_fn and getattr(capacity_fn, "per_link", None):
+                cap_fns = capacity_fn.per_link(d)
+            B.write_plot_data(prefix, fl, poller, rx_who, link_ids,
+                              (fl.seconds or args.duration) + 0.5, capacity=cap_fns)
+            names = [links[i].label() for i in range(len(link_ids))]
+            png = prefix + ".png"
+            if B.plot(prefix, png, "%s, %s" % (title, "upload" if d == "up" else "download"),
+                      names, capacity=bool(cap_fns)):
+                r["plot"] = png
+        if not fl.ok:
+            tb.save_logs(os.path.join(out, "logs-%s-%s" % (tag, d)))
+            print("  warning: %s %s: %s (logs in %s)" % (tag, d, fl.error or "no data",
+                                                         os.path.join(out, "logs-%s-%s" % (tag, d))))
+        res[d] = r
+        B.log("%s %s: %.2f Mbit/s" % (tag, d, r["goodput_mbit"]))
+    tb.down()
+    return res
+
+
+
+def run(key, scenario, default_links, doc, default_duration=20):
+    """Command line of s1-aggregate and s2-equal."""
+    ap = B.common_args(doc, default_duration, 3, scenario)
+    ap.add_argument("--links", default=default_links,
+                    help="links as RATE/RTT,... (default %(default)s)")
+    ap.add_argument("--directions", default="up,down",
+                    help="up (slave -> master), down, or both: up,down (default %(default)s)")
+    ap.add_argument("--no-single", action="store_true",
+                    help="skip the best single link alone through braid")
+    ap.add_argument("--label", default=key,
+                    help="name at the start of the key=value line; another name than the "
+                         "default also puts the results in OUT/<name in lower case>/ "
+                         "(default %(default)s)")
+    args = ap.parse_args()
+    links = B.parse_links(args.links)
+    dirs = [d for d in args.directions.split(",") if d]
+    if not dirs or any(d not in ("up", "down") for d in dirs):
+        ap.error("--directions: up, down or up,down")
+    configs = 1 if args.no_single else 2
+    est = args.repeat * configs * (len(dirs) * (args.duration + 3) + 5)
+    out, bound = B.prepare(args, scenario if args.label == key else args.label.lower(), est)
+    key = args.label
+
+    def main():
+        info = B.run_info()
+        sum_mbit = sum(l.rate_bps for l in links) / 1e6
+        best = best_link(links)
+        title = "%s: %d links %s (sum %g Mbit/s)" % (key, len(links),
+                                                     " ".join(l.label() for l in links), sum_mbit)
+        print("%s, TCP (%s) %g s, %d repeat(s), bounded to %.0f s"
+              % (title, args.cc, args.duration, args.repeat, bound))
+        tb = B.Testbed(args.build, args.tools, out, cc=args.cc)
+        reps = []
+        for r in range(args.repeat):
+            rep = {"bond": measure(tb, args, out, links, list(range(len(links))), dirs,
+                                   "rep%d-bond" % (r + 1), plot=args.plot and r == 0,
+                                   title=title)}
+            if not args.no_single:
+                rep["single"] = measure(tb, args, out, [links[best]], [0], dirs,
+                                        "rep%d-single" % (r + 1))
+            reps.append(rep)
+            print("  repeat %d: %s" % (r + 1, "  ".join(
+                "%s %.2f Mbit/s%s" % (d, rep["bond"][d]["goodput_mbit"],
+                                      " (best link alone %.2f)" % rep["single"][d]["goodput_mbit"]
+                                      if "single" in rep else "") for d in dirs)))
+        rows = []
+        kv = []
+        for d in dirs:
+            g = [rp["bond"][d]["goodput_mbit"] for rp in reps]
+            eff = [x / sum_mbit for x in g]
+            single = [rp["single"][d]["goodput_mbit"] for rp in reps if "single" in rp]
+            gain = [rp["bond"][d]["goodput_mbit"] / rp["single"][d]["goodput_mbit"]
+                    for rp in reps if "single" in rp and rp["single"][d]["goodput_mbit"] > 0]
+            shares = ["/".join("%.0f" % (100 * rp["bond"][d]["shares"][i])
+                               for i in range(len(links))) for rp in reps]
+            stall = [rp["bond"][d]["longest_stall_s"] for rp in reps]
+            retr = [rp["bond"][d]["retransmits"] for rp in reps]
+            okc = sum(1 for rp in reps if rp["bond"][d]["ok"])
+            rows.append([{"up": "upload", "down": "download"}[d], B.mrange(g), B.mrange(eff),
+                         B.mrange(single) if single else "-", B.mrange(gain) if gain else "-",
+                         shares[len(shares) // 2], B.mrange(stall, 1), B.mrange(retr, 0),
+                         "%d/%d" % (okc, len(reps))])
+            kv += [("%s_goodput_mbit" % d, B.median(g)),
+                   ("%s_goodput_range" % d, "%.2f-%.2f" % (min(g), max(g))),
+                   ("%s_efficiency" % d, B.median(eff))]
+            if single:
+                kv += [("best_single_%s_mbit" % d, B.median(single)),
+                       ("%s_gain" % d, B.median(gain))]
+        print()
+        B.table("%s, TCP %g s, median [min-max] of %d repeat(s); link sum %g Mbit/s"
+                % (key, args.duration, len(reps), sum_mbit),
+                ["direction", "goodput Mbit/s", "efficiency", "best link alone",
+                 "gain vs best", "link shares %", "longest stall s", "retransmits", "ok"], rows)
+        print("  links: %s; best single link: %s; efficiency = goodput / link sum; link shares:"
+              " bytes each link delivered (a middle repeat)"
+              % (", ".join("l%d %s" % (i, l.label()) for i, l in enumerate(links)),
+                 links[best].label()))
+        B.save_json(os.path.join(out, "results.json"), {"info": info, "args": vars(args),
+                                                        "repeats": reps})
+        print("  results: %s" % out)
+        ok = all(rp["bond"][d]["ok"] for rp in reps for d in dirs)
+        B.kv_line(key, [("sum_mbit", sum_mbit)] + kv + [("cc", args.cc), ("repeats", len(reps)),
+                                                         ("ok", ok)])
+        return 0 if ok else 1
+
+    B.main_guard(main)

@@ -1,0 +1,1053 @@
+# benchlib.py: shared code of braid's benchmarks (bench/s*): network namespaces, link emulators,
+# the TUN daemons, iperf3/ping runs, status polling, CPU and RSS, tables, key=value lines, plots.
+"""Shared benchmark code.  Topology (bench/README.md):
+
+  slave ns  sw0 198.18.1.2/24 -- ws0 198.18.1.1/24  wan ns  wm0 198.18.2.1/24 -- mw0 198.18.2.2/24  master ns
+  braid-slave, links bound to 198.18.1.2   braid-emu i: 198.18.1.1:(9000+i) -> 198.18.2.2:7000   braid-master
+  tunnel: slave braid0 198.18.100.2/30 <-> master braid0 198.18.100.1/30
+
+Everything started here is registered and stopped by PID (SIGTERM, then SIGKILL) and the
+namespaces are deleted on exit, on SIGINT/SIGTERM/SIGHUP and when the time bound (SIGALRM) hits.
+"""
+import argparse
+import bisect
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TRACES_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "traces"))
+
+SLAVE_WAN = "198.18.1.2"     # slave ns, veth to the wan ns
+WAN_SLAVE = "198.18.1.1"     # wan ns, side facing the slave (emulators listen here)
+WAN_MASTER = "198.18.2.1"    # wan ns, side facing the master
+MASTER_WAN = "198.18.2.2"    # master ns: braid-master listens here
+MASTER_PORT = 7000
+EMU_PORT = 9000              # emulator i listens on WAN_SLAVE:(EMU_PORT + i)
+TUN_MASTER = "198.18.100.1"  # tunnel addresses (/30)
+TUN_SLAVE = "198.18.100.2"
+IPERF_PORT = 5201
+
+VERBOSE = False
+
+
+def log(msg):
+    if VERBOSE:
+        sys.stderr.write("[%8.3f] %s\n" % (time.monotonic() % 100000, msg))
+        sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- cleanup registry
+
+class _Registry:
+    def __init__(self):
+        self.procs = []      # (name, Popen)
+        self.netns = []
+        self.tmpdirs = []
+        self.done = False
+
+
+REG = _Registry()
+
+
+def stop_proc(p, grace=3.0):
+    """Stop one process we started: SIGTERM, then SIGKILL after grace seconds. Returns its status."""
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def cleanup():
+    """Stop every registered process (by PID), delete our namespaces and temporary files."""
+    if REG.done:
+        return
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(s, signal.SIG_IGN)
+    signal.alarm(0)
+    for _, p in reversed(REG.procs):
+        try:
+            stop_proc(p)
+        except Exception:
+            pass
+    REG.procs = []
+    for ns in reversed(REG.netns):
+        subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    REG.netns = []
+    for d in REG.tmpdirs:
+        if os.environ.get("BENCH_KEEP"):
+            sys.stderr.write("kept %s\n" % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    REG.done = True
+
+
+class Timeout(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    if signum == signal.SIGALRM:
+        raise Timeout("time bound reached")
+    raise SystemExit(128 + signum)
+
+
+def install_handlers(max_time):
+    import atexit
+    atexit.register(cleanup)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(s, _on_signal)
+    if max_time > 0:
+        signal.alarm(int(max_time))
+
+
+def spawn(name, argv, logpath, ns=None):
+    """Start argv (inside namespace ns) with output to logpath; registered for cleanup.
+    `ip netns exec` execs the program, so the Popen's PID is the program's own PID."""
+    full = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    f = open(logpath, "ab")
+    p = subprocess.Popen(full, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    f.close()
+    REG.procs.append((name, p))
+    log("started %s pid %d: %s" % (name, p.pid, " ".join(full)))
+    return p
+
+
+def unregister(p):
+    REG.procs = [(n, q) for n, q in REG.procs if q is not p]
+
+
+def sh(*argv, ns=None, check=True):
+    full = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    r = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n%s" % (r.returncode, " ".join(full),
+                                                            r.stderr.strip()))
+    return r.stdout
+
+
+def wait_until(cond, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise RuntimeError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+# ---------------------------------------------------------------- daemon status
+
+def query(path, cmd="json", timeout=2.0):
+    """The daemons' control socket (a pathname UNIX socket, reachable from any namespace):
+    what `braid-slave json -c CONF` prints."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(cmd.encode() + b"\n")
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        s.close()
+    text = b"".join(chunks).decode()
+    return json.loads(text) if cmd == "json" else text
+
+
+def emu_cmd(ctl, text, timeout=2.0):
+    """One command to a braid-emu control socket (UNIX datagram); returns the reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    # a pathname address for the reply: an autobind (abstract) address belongs to this network
+    # namespace and the emulator runs in another one
+    me = tempfile.mktemp(prefix="emuc-", dir=os.path.dirname(ctl))
+    s.bind(me)
+    s.settimeout(timeout)
+    try:
+        s.sendto(text.encode(), ctl)
+        reply = s.recv(65536).decode()
+    finally:
+        s.close()
+        os.unlink(me)
+    if reply.startswith("error"):
+        raise RuntimeError("braid-emu %s: %r: %s" % (ctl, text, reply))
+    return json.loads(reply) if text.strip() == "stats" else reply
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck
+
+
+def proc_hwm_kb(pid):
+    """Peak resident set size (VmHWM) of a process, in KiB."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------- link specifications
+
+def parse_rate(s):
+    """'20mbit' -> bit/s."""
+    m = re.fullmatch(r"([0-9.]+)\s*(gbit|mbit|kbit|bit)?", s.strip().lower())
+    if not m:
+        raise ValueError("bad rate %r (e.g. 20mbit, 500kbit)" % s)
+    mult = {"gbit": 1e9, "mbit": 1e6, "kbit": 1e3, "bit": 1, None: 1}[m.group(2)]
+    return float(m.group(1)) * mult
+
+
+def parse_ms(s):
+    m = re.fullmatch(r"([0-9.]+)\s*(ms|s)?", s.strip().lower())
+    if not m:
+        raise ValueError("bad time %r (e.g. 20ms)" % s)
+    return float(m.group(1)) * (1000 if m.group(2) == "s" else 1)
+
+
+class Link:
+    """One emulated link: a fixed rate or a pair of traces, and an RTT (delay = RTT/2 each way).
+    rate_bps None and no traces = unshaped (the emulator relays at once)."""
+
+    def __init__(self, name, rate_bps=None, rtt_ms=0.0, up_trace=None, down_trace=None,
+                 extra=""):
+        self.name = name
+        self.rate_bps = rate_bps
+        self.rtt_ms = rtt_ms
+        self.up_trace = up_trace
+        self.down_trace = down_trace
+        self.extra = extra  # more SPEC keys for both directions, e.g. "queue=100ms"
+
+    def spec(self, direction):
+        parts = []
+        trace = self.up_trace if direction == "up" else self.down_trace
+        if trace:
+            parts.append("trace=%s" % trace)
+        elif self.rate_bps:
+            parts.append("rate=%d" % int(self.rate_bps))
+        if self.rtt_ms:
+            parts.append("delay=%gms" % (self.rtt_ms / 2))
+        if self.extra:
+            parts.append(self.extra)
+        return ",".join(parts)
+
+    def label(self):
+        if self.up_trace:
+            base = os.path.basename(self.up_trace)
+            base = re.sub(r"\.up$", "", base)
+            return "%s/%gms" % (base[:20], self.rtt_ms)
+        if self.rate_bps:
+            return "%gM/%gms" % (self.rate_bps / 1e6, self.rtt_ms)
+        return "%s(unshaped)" % self.name
+
+
+def parse_links(text):
+    """'20mbit/20ms,10mbit/60ms' -> [Link]."""
+    links = []
+    for i, item in enumerate(x for x in text.split(",") if x.strip()):
+        rate, _, rtt = item.partition("/")
+        links.append(Link("l%d" % i, parse_rate(rate), parse_ms(rtt or "0")))
+    if not links:
+        raise ValueError("no links given")
+    return links
+
+
+# ---------------------------------------------------------------- traces
+
+class Trace:
+    """A Mahimahi trace: each line a millisecond with one 1500-byte delivery opportunity;
+    repeats shifted by its last timestamp (as braid-emu replays it)."""
+
+    def __init__(self, path):
+        self.path = path
+        ts = []
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                ts.append(int(line))
+        if not ts or ts[-1] <= 0:
+            raise ValueError("%s: not a trace (needs increasing ms timestamps, last > 0)" % path)
+        self.ts = ts
+        self.period = ts[-1]
+
+    def count(self, a_ms, b_ms):
+        """Delivery opportunities in [a_ms, b_ms) after the trace's start."""
+        if b_ms <= a_ms:
+            return 0
+        n = 0
+        rep = int(a_ms // self.period)
+        while rep * self.period < b_ms:
+            off = rep * self.period
+            lo = bisect.bisect_left(self.ts, a_ms - off)
+            hi = bisect.bisect_left(self.ts, b_ms - off)
+            n += hi - lo
+            rep += 1
+        return n
+
+    def mbit(self, a_s, b_s):
+        """Mean capacity in Mbit/s over [a_s, b_s) (1500 bytes per opportunity)."""
+        return self.count(a_s * 1000, b_s * 1000) * 1500 * 8 / max(b_s - a_s, 1e-9) / 1e6
+
+    def mean_mbit(self):
+        return len(self.ts) * 1500 * 8 / (self.period / 1000) / 1e6
+
+
+# ---------------------------------------------------------------- testbed
+
+class Testbed:
+    """Three namespaces (slave, wan, master), emulators in the wan ns, braid at both ends."""
+
+    def __init__(self, build, tools, workdir, routed=False, cc="cubic"):
+        self.build = build
+        self.emu_bin = os.path.join(tools, "braid-emu")
+        self.tmp = tempfile.mkdtemp(prefix="brb-%d-" % os.getpid())
+        REG.tmpdirs.append(self.tmp)
+        self.workdir = workdir  # logs of failed runs are copied there
+        tag = "brb-%d" % os.getpid()
+        self.S, self.W, self.M = tag + "-s", tag + "-w", tag + "-m"
+        self.routed = routed
+        self.cc = cc  # TCP congestion control of the iperf3 flows
+        self.emus = []         # (Link, Popen, ctl path)
+        self.master = self.slave = None
+        self.key = None
+        self.nlinks = 0
+        self.direct = False
+        self.setup()
+
+    # -- namespaces
+    def setup(self):
+        for ns in (self.S, self.W, self.M):
+            sh("ip", "netns", "add", ns)
+            REG.netns.append(ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        sh("ip", "-n", self.S, "link", "add", "sw0", "type", "veth", "peer", "name", "ws0",
+           "netns", self.W)
+        sh("ip", "-n", self.W, "link", "add", "wm0", "type", "veth", "peer", "name", "mw0",
+           "netns", self.M)
+        for ns, dev, addr in ((self.S, "sw0", SLAVE_WAN), (self.W, "ws0", WAN_SLAVE),
+                              (self.W, "wm0", WAN_MASTER), (self.M, "mw0", MASTER_WAN)):
+            sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        if self.routed:
+            # direct path (no emulator): the wan ns routes between the two veths
+            sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=self.W)
+            sh("ip", "-n", self.S, "route", "add", "198.18.2.0/24", "via", WAN_SLAVE)
+            sh("ip", "-n", self.M, "route", "add", "198.18.1.0/24", "via", WAN_MASTER)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    # -- emulators
+    def start_emus(self, links):
+        self.stop_emus()
+        for i, l in enumerate(links):
+            ctl = self.path("emu%d.ctl" % i)
+            argv = [self.emu_bin, "--listen", "%s:%d" % (WAN_SLAVE, EMU_PORT + i),
+                    "--target", "%s:%d" % (MASTER_WAN, MASTER_PORT), "--control", ctl,
+                    "--stats", self.path("emu%d.stats.json" % i), "--quiet"]
+            for d in ("up", "down"):
+                s = l.spec(d)
+                if s:
+                    argv += ["--" + d, s]
+            p = spawn("emu%d" % i, argv, self.path("emu%d.log" % i), ns=self.W)
+            self.emus.append((l, p, ctl))
+        for i, (l, p, ctl) in enumerate(self.emus):
+            wait_until(lambda: os.path.exists(ctl) or p.poll() is not None, 5,
+                       "emulator %d control socket" % i)
+            if p.poll() is not None:
+                raise RuntimeError("braid-emu %d exited: %s" % (i, self.tail("emu%d.log" % i)))
+
+    def start_extra_emu(self, name, link, listen_port, target_port):
+        """One more emulator (not one of the links), e.g. for a reference measurement."""
+        ctl = self.path(name + ".ctl")
+        argv = [self.emu_bin, "--listen", "%s:%d" % (WAN_SLAVE, listen_port),
+                "--target", "%s:%d" % (MASTER_WAN, target_port), "--control", ctl, "--quiet"]
+        for d in ("up", "down"):
+            s = link.spec(d)
+            if s:
+                argv += ["--" + d, s]
+        p = spawn(name, argv, self.path(name + ".log"), ns=self.W)
+        wait_until(lambda: os.path.exists(ctl) or p.poll() is not None, 5, name)
+        if p.poll() is not None:
+            raise RuntimeError("%s exited: %s" % (name, self.tail(name + ".log")))
+        return p
+
+    def emu_start_time(self, i):
+        """Monotonic time at which emulator i started (its trace's time 0)."""
+        t = time.monotonic()
+        st = emu_cmd(self.emus[i][2], "stats")
+        t2 = time.monotonic()
+        return (t + t2) / 2 - st["uptime_ms"] / 1000.0
+
+    def stop_emus(self):
+        for _, p, _ in self.emus:
+            stop_proc(p)
+            unregister(p)
+        self.emus = []
+
+    # -- braid
+    def genkey(self):
+        if not self.key:
+            self.key = subprocess.run([os.path.join(self.build, "braid-master"), "genkey"],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+        return self.key
+
+    def start_braid(self, link_ids, direct=False, names=None, mux=""):
+        """Start braid-master and braid-slave; the slave has one link per id in link_ids, link i
+        through emulator i (direct: straight to the master through the routed wan ns)."""
+        self.stop_braid()
+        key = self.genkey()
+        self.direct = direct
+        self.nlinks = len(link_ids)
+        self.master_ctl = self.path("master.sock")
+        self.slave_ctl = self.path("slave.sock")
+        with open(self.path("master.conf"), "w") as f:
+            f.write('key = "%s";\nlisten = "%s:%d";\n'
+                    'tunnel = { name = "braid0"; address = "%s/30"; };\n'
+                    'control_socket = "%s";\nlog_level = "info";\n%s\n'
+                    % (key, MASTER_WAN, MASTER_PORT, TUN_MASTER, self.master_ctl,
+                       "mux = { %s };" % mux if mux else ""))
+        links = []
+        for i in link_ids:
+            target = ("%s:%d" % (MASTER_WAN, MASTER_PORT) if direct
+                      else "%s:%d" % (WAN_SLAVE, EMU_PORT + i))
+            nm = names[i] if names else "l%d" % i
+            links.append('{ name = "%s"; id = %d; bind = "%s"; master = "%s"; }'
+                         % (nm, i, SLAVE_WAN, target))
+        with open(self.path("slave.conf"), "w") as f:
+            f.write('key = "%s";\nmaster = "%s:%d";\nlinks = (\n  %s\n);\n'
+                    'tunnel = { name = "braid0"; address = "%s/30"; };\n'
+                    'control_socket = "%s";\nlog_level = "info";\n%s\n'
+                    % (key, MASTER_WAN, MASTER_PORT, ",\n  ".join(links), TUN_SLAVE,
+                       self.slave_ctl, "mux = { %s };" % mux if mux else ""))
+        for p in (self.master_ctl, self.slave_ctl):
+            if os.path.exists(p):
+                os.unlink(p)
+        self.master = spawn("braid-master", [os.path.join(self.build, "braid-master"), "-c",
+                                             self.path("master.conf")],
+                            self.path("master.log"), ns=self.M)
+        wait_until(lambda: os.path.exists(self.master_ctl) or self.master.poll() is not None,
+                   10, "braid-master control socket")
+        self.slave = spawn("braid-slave", [os.path.join(self.build, "braid-slave"), "-c",
+                                           self.path("slave.conf")],
+                           self.path("slave.log"), ns=self.S)
+        n = len(link_ids)
+
+        def up():
+            for who in ("master", "slave"):
+                p = self.master if who == "master" else self.slave
+                if p.poll() is not None:
+                    raise RuntimeError("braid-%s exited (%s): %s" % (who, p.returncode,
+                                                                     self.tail(who + ".log")))
+                try:
+                    st = self.status(who)["mux"]
+                except (OSError, ValueError):
+                    return False
+                if not st["session"] or st["links_up"] < n:
+                    return False
+            return True
+        try:
+            wait_until(up, 15, "session and %d links up on both ends" % n, 0.1)
+        except RuntimeError as e:
+            raise RuntimeError("%s\n--- master log:\n%s\n--- slave log:\n%s"
+                               % (e, self.tail("master.log"), self.tail("slave.log")))
+
+    def status(self, who):
+        return query(self.master_ctl if who == "master" else self.slave_ctl)
+
+    def stop_braid(self):
+        rcs = {}
+        for who in ("slave", "master"):
+            p = getattr(self, who)
+            if p is not None:
+                rcs[who] = stop_proc(p)
+                unregister(p)
+                setattr(self, who, None)
+        for who, rc in rcs.items():
+            if rc not in (0, -signal.SIGTERM):
+                sys.stderr.write("warning: braid-%s exited with status %s:\n%s\n"
+                                 % (who, rc, self.tail(who + ".log")))
+        return rcs
+
+    def tail(self, name, n=30):
+        try:
+            with open(self.path(name), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def save_logs(self, dest):
+        os.makedirs(dest, exist_ok=True)
+        for f in os.listdir(self.tmp):
+            if f.endswith((".log", ".conf", ".json")):
+                shutil.copy(self.path(f), os.path.join(dest, f))
+
+    def down(self):
+        self.stop_braid()
+        self.stop_emus()
+
+
+# ---------------------------------------------------------------- status poller
+
+class Poller(threading.Thread):
+    """Polls both daemons' JSON status every `interval` s; keeps per-link counters."""
+
+    FIELDS = ("up", "tx_data", "tx_bytes", "rx_bytes", "rx_data", "srtt_ms", "est_Bps", "loss")
+
+    def __init__(self, tb, interval=0.1):
+        super().__init__(daemon=True)
+        self.tb = tb
+        self.interval = interval
+        self.samples = []  # (t, who, {link id: {field: value}})
+        self.stop_ev = threading.Event()
+        self.errors = 0
+
+    def run(self):
+        nxt = time.monotonic()
+        while not self.stop_ev.is_set():
+            for who in ("slave", "master"):
+                try:
+                    st = self.tb.status(who)["mux"]
+                except Exception:
+                    self.errors += 1
+                    continue
+                t = time.monotonic()
+                links = {l["id"]: {k: l.get(k) for k in self.FIELDS} for l in st["links"]}
+                self.samples.append((t, who, links))
+            nxt += self.interval
+            d = nxt - time.monotonic()
+            if d > 0:
+                self.stop_ev.wait(d)
+            else:
+                nxt = time.monotonic()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(5)
+
+    def series(self, who, field, link_id):
+        return [(t, l[link_id][field]) for t, w, l in self.samples
+                if w == who and link_id in l and l[link_id][field] is not None]
+
+    def rates(self, who, field, link_id):
+        """[(t_mid, bit/s)] from a byte counter."""
+        s = self.series(who, field, link_id)
+        out = []
+        for (t1, v1), (t2, v2) in zip(s, s[1:]):
+            if t2 > t1:
+                out.append(((t1 + t2) / 2, (v2 - v1) * 8 / (t2 - t1)))
+        return out
+
+    def delta(self, who, field, link_id, t0, t1):
+        """Counter increase between the samples nearest t0 and t1."""
+        s = self.series(who, field, link_id)
+        if not s:
+            return 0
+        a = min(s, key=lambda x: abs(x[0] - t0))[1]
+        b = min(s, key=lambda x: abs(x[0] - t1))[1]
+        return b - a
+
+    def write_csv(self, path, t0):
+        with open(path, "w") as f:
+            f.write("t_s,who,link," + ",".join(self.FIELDS) + "\n")
+            for t, who, links in self.samples:
+                for lid in sorted(links):
+                    l = links[lid]
+                    f.write("%.3f,%s,%d,%s\n" % (t - t0, who, lid, ",".join(
+                        str(int(l[k])) if isinstance(l[k], bool) else str(l[k])
+                        for k in self.FIELDS)))
+
+
+# ---------------------------------------------------------------- iperf3
+
+class Flow:
+    """Result of one iperf3 run."""
+
+    def __init__(self):
+        self.ok = False
+        self.error = None
+        self.t0 = None          # monotonic time the client started
+        self.t0_wall = None     # the same as wall-clock time
+        self.goodput_bps = 0.0  # received, whole test
+        self.seconds = 0.0
+        self.bytes = 0
+        self.intervals = []     # receiver side: (start_s, end_s, bytes)
+        self.cpu = {}           # who -> CPU seconds over the run
+        self.udp = None         # dict for UDP runs
+        self.raw = None
+
+
+def _ss_listening(ns, addr, port):
+    out = sh("ss", "-ltnH", ns=ns, check=False)
+    return ("%s:%d" % (addr, port)) in out
+
+
+def iperf(tb, duration, reverse=False, server=TUN_MASTER, udp_size=None, interval=0.1,
+          on_start=None, tag="iperf", extra=()):
+    """One iperf3 test from the slave ns (client) to a server in the master ns at `server`:
+    upload (slave -> master) or download (reverse). TCP, or UDP at full speed with udp_size-byte
+    payloads. CPU seconds of the daemons over the run go to Flow.cpu."""
+    fl = Flow()
+    srv_log = tb.path(tag + "-server.json")
+    cli_log = tb.path(tag + "-client.json")
+    for p in (srv_log, cli_log):
+        if os.path.exists(p):
+            os.unlink(p)
+    srv = spawn("iperf3-server", ["iperf3", "-s", "-1", "-B", server, "-p", str(IPERF_PORT),
+                                  "-i", str(interval), "-J"], srv_log, ns=tb.M)
+    try:
+        wait_until(lambda: _ss_listening(tb.M, server, IPERF_PORT) or srv.poll() is not None,
+                   5, "iperf3 server")
+        argv = ["iperf3", "-c", server, "-p", str(IPERF_PORT), "-t", str(duration),
+                "-i", str(interval), "-J", "--get-server-output", "--connect-timeout", "5000"]
+        if reverse:
+            argv.append("-R")
+        if tb.cc and not udp_size:
+            # per socket (iperf3 -C, applied by the sender, client or server): a namespace's
+            # default may only be one of the host's tcp_allowed_congestion_control
+            argv += ["-C", tb.cc]
+        if udp_size:
+            argv += ["-u", "-b", "0", "-l", str(udp_size)]
+        argv += list(extra)
+        procs = {"master": tb.master, "slave": tb.slave}
+        cpu0 = {w: proc_cpu_s(p.pid) for w, p in procs.items() if p is not None}
+        fl.t0 = time.monotonic()
+        fl.t0_wall = time.time()
+        cli = spawn("iperf3-client", argv, cli_log, ns=tb.S)
+        if on_start:
+            on_start(fl.t0)
+        try:
+            cli.wait(duration + 20)
+        except subprocess.TimeoutExpired:
+            fl.error = "iperf3 client did not finish within %d s" % (duration + 20)
+        stop_proc(cli)
+        unregister(cli)
+        cpu1 = {w: proc_cpu_s(p.pid) for w, p in procs.items() if p is not None}
+        fl.cpu = {w: cpu1[w] - cpu0[w] for w in cpu0 if cpu0[w] is not None and cpu1[w] is not None}
+    finally:
+        stop_proc(srv, 2)
+        unregister(srv)
+    try:
+        with open(cli_log) as f:
+            text = f.read()
+        # iperf3 may print a warning line before its JSON (e.g. UDP block size > TCP MSS)
+        j = json.loads(text[text.index("{"):] if "{" in text else text)
+    except (OSError, ValueError) as e:
+        fl.error = fl.error or "iperf3 output unreadable: %s" % e
+        return fl
+    fl.raw = j
+    if "error" in j:
+        fl.error = fl.error or "iperf3: %s" % j["error"]
+    end = j.get("end", {})
+    rx = end.get("sum_received") or {}
+    fl.seconds = rx.get("seconds", 0.0) or 0.0
+    fl.bytes = rx.get("bytes", 0) or 0
+    fl.goodput_bps = rx.get("bits_per_second", 0.0) or 0.0
+    side = j if reverse else (j.get("server_output_json") or {})
+    for iv in side.get("intervals", []):
+        s = iv["sum"]
+        fl.intervals.append((s["start"], s["end"], s["bytes"]))
+    if udp_size:
+        sent = end.get("sum_sent") or end.get("sum") or {}
+        fl.udp = {
+            "size": udp_size,
+            "sent_packets": sent.get("packets", 0),
+            "rx_packets": fl.bytes // udp_size,
+            "lost_percent": rx.get("lost_percent", 0.0),
+            "seconds": fl.seconds,
+        }
+        fl.udp["rx_pps"] = fl.udp["rx_packets"] / fl.seconds if fl.seconds else 0.0
+        fl.udp["tx_pps"] = (fl.udp["sent_packets"] / sent["seconds"]
+                            if sent.get("seconds") else 0.0)
+    fl.ok = fl.error is None and fl.bytes > 0
+    return fl
+
+
+def longest_stall(intervals, min_bytes=1500):
+    """Longest run of receiver intervals with less than min_bytes (after the first data and
+    excluding the final partial interval): (seconds, start_s)."""
+    ivs = [iv for iv in intervals if iv[1] - iv[0] > 0.05]
+    started = False
+    best = (0.0, None)
+    run_start = None
+    run_len = 0.0
+    for a, b, n in ivs:
+        if not started:
+            if n >= min_bytes:
+                started = True
+            continue
+        if n < min_bytes:
+            if run_start is None:
+                run_start, run_len = a, 0.0
+            run_len += b - a
+            if run_len > best[0]:
+                best = (run_len, run_start)
+        else:
+            run_start = None
+    return best
+
+
+# ---------------------------------------------------------------- ping / UDP echo
+
+def ping(tb, target, count, interval=0.1, ns=None, times=None):
+    """ping from the slave ns; returns a list of RTTs in ms and the number sent. With a list
+    `times`, (wall-clock time, RTT ms) of each reply are appended to it."""
+    out = sh("ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "2", target,
+             ns=ns or tb.S, check=False)
+    rtts = []
+    for m in re.finditer(r"^\[([0-9.]+)\].*time=([0-9.]+) ms", out, re.M):
+        rtts.append(float(m.group(2)))
+        if times is not None:
+            times.append((float(m.group(1)), float(m.group(2))))
+    return rtts, count
+
+
+def udp_echo_server(addr, port, seconds):
+    """Echo UDP datagrams back for `seconds` (run inside a namespace by `benchlib.py echo`)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data, peer = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        s.sendto(data, peer)
+
+
+def udp_ping(addr, port, count, interval, wait=2.0):
+    """Send count numbered datagrams every interval s; print the RTTs (ms) as JSON."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((addr, port))
+    s.setblocking(False)
+    sent = {}
+    rtts = []
+    t_next = time.monotonic()
+    i = 0
+    end = None
+    while True:
+        now = time.monotonic()
+        if i < count and now >= t_next:
+            sent[i] = now
+            s.send(struct.pack("!Iq", i, 0) + b"x" * 52)
+            i += 1
+            t_next += interval
+            if i == count:
+                end = now + wait
+        if end is not None and (now >= end or len(rtts) == count):
+            break
+        try:
+            data = s.recv(2048)
+            seq = struct.unpack("!I", data[:4])[0]
+            if seq in sent:
+                rtts.append((time.monotonic() - sent.pop(seq)) * 1000)
+        except BlockingIOError:
+            time.sleep(0.0005)
+    print(json.dumps({"sent": count, "rtts": rtts}))
+
+
+# ---------------------------------------------------------------- statistics and output
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def fmt(x, nd=2):
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    return ("%." + str(nd) + "f") % x
+
+
+def mrange(xs, nd=2):
+    """'median [min-max]' over the repeats."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return fmt(xs[0], nd)
+    return "%s [%s-%s]" % (fmt(median(xs), nd), fmt(min(xs), nd), fmt(max(xs), nd))
+
+
+def table(title, header, rows):
+    """Print a readable table: header is a list of column names; rows lists of strings."""
+    cols = [header] + rows
+    w = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
+    print(title)
+    line = "  " + "  ".join(str(h).ljust(w[i]) if i == 0 else str(h).rjust(w[i])
+                            for i, h in enumerate(header))
+    print(line)
+    print("  " + "-" * (len(line) - 2))
+    for r in rows:
+        print("  " + "  ".join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i])
+                               for i, c in enumerate(r)))
+    sys.stdout.flush()
+
+
+def kv_line(name, pairs):
+    """The one machine-readable line every script ends with."""
+    out = [name]
+    for k, v in pairs:
+        if v is None:
+            v = "na"
+        elif isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, float):
+            v = ("%.3f" % v).rstrip("0").rstrip(".") if abs(v) < 1000 else "%.0f" % v
+        out.append("%s=%s" % (k, v))
+    print(" ".join(out))
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- plots
+
+def _bins(points, t_lo, t_hi, width):
+    """Average (t, value) points into bins of `width` s: [(t_center, mean)]."""
+    n = max(1, int(round((t_hi - t_lo) / width)))
+    acc = [[0.0, 0] for _ in range(n)]
+    for t, v in points:
+        k = int((t - t_lo) / width)
+        if 0 <= k < n:
+            acc[k][0] += v
+            acc[k][1] += 1
+    return [(t_lo + (k + 0.5) * width, a / c if c else None) for k, (a, c) in enumerate(acc)]
+
+
+def test_offset(flow, poller, who, link_ids, frac=0.3):
+    """Seconds from the iperf3 client's start (Flow.t0) to its test's time 0 (the connection
+    setup before the test takes a few tunnel RTTs): the shift that makes the receiver's
+    cumulative bytes reach `frac` of their total at the same moment as the links' bytes."""
+    if not flow.intervals or not flow.bytes:
+        return 0.0
+    t_end = flow.t0 + flow.seconds + 0.5
+    pts = []
+    for lid in link_ids:
+        s = [(t, v) for t, v in poller.series(who, "rx_bytes", lid) if t <= t_end]
+        pts.append(s)
+    if not pts or any(len(s) < 3 for s in pts):
+        return 0.0
+    times = [t for t, _ in pts[0]]
+    cum = []
+    for k in range(len(times)):
+        cum.append(sum(s[min(k, len(s) - 1)][1] - s[0][1] for s in pts))
+    if cum[-1] <= 0:
+        return 0.0
+    t_links = next(times[k] for k in range(len(cum)) if cum[k] >= frac * cum[-1]) - flow.t0
+    acc = 0
+    total = sum(n for _, _, n in flow.intervals)
+    t_iperf = None
+    for a, b, n in flow.intervals:
+        if acc + n >= frac * total:
+            t_iperf = a + (b - a) * ((frac * total - acc) / n if n else 0)
+            break
+        acc += n
+    if t_iperf is None:
+        return 0.0
+    return max(0.0, min(5.0, t_links - t_iperf))
+
+
+def write_plot_data(prefix, flow, poller, who, link_ids, t_hi, width=0.5, capacity=None):
+    """Two CSVs for plot.gnuplot: PREFIX-links.csv (t, per-link Mbit/s received by `who`,
+    total, optional per-link capacity) and PREFIX-goodput.csv (t, iperf3 goodput Mbit/s).
+    Time 0 is the iperf3 client's start (the goodput is shifted by test_offset)."""
+    t0 = flow.t0
+    cols = []
+    for lid in link_ids:
+        pts = [(t - t0, v / 1e6) for t, v in poller.rates(who, "rx_bytes", lid)]
+        cols.append(_bins(pts, 0, t_hi, width))
+    with open(prefix + "-links.csv", "w") as f:
+        f.write("# t_s," + ",".join("l%d_mbit" % l for l in link_ids) + ",total_mbit" +
+                ("," + ",".join("cap%d_mbit" % l for l in link_ids) if capacity else "") + "\n")
+        for k in range(len(cols[0]) if cols else 0):
+            vals = [c[k][1] for c in cols]
+            if any(v is None for v in vals):
+                continue
+            row = [cols[0][k][0]] + vals + [sum(vals)]
+            if capacity:
+                tc = cols[0][k][0]
+                row += [cap(tc - width / 2, tc + width / 2) for cap in capacity]
+            f.write(",".join("%.3f" % v for v in row) + "\n")
+    off = test_offset(flow, poller, who, link_ids)
+    pts = [(off + (a + b) / 2, n * 8 / (b - a) / 1e6) for a, b, n in flow.intervals
+           if b - a > 0.05]
+    with open(prefix + "-goodput.csv", "w") as f:
+        f.write("# t_s,goodput_mbit\n")
+        for t, v in _bins(pts, 0, t_hi, width):
+            if v is not None:
+                f.write("%.3f,%.3f\n" % (t, v))
+
+
+def plot(prefix, png, title, names, shade=None, capacity=False, ymax=None, rtt=None):
+    """Render PREFIX-*.csv with bench/plot.gnuplot into png. Returns True if written."""
+    if not shutil.which("gnuplot"):
+        sys.stderr.write("warning: gnuplot not installed, no plot (apt-get install gnuplot-nox)\n")
+        return False
+    x0, x1 = shade if shade else (-1, -1)
+    args = ("links='%s'; goodput='%s'; out='%s'; ttl='%s'; nl=%d; names='%s'; x0=%g; x1=%g; "
+            "cap=%d; ymax=%g" % (prefix + "-links.csv", prefix + "-goodput.csv", png,
+                                 title.replace("'", ""), len(names), " ".join(names), x0, x1,
+                                 1 if capacity else 0, ymax or 0))
+    if rtt:
+        args += "; rtt='%s'" % rtt
+    r = subprocess.run(["gnuplot", "-e", args, os.path.join(HERE, "plot.gnuplot")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write("warning: gnuplot failed: %s\n" % r.stderr.strip())
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- command line
+
+def common_args(desc, duration, repeat, scenario):
+    ap = argparse.ArgumentParser(description=desc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=duration,
+                    help="seconds per measured flow (default %(default)s)")
+    ap.add_argument("--repeat", type=int, default=repeat,
+                    help="repetitions; the tables show the median and [min-max] "
+                         "(default %(default)s)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"),
+                    help="output directory; results go to OUT/%s/ (default %%(default)s)"
+                    % scenario)
+    ap.add_argument("--plot", action="store_true",
+                    help="write PNG plots of per-link and total throughput (gnuplot)")
+    ap.add_argument("--build", default=os.environ.get("BRAID_TUN_BUILD",
+                                                      os.path.join(ROOT, "build")),
+                    help="directory of the TUN build's braid-master and braid-slave "
+                         "(default %(default)s)")
+    ap.add_argument("--tools", default=os.path.join(ROOT, "build", "tools"),
+                    help="directory of braid-emu (default %(default)s)")
+    ap.add_argument("--max-time", type=float, default=0,
+                    help="hard time bound in seconds; everything is stopped and cleaned up "
+                         "when it is reached (default: computed from duration and repeats)")
+    ap.add_argument("--cc", default="cubic",
+                    help="TCP congestion control of the iperf3 flows (iperf3 -C; default "
+                         "%(default)s, Linux's default)")
+    ap.add_argument("--verbose", action="store_true", help="log what is started")
+    return ap
+
+
+def prepare(args, scenario, est_seconds):
+    """Checks (root, programs), handlers and the time bound; returns the output directory."""
+    global VERBOSE
+    VERBOSE = args.verbose
+    if os.geteuid() != 0:
+        print("SKIP %s: needs root (network namespaces and TUN devices)" % scenario)
+        sys.exit(0)
+    if args.duration <= 0 or args.repeat < 1:
+        sys.exit("%s: --duration must be > 0 and --repeat >= 1" % scenario)
+    need = [os.path.join(args.build, "braid-master"), os.path.join(args.build, "braid-slave"),
+            os.path.join(args.tools, "braid-emu")]
+    for p in need:
+        if not os.access(p, os.X_OK):
+            sys.exit("%s: %s is missing (build with `make all tools`)" % (scenario, p))
+    for t in ("ip", "iperf3", "ping", "ss"):
+        if not shutil.which(t):
+            sys.exit("%s: %s is not installed (sh .ci/deps.sh bench)" % (scenario, t))
+    avail = open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split()
+    if args.cc not in avail:
+        sys.exit("%s: --cc %s is not available (%s)" % (scenario, args.cc, " ".join(avail)))
+    bound = args.max_time or (60 + 2.0 * est_seconds)
+    install_handlers(bound)
+    out = os.path.join(args.out, scenario)
+    os.makedirs(out, exist_ok=True)
+    return out, bound
+
+
+def run_info():
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain"],
+                               capture_output=True, text=True).stdout.strip()
+        if dirty:
+            rev += " with uncommitted changes"
+    except OSError:
+        rev = "?"
+    return {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "commit": rev,
+            "cmd": " ".join(sys.argv), "cpus": os.cpu_count(),
+            "kernel": os.uname().release}
+
+
+def save_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, default=str)
+
+
+def main_guard(fn):
+    """Run a scenario's main; on a time bound or error print it, clean up, exit non-zero."""
+    try:
+        rc = fn()
+    except Timeout:
+        sys.stderr.write("error: the time bound was reached; stopped and cleaned up\n")
+        rc = 3
+    except RuntimeError as e:
+        sys.stderr.write("error: %s\n" % e)
+        rc = 1
+    finally:
+        cleanup()
+    sys.exit(rc or 0)
+
+
+if __name__ == "__main__":
+    # helpers run inside a namespace: `benchlib.py echo ADDR PORT SECONDS`,
+    # `benchlib.py uping ADDR PORT COUNT INTERVAL`
+    if len(sys.argv) >= 2 and sys.argv[1] == "echo":
+        udp_echo_server(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "uping":
+        udp_ping(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        sys.exit("usage: benchlib.py echo ADDR PORT SECONDS | uping ADDR PORT COUNT INTERVAL")

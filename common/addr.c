@@ -149,3 +149,37 @@ bool addr_is_unspecified(const struct sockaddr *sa)
         return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
     return false;
 }
+
+void addr_set_port(struct addr *a, unsigned port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+    else if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+}
+
+void addr_unmap(struct addr *a)
+{
+    if (a->ss.ss_family != AF_INET6) return;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&a->ss;
+    if (!IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) return;
+    struct sockaddr_in a4;
+    memset(&a4, 0, sizeof a4);
+    a4.sin_family = AF_INET;
+    a4.sin_port = a6->sin6_port;
+    memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+    memset(a, 0, sizeof *a);
+    memcpy(&a->ss, &a4, sizeof a4);
+    a->len = sizeof a4;
+}
+
+const char *addr_ip_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+    const void *src = sa->sa_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+        !inet_ntop(sa->sa_family, src, buf, (socklen_t)len))
+        snprintf(buf, len, "(none)");
+    return buf;
+}

@@ -22,6 +22,8 @@ int addr_parse(const char *s, struct addr *out, char *err, size_t errlen);
 /* Parse an IP literal without port; port is set to the given value. Returns 0 or -1. */
 int addr_parse_ip(const char *ip, unsigned port, struct addr *out);
 
+/* The IP alone, "1.2.3.4" or "::1", into buf; returns buf. */
+const char *addr_ip_str(const struct sockaddr *sa, char *buf, size_t len);
 /* "1.2.3.4:5" or "[::1]:5" into buf; returns buf. */
 const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
 #define ADDR_STRLEN 64
@@ -30,5 +32,9 @@ bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 unsigned addr_port(const struct sockaddr *sa);
 /* True for 0.0.0.0 and :: */
 bool addr_is_unspecified(const struct sockaddr *sa);
+/* Set the port of an IPv4 or IPv6 address. */
+void addr_set_port(struct addr *a, unsigned port);
+/* Turn an IPv4-mapped IPv6 address (::ffff:a.b.c.d) into the IPv4 address; others unchanged. */
+void addr_unmap(struct addr *a);
 
 #endif

@@ -26,6 +26,9 @@ struct udp_link {
     int fd;
     unsigned ifindex;
     struct addr local;
+    char master_host[256];
+    struct resolve_req *rq;
+    bool resolved;
     ev_io rio;
     ev_timer check;
     char last_err[160];
@@ -112,7 +115,37 @@ static void udp_read(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+static void udp_open_resolved(struct udp_link *u);
+
+static void master_resolved(void *ctx, bool ok, const struct addr *a, const char *err)
+{
+    struct udp_link *u = ctx;
+    u->rq = NULL;
+    if (!ok) {
+        udp_fail(u, "the master's name \"%s\" does not resolve: %s", u->master_host, err);
+        return;
+    }
+    u->cfg.master = *a;
+    addr_unmap(&u->cfg.master);
+    u->resolved = true;
+    udp_open_resolved(u);
+}
+
+/* Open the socket; with a master name, resolve it first (every time: it may have moved). */
 static void udp_open(struct udp_link *u)
+{
+    if (u->rq) return; /* resolving */
+    if (u->master_host[0] && u->cfg.resolver) {
+        int fam = u->cfg.has_bind ? u->cfg.bind.ss.ss_family : AF_UNSPEC;
+        u->rq = resolve_start(u->cfg.resolver, u->master_host, u->cfg.master_port, fam,
+                              master_resolved, u);
+        if (!u->rq) udp_fail(u, "cannot resolve the master: out of memory");
+        return;
+    }
+    udp_open_resolved(u);
+}
+
+static void udp_open_resolved(struct udp_link *u)
 {
     char as[ADDR_STRLEN];
     unsigned idx = 0;
@@ -224,9 +257,10 @@ static void udp_stale(struct link *l)
 static void udp_describe(const struct link *l, char *buf, size_t len)
 {
     const struct udp_link *u = (const struct udp_link *)l;
-    char a[ADDR_STRLEN] = "-", b[ADDR_STRLEN];
+    char a[ADDR_STRLEN] = "-", b[260];
     if (u->fd >= 0) addr_str((const struct sockaddr *)&u->local.ss, a, sizeof a);
-    addr_str((const struct sockaddr *)&u->cfg.master.ss, b, sizeof b);
+    if (u->master_host[0] && !u->resolved) snprintf(b, sizeof b, "%s", u->master_host);
+    else addr_str((const struct sockaddr *)&u->cfg.master.ss, b, sizeof b);
     snprintf(buf, len, "udp %s -> %s%s%s", a, b, u->ifname[0] ? " dev " : "", u->ifname);
 }
 
@@ -234,6 +268,7 @@ static void udp_destroy(struct link *l)
 {
     struct udp_link *u = (struct udp_link *)l;
     udp_close(u);
+    if (u->rq) resolve_cancel(u->rq);
     ev_timer_stop(u->loop, &u->check);
     free(u);
 }
@@ -259,6 +294,8 @@ struct link *udp_link_new(struct ev_loop *loop, const struct udp_link_config *cf
     if (u->cfg.retry_s <= 0) u->cfg.retry_s = 1.0;
     if (cfg->interface) snprintf(u->ifname, sizeof u->ifname, "%s", cfg->interface);
     u->cfg.interface = NULL; /* the copy lives in ifname */
+    if (cfg->master_host) snprintf(u->master_host, sizeof u->master_host, "%s", cfg->master_host);
+    u->cfg.master_host = NULL;
     u->cfg.name = NULL;
     u->fd = -1;
     ev_timer_init(&u->check, udp_check, u->cfg.retry_s, u->cfg.retry_s);

@@ -1,5 +1,5 @@
 /* udp.h: direct UDP link of the slave, bound to a source address and/or an interface.
- * Reopens itself when its interface or address comes back. */
+ * Reopens itself when its interface or address comes back; a master name is resolved anew then. */
 #ifndef BRAID_LINK_UDP_H
 #define BRAID_LINK_UDP_H
 
@@ -7,11 +7,15 @@
 
 #include "../common/addr.h"
 #include "link.h"
+#include "resolve.h"
 
 struct udp_link_config {
     uint8_t id;
     const char *name;
-    struct addr master;    /* where to send */
+    struct addr master;    /* where to send, when master_host is NULL */
+    const char *master_host; /* or: a name, resolved with resolver on every (re)open */
+    unsigned master_port;
+    struct resolver *resolver;
     bool has_bind;         /* bind to a source address */
     struct addr bind;      /* port 0 = any */
     const char *interface; /* SO_BINDTODEVICE, or NULL */

@@ -1,5 +1,5 @@
 /* sock.c: socket helpers shared by the link implementations.
- * Buffer sizing and classification of send errors. */
+ * Buffer sizing, classification of send errors, retry backoff. */
 #include "sock.h"
 
 #include <errno.h>
@@ -31,4 +31,14 @@ bool sock_error_is_fatal(int err)
     default:
         return false;
     }
+}
+
+double sock_backoff_s(double min_s, double max_s, unsigned failures, double u01)
+{
+    double d = min_s;
+    for (unsigned i = 0; i < failures && d < max_s; i++) d *= 2;
+    if (d > max_s) d = max_s;
+    if (u01 < 0) u01 = 0;
+    if (u01 > 1) u01 = 1;
+    return d * (0.75 + 0.5 * u01);
 }

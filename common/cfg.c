@@ -39,6 +39,7 @@ static const struct known known_top[] = {
     {"control_socket", R_BOTH, NULL},
     {"log_level", R_BOTH, NULL},
     {"socket_buffer", R_BOTH, NULL},
+    {"dns_servers", R_SLAVE, "braid-master resolves no names"},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_tunnel[] = {
@@ -58,7 +59,7 @@ static const struct known known_link[] = {
     {"name", R_BOTH, NULL},     {"id", R_BOTH, NULL},        {"type", R_BOTH, NULL},
     {"bind", R_BOTH, NULL},     {"interface", R_BOTH, NULL}, {"proxy", R_BOTH, NULL},
     {"username", R_BOTH, NULL}, {"password", R_BOTH, NULL},  {"master", R_BOTH, NULL},
-    {NULL, R_BOTH, NULL},
+    {"proxy_timeout_ms", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
 };
 static const struct known *const scope_known[SC_COUNT] = {known_top, known_tunnel, known_mux,
                                                           known_link};
@@ -579,7 +580,8 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
     k->line = (int)config_setting_source_line(g);
     k->id = (uint8_t)idx;
     k->type = CFG_LINK_UDP;
-    const config_setting_t *proxy_s = NULL, *user_s = NULL, *pass_s = NULL;
+    const config_setting_t *proxy_s = NULL, *user_s = NULL, *pass_s = NULL, *ptmo_s = NULL;
+    k->proxy_timeout_ms = 5000;
     int n = config_setting_length(g);
     for (int i = 0; i < n; i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -632,6 +634,10 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
                             "characters without '/', ':' or spaces, e.g. \"usb0\"",
                             v);
             snprintf(k->interface, sizeof k->interface, "%s", v);
+        } else if (strcmp(name, "proxy_timeout_ms") == 0) {
+            if (want_int(l, s, path, 100, 60000, "milliseconds", &iv) < 0) return -1;
+            k->proxy_timeout_ms = (unsigned)iv;
+            ptmo_s = s;
         } else if (strcmp(name, "proxy") == 0) {
             if (want_hostport(l, s, path, "192.168.43.1:1080", k->proxy_host, &k->proxy_port) < 0)
                 return -1;
@@ -662,7 +668,7 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
                     "type \"socks5\" needs \"proxy\" (the SOCKS5 proxy's address, e.g. "
                     "\"192.168.43.1:1080\")");
     if (k->type == CFG_LINK_UDP) {
-        const config_setting_t *bad = proxy_s ? proxy_s : user_s ? user_s : pass_s;
+        const config_setting_t *bad = proxy_s ? proxy_s : user_s ? user_s : pass_s ? pass_s : ptmo_s;
         if (bad) {
             char path[64];
             snprintf(path, sizeof path, "%s.%s", lpath, config_setting_name(bad));
@@ -811,6 +817,55 @@ static int check_cross(struct ld *l)
 
 /* ---- top level ---- */
 
+/* "198.18.0.53, [2001:db8::53]:5353": IP addresses with optional ports, comma-separated. */
+static int do_dns_servers(struct ld *l, const config_setting_t *s, const char *path)
+{
+    static const char example[] = "192.168.1.1, 198.18.0.53:5353";
+    const char *v;
+    if (want_string(l, s, path, example, &v) < 0) return -1;
+    size_t vl = strlen(v);
+    if (vl == 0 || vl >= sizeof l->c->dns_servers)
+        return fail(l, s, path, "%zu bytes; expected 1 to %zu bytes of addresses, e.g. \"%s\"",
+                    vl, sizeof l->c->dns_servers - 1, example);
+    char item[80], out[sizeof l->c->dns_servers];
+    size_t ol = 0;
+    const char *p = v;
+    int count = 0;
+    for (;;) {
+        while (*p == ' ') p++;
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        while (n > 0 && p[n - 1] == ' ') n--;
+        if (n == 0 || n >= sizeof item)
+            return fail(l, s, path,
+                        "%s address in the list; expected IP addresses with optional ports, "
+                        "separated by commas, e.g. \"%s\"",
+                        n ? "an overlong" : "an empty", example);
+        memcpy(item, p, n);
+        item[n] = '\0';
+        struct addr a;
+        char why[160];
+        bool ok = addr_parse_ip(item, 53, &a) == 0;
+        if (!ok && (item[0] == '[' || strchr(item, ':') == strrchr(item, ':')))
+            ok = addr_parse(item, &a, why, sizeof why) == 0;
+        if (!ok)
+            return fail(l, s, path,
+                        "\"%s\" is not an IP address with an optional port; expected e.g. "
+                        "\"%s\" (names cannot be used: they would need DNS themselves)",
+                        item, example);
+        char norm[ADDR_STRLEN]; /* the form c-ares takes: "ip:port" or "[v6]:port" */
+        addr_str((struct sockaddr *)&a.ss, norm, sizeof norm);
+        if (ol + strlen(norm) + 2 > sizeof out)
+            return fail(l, s, path, "too many addresses; expected at most a few");
+        ol += (size_t)snprintf(out + ol, sizeof out - ol, "%s%s", count ? "," : "", norm);
+        count++;
+        if (!e) break;
+        p = e + 1;
+    }
+    memcpy(l->c->dns_servers, out, ol + 1);
+    return 0;
+}
+
 static int do_root(struct ld *l, const config_setting_t *root)
 {
     struct cfg *c = l->c;
@@ -861,6 +916,8 @@ static int do_root(struct ld *l, const config_setting_t *root)
         } else if (strcmp(name, "socket_buffer") == 0) {
             if (want_int(l, s, path, 65536, INT_SETTING_MAX, "bytes", &iv) < 0) return -1;
             c->socket_buffer = (int)iv;
+        } else if (strcmp(name, "dns_servers") == 0) {
+            rc = do_dns_servers(l, s, path);
         }
         if (rc < 0) return -1;
     }

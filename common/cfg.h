@@ -31,6 +31,7 @@ struct cfg_link {
     bool has_master;
     char master_host[CFG_HOST_LEN];
     unsigned master_port;
+    unsigned proxy_timeout_ms;     /* "proxy_timeout_ms": connect + negotiation, default 5000 */
     int line;                      /* line of the link's group in the file */
 };
 
@@ -63,6 +64,7 @@ struct cfg {
     char control_socket[108];            /* "control_socket", "" = none */
     int log_level;                       /* "log_level", default info */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
+    char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
 };
 
 /* Load and validate path. Returns 0 with *out filled in (defaults applied), or -1 with *out

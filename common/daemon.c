@@ -124,11 +124,11 @@ void daemon_signals(struct ev_loop *loop)
     ev_signal_start(loop, &sig_term);
 }
 
-unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer, bool socks)
+unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer)
 {
     if (cfg->mtu) return cfg->mtu;
     unsigned outer = ipv6_outer ? 40 + 8 : 20 + 8;
-    unsigned socks_hdr = socks ? (ipv6_outer ? 22 : 10) : 0;
+    unsigned socks_hdr = ipv6_outer ? 22 : 10;
     return cfg->link_mtu - outer - WIRE_OVERHEAD - socks_hdr;
 }
 

@@ -1,5 +1,6 @@
 /* link.h: the link interface: one path between slave and master that carries datagrams.
- * Implementations: links/udp.c (direct UDP), links/server.c (master's view of a slave link). */
+ * Implementations: links/udp.c (direct UDP), links/socks5.c (UDP through a SOCKS5 proxy),
+ * links/server.c (the master's view of a slave link). */
 #ifndef BRAID_LINK_H
 #define BRAID_LINK_H
 
@@ -7,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "../common/strbuf.h"
 
 struct link;
 
@@ -35,6 +38,9 @@ struct link_ops {
     void (*stale)(struct link *l);
     /* Human-readable endpoint description for status output. */
     void (*describe)(const struct link *l, char *buf, size_t len);
+    /* Optional: transport details for the JSON status, as one JSON object appended to sb
+     * (SOCKS5: establishment state, failures, last error, drops by reason). */
+    void (*status_json)(const struct link *l, struct strbuf *sb);
     void (*destroy)(struct link *l);
 };
 

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     }
     const struct cfg *cfg = &M->cfg;
     bool v6 = cfg->listen.ss.ss_family == AF_INET6;
-    unsigned mtu = daemon_tunnel_mtu(cfg, v6, false);
+    unsigned mtu = daemon_tunnel_mtu(cfg, v6);
     if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7100\")\n",

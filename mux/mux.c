@@ -934,7 +934,7 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   "\"delivered_Bps\":%.0f,\"loss\":%.4f,\"est_Bps\":%.0f,"
                   "\"tx_data\":%llu,\"tx_ctrl\":%llu,\"rx_data\":%llu,\"rx_packets\":%llu,"
                   "\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
-                  "\"tx_errors\":%llu,\"tx_dropped\":%llu}",
+                  "\"tx_errors\":%llu,\"tx_dropped\":%llu",
                   transport_up(ml) ? "true" : "false", ml->up ? "true" : "false",
                   ml->peer_hears ? "true" : "false",
                   ml->state_since_us ? (double)(now - ml->state_since_us) / 1e6 : 0.0,
@@ -950,6 +950,14 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_bytes : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_errors : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_dropped : 0));
+        if (ml->tl) {
+            sb_printf(sb, ",\"transport_rx_dropped\":%llu", (unsigned long long)ml->tl->c.rx_dropped);
+            if (ml->tl->ops->status_json) {
+                sb_printf(sb, ",\"transport_info\":");
+                ml->tl->ops->status_json(ml->tl, sb);
+            }
+        }
+        sb_printf(sb, "}");
     }
     sb_printf(sb, "]}");
 }

@@ -7,9 +7,12 @@
 #include "../common/control.h"
 #include "../common/daemon.h"
 #include "../common/log.h"
+#include "../links/resolve.h"
+#include "../links/socks5.h"
 #include "../links/udp.h"
 #include "../mux/mux.h"
 #include "../tundev/tundev.h"
+#include "probe.h"
 
 static const char prog[] = "braid-slave";
 
@@ -19,10 +22,9 @@ struct slave {
     struct tundev *tun;
     struct mux *mux;
     struct control *ctl;
+    struct resolver *res;
     struct link *links[CFG_MAX_LINKS];
     int nlinks;
-    struct addr master;
-    struct addr link_master[CFG_MAX_LINKS];
 };
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
@@ -46,7 +48,11 @@ static void status(void *ctx, const char *cmd, struct strbuf *out)
 int main(int argc, char **argv)
 {
     struct daemon_args a;
-    int rc = daemon_parse_args(argc, argv, prog, NULL, NULL, &a);
+    int rc = daemon_parse_args(argc, argv, prog,
+                               "       %s probe-socks [USER:PASSWORD@]HOST:PORT\n"
+                               "                             check that a SOCKS5 proxy relays UDP "
+                               "(UDP ASSOCIATE)\n",
+                               "probe-socks", &a);
     if (rc >= 0) return rc;
     struct slave *S = calloc(1, sizeof *S);
     if (!S) return 1;
@@ -55,37 +61,21 @@ int main(int argc, char **argv)
         free(S);
         return rc;
     }
-    const struct cfg *cfg = &S->cfg;
-    if (addr_parse_ip(cfg->master_host, cfg->master_port, &S->master) != 0) {
-        fprintf(stderr,
-                "%s: %s: master \"%s\": this version needs an IP address for the master "
-                "(DNS names come with the SOCKS5 link support)\n",
-                prog, cfg->path, cfg->master_host);
+    if (a.cmd == CMD_EXTRA) {
         free(S);
-        return 2;
+        return probe_socks(prog, a.extra_arg);
     }
+    const struct cfg *cfg = &S->cfg;
+    /* The automatic MTU depends on the master's IP version; a name could be either: assume the
+     * larger IPv6 headers unless every way to the master is an IPv4 literal. */
+    bool v6 = false;
     for (int i = 0; i < cfg->nlinks; i++) {
         const struct cfg_link *cl = &cfg->links[i];
-        S->link_master[i] = S->master;
-        if (cl->has_master &&
-            addr_parse_ip(cl->master_host, cl->master_port, &S->link_master[i]) != 0) {
-            fprintf(stderr,
-                    "%s: %s:%d: links[%d].master \"%s\": this version needs an IP address "
-                    "(DNS names come with the SOCKS5 link support)\n",
-                    prog, cfg->path, cl->line, i, cl->master_host);
-            free(S);
-            return 2;
-        }
-        if (cfg->links[i].type != CFG_LINK_UDP) {
-            fprintf(stderr, "%s: %s:%d: links[%d]: type \"socks5\" is not supported by this "
-                            "version yet; use type \"udp\"\n",
-                    prog, cfg->path, cfg->links[i].line, i);
-            free(S);
-            return 2;
-        }
+        const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
+        struct addr ma;
+        if (addr_parse_ip(mh, 0, &ma) != 0 || ma.ss.ss_family == AF_INET6) v6 = true;
     }
-    bool v6 = S->master.ss.ss_family == AF_INET6;
-    unsigned mtu = daemon_tunnel_mtu(cfg, v6, false);
+    unsigned mtu = daemon_tunnel_mtu(cfg, v6);
     if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7200\")\n",
@@ -104,6 +94,12 @@ int main(int argc, char **argv)
     char err[512];
     S->loop = ev_default_loop(EVFLAG_AUTO);
     daemon_signals(S->loop);
+    rc = 1;
+    S->res = resolver_new(S->loop, cfg->dns_servers[0] ? cfg->dns_servers : NULL, err, sizeof err);
+    if (!S->res) {
+        fprintf(stderr, "%s: %s: %s\n", prog, cfg->path, err);
+        goto out;
+    }
     struct tundev_config tc = {
         .name = cfg->tun_name,
         .address = cfg->tun_address[0] ? cfg->tun_address : NULL,
@@ -111,7 +107,6 @@ int main(int argc, char **argv)
         .mtu = mtu,
         .listen = cfg->notun_listen,
     };
-    rc = 1;
     S->tun = tundev_open(S->loop, &tc, tun_rx, S, err, sizeof err);
     if (!S->tun) {
         fprintf(stderr, "%s: %s\n", prog, err);
@@ -135,17 +130,44 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < cfg->nlinks; i++) {
         const struct cfg_link *cl = &cfg->links[i];
-        struct udp_link_config uc = {
-            .id = cl->id,
-            .name = cl->name,
-            .master = S->link_master[i],
-            .has_bind = cl->has_bind,
-            .bind = cl->bind,
-            .interface = cl->interface[0] ? cl->interface : NULL,
-            .retry_s = 1.0,
-            .sndbuf = cfg->socket_buffer,
-        };
-        struct link *l = udp_link_new(S->loop, &uc);
+        const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
+        unsigned mp = cl->has_master ? cl->master_port : cfg->master_port;
+        struct link *l;
+        if (cl->type == CFG_LINK_SOCKS5) {
+            struct socks5_link_config sc = {
+                .id = cl->id,
+                .name = cl->name,
+                .proxy_host = cl->proxy_host,
+                .proxy_port = cl->proxy_port,
+                .username = cl->username,
+                .password = cl->password,
+                .master_host = mh,
+                .master_port = mp,
+                .has_bind = cl->has_bind,
+                .bind = cl->bind,
+                .interface = cl->interface[0] ? cl->interface : NULL,
+                .resolver = S->res,
+                .timeout_s = cl->proxy_timeout_ms / 1000.0,
+                .sndbuf = cfg->socket_buffer,
+            };
+            l = socks5_link_new(S->loop, &sc);
+        } else {
+            struct udp_link_config uc = {
+                .id = cl->id,
+                .name = cl->name,
+                .has_bind = cl->has_bind,
+                .bind = cl->bind,
+                .interface = cl->interface[0] ? cl->interface : NULL,
+                .retry_s = 1.0,
+                .sndbuf = cfg->socket_buffer,
+            };
+            if (addr_parse_ip(mh, mp, &uc.master) != 0) { /* a name: resolved on every open */
+                uc.master_host = mh;
+                uc.master_port = mp;
+                uc.resolver = S->res;
+            }
+            l = udp_link_new(S->loop, &uc);
+        }
         if (!l) {
             fprintf(stderr, "%s: out of memory\n", prog);
             goto out;
@@ -160,7 +182,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    for (int i = 0; i < S->nlinks; i++) udp_link_start(S->links[i]);
+    for (int i = 0; i < S->nlinks; i++) {
+        if (cfg->links[i].type == CFG_LINK_SOCKS5) socks5_link_start(S->links[i]);
+        else udp_link_start(S->links[i]);
+    }
     mux_start(S->mux);
     {
         char td[160];
@@ -176,6 +201,7 @@ out:
     mux_free(S->mux);
     for (int i = 0; i < S->nlinks; i++) link_destroy(S->links[i]);
     if (S->tun) tundev_close(S->tun);
+    resolver_free(S->res);
     if (S->loop) ev_loop_destroy(S->loop);
     free(S);
     return rc;

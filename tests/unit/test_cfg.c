@@ -603,6 +603,48 @@ static void test_link_socks5(void **state)
     expect_fail(load_links("( { type = \"socks5\"; proxy = \"192.168.43.1:1080\"; username = \"\"; "
                            "password = \"pw\"; } )"),
                 "t.conf:3: links[0].username: 0 bytes; expected 1 to 255", NULL);
+
+    /* proxy_timeout_ms: default, range, socks5 only */
+    expect_ok(load_links("( { type = \"socks5\"; proxy = \"phone.lan:1080\"; } )"));
+    assert_int_equal(C.links[0].proxy_timeout_ms, 5000);
+    assert_string_equal(C.links[0].proxy_host, "phone.lan");
+    expect_ok(load_links("( { type = \"socks5\"; proxy = \"phone.lan:1080\"; "
+                         "proxy_timeout_ms = 100; } )"));
+    assert_int_equal(C.links[0].proxy_timeout_ms, 100);
+    expect_msg(load_links("(\n { type = \"socks5\"; proxy = \"phone.lan:1080\";\n"
+                          "   proxy_timeout_ms = 99; }\n)"),
+               "t.conf:5: links[0].proxy_timeout_ms: 99 is out of range; expected 100 to 60000 "
+               "(milliseconds)");
+    expect_fail(load_links("( { proxy_timeout_ms = 1000; } )"),
+                "t.conf:3: links[0].proxy_timeout_ms: only used by links of type \"socks5\"", NULL);
+}
+
+static void test_dns_servers(void **state)
+{
+    (void)state;
+    expect_ok(load_s(""));
+    assert_string_equal(C.dns_servers, "");
+    expect_ok(load_s("dns_servers = \"192.168.1.1\";"));
+    assert_string_equal(C.dns_servers, "192.168.1.1:53");
+    expect_ok(load_s("dns_servers = \" 198.18.0.53:5353 , 2001:db8::53, [2001:db8::54]:5300\";"));
+    assert_string_equal(C.dns_servers, "198.18.0.53:5353,[2001:db8::53]:53,[2001:db8::54]:5300");
+    expect_msg(load_s("dns_servers = \"dns.google\";"),
+               "t.conf:4: dns_servers: \"dns.google\" is not an IP address with an optional port; "
+               "expected e.g. \"192.168.1.1, 198.18.0.53:5353\" (names cannot be used: they would "
+               "need DNS themselves)");
+    expect_fail(load_s("dns_servers = \"1.1.1.1,,8.8.8.8\";"),
+                "t.conf:4: dns_servers: an empty address in the list", NULL);
+    expect_fail(load_s("dns_servers = \"\";"), "t.conf:4: dns_servers: 0 bytes", NULL);
+    expect_fail(load_s("dns_servers = \"1.1.1.1:0\";"), "t.conf:4: dns_servers: \"1.1.1.1:0\"",
+                NULL);
+    expect_fail(load_s("dns_servers = 53;"), "t.conf:4: dns_servers: got an integer", NULL);
+    expect_fail(load_m("dns_servers = \"1.1.1.1\";"), "t.conf:3: dns_servers: ",
+                "braid-master resolves no names");
+    /* many addresses: refused once their normal forms do not fit, never truncated */
+    char text[400] = "dns_servers = \"";
+    for (int i = 0; i < 20; i++) strcat(text, "2001:db8::1,");
+    strcat(text, "1.1.1.1\";");
+    expect_fail(load_s(text), "t.conf:4: dns_servers: ", "too many addresses");
 }
 
 static void test_link_count_edges(void **state)
@@ -1039,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_zeroed_on_failure),
         cmocka_unit_test(test_link_duplicates),
         cmocka_unit_test(test_link_socks5),
+        cmocka_unit_test(test_dns_servers),
         cmocka_unit_test(test_link_count_edges),
         cmocka_unit_test(test_link_fields),
         cmocka_unit_test(test_master_address),

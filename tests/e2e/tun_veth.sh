@@ -104,8 +104,8 @@ check wait_for 10 slave "j['mux']['session'] and j['mux']['links_up'] == 2"
 DESC="master: session and both links up"
 check wait_for 5 master "j['mux']['session'] and j['mux']['links_up'] == 2"
 
-DESC="tunnel interfaces have MTU 1440 (1500 - 28 - 32)"
-check test "$(inS cat /sys/class/net/braid0/mtu)" = 1440
+DESC="tunnel interfaces have MTU 1430 (1500 - 28 - 32 - 10 for a SOCKS5 header)"
+check test "$(inS cat /sys/class/net/braid0/mtu)" = 1430
 
 DESC="ping through the tunnel (20 packets, none lost)"
 check to "$T"/ping.log inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1

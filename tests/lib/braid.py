@@ -175,15 +175,20 @@ class Braid:
     """A master and a slave on loopback with nlinks links; links may go through emulators.
 
     emu: list (one entry per link) of None (direct) or a dict(up=SPEC, down=SPEC, script=FILE).
+    link_extra: {link index: settings text added to that link's group}, e.g. a SOCKS5 proxy.
+    master_name: write the slave's "master" with this host name instead of the IP address.
     """
 
     def __init__(self, nlinks=2, emu=None, mux="", master_extra="", slave_extra="", key=None,
-                 master_key=None, build=None, targets=None, ipv6=False):
+                 master_key=None, build=None, targets=None, ipv6=False, link_extra=None,
+                 master_name=None):
         self.tmp = tempfile.mkdtemp(prefix="braid-test-")
         self.build = build or build_dir()
         self.nlinks = nlinks
         self.emu_specs = emu or [None] * nlinks
         self.targets = targets or {}  # link index -> UDP port to send to instead of the master
+        self.link_extra = link_extra or {}
+        self.master_name = master_name
         self.mux = mux
         self.key = key or genkey()
         self.master_key = master_key or self.key
@@ -219,7 +224,11 @@ log_level = "debug";
             target = ""
             if link_targets[i] is not None:
                 target = ' master = "127.0.0.1:%d";' % link_targets[i]
-            links.append('{ name = "wan%d"; bind = "%s";%s }' % (i, self.lo, target))
+            links.append('{ name = "wan%d"; bind = "%s";%s %s }'
+                         % (i, self.lo, target, self.link_extra.get(i, "")))
+        master = self.lo_port % self.master_port
+        if self.master_name:
+            master = "%s:%d" % (self.master_name, self.master_port)
         return write_conf(os.path.join(self.tmp, "slave.conf"), """
 key = "%s";
 master = "%s";
@@ -229,7 +238,7 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.key, self.lo_port % self.master_port, ", ".join(links), self.slave_tun, self.mux,
+""" % (self.key, master, ", ".join(links), self.slave_tun, self.mux,
        self.slave_ctl, self.slave_extra))
 
     def start_master(self):

@@ -104,13 +104,8 @@ class DanteTest(unittest.TestCase):
 
             res = run_transfer(b, 10000, window=128, loss_timeout=0.5, on_progress=progress)
             self.assertIn("t", fired)
-            for name, r in res.items():
-                self.assertLess(r["max_stall_s"], 1.0, "%s stalled: %s" % (name, frames.summary(r)))
-                self.assertEqual(r["received"] + r["declared_lost"], 10000, frames.summary(r))
-                self.assertEqual(r["duplicates"] + r["corrupted"] + r["out_of_order"], 0,
-                                 frames.summary(r))
-                # only what was in flight through the dead proxy may be lost
-                self.assertLess(r["declared_lost"], 300, frames.summary(r))
+            # only what was in flight through the dead proxy may be lost
+            self.assertEqual(frames.failover_problems(res, 10000, max_lost=300), [])
             down_by = fired["t"] + 1.0
             b.wait_link_state("slave", 0, False, timeout=max(0.05, down_by - time.monotonic()))
             self.assertIn("closed the control connection", b.slave.output())

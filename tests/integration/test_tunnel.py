@@ -94,13 +94,8 @@ class TunnelTest(unittest.TestCase):
 
             res = run_transfer(b, 12000, window=256, loss_timeout=0.3, on_progress=progress)
             self.assertIn("t", fired)
-            for name, r in res.items():
-                self.assertLess(r["max_stall_s"], 1.0, "%s stalled: %s" % (name, frames.summary(r)))
-                self.assertEqual(r["received"] + r["declared_lost"], 12000, frames.summary(r))
-                self.assertEqual(r["duplicates"] + r["corrupted"] + r["out_of_order"], 0,
-                                 frames.summary(r))
-                # only what was in flight on the dead link before detection may be lost
-                self.assertLess(r["declared_lost"], 600, frames.summary(r))
+            # only what was in flight on the dead link before detection may be lost
+            self.assertEqual(frames.failover_problems(res, 12000, max_lost=600), [])
             b.wait_link_state("slave", 0, False, timeout=1)
             b.wait_link_state("master", 0, False, timeout=1)
             emu0.cmd("clear both")

@@ -19,6 +19,8 @@
 #define HELLO_RATE_PER_S 10u
 #define MIN_RTT_WINDOW_US 10000000u
 #define REORDER_FLOOR_US 10000u
+#define LATE_HALF_LIFE_US 5000000.0
+#define OWD_PEAK_FADE_US 3000000.0  /* time constant of a link's delay peak fading to its mean */ /* the extra wait learnt from late packets halves this fast */
 #define INITIAL_RATE_BPS 125000.0 /* 1 Mbit/s until feedback says more */
 #define STALE_MIN_US 2000000u     /* silence before a link's transport is told to re-establish */
 #define COUNTER_REKEY (UINT64_C(1) << 47)
@@ -63,6 +65,8 @@ struct mux_link {
     bool have_owd;
     double owd, owd_var, owd_min;
     uint64_t owd_min_at;
+    double owd_peak;       /* recent highest sample, fading toward owd (delay spikes) */
+    uint64_t owd_peak_at;
     /* feedback from the peer's BEATs */
     bool have_fb;
     struct ctrl_beat fb;
@@ -101,10 +105,15 @@ struct mux {
     /* receive order */
     struct reorder *ro;
     uint64_t ro_timeout_us;
+    double late_extra_us;  /* extra reorder wait learnt from packets that came after their gap */
+    uint64_t late_at_us;   /* when it was last raised */
     ev_timer ro_timer;
+    ev_idle ro_idle;          /* gives gaps up once the input pending now has been read */
+    uint64_t ro_idle_since;
     ev_timer tick;
     bool started;
     struct mux_counters c;
+    struct log_limit lim_late;
     struct log_limit lim_malformed, lim_auth, lim_replay, lim_nosession, lim_nolink, lim_big,
         lim_hello;
     uint8_t txbuf[WIRE_MAX_DGRAM + 64];
@@ -263,14 +272,20 @@ static void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uin
     }
     double x = (double)(int16_t)(raw - m->owd_ref) * WIRE_TS_UNIT_US;
     if (!ml->have_owd) {
-        ml->owd = ml->owd_min = x;
+        ml->owd = ml->owd_min = ml->owd_peak = x;
         ml->owd_var = 0;
-        ml->owd_min_at = now;
+        ml->owd_min_at = ml->owd_peak_at = now;
         ml->have_owd = true;
         return;
     }
     ml->owd_var = 0.75 * ml->owd_var + 0.25 * fabs(ml->owd - x);
     ml->owd = 0.875 * ml->owd + 0.125 * x;
+    /* The averages hide short spikes (a relay app descheduled, a radio retransmitting); the
+     * reorder timeout must cover them, so keep the peak, fading to owd in a few seconds. */
+    double fade = exp(-(double)(now - ml->owd_peak_at) / OWD_PEAK_FADE_US);
+    double peak = ml->owd + (ml->owd_peak - ml->owd) * fade;
+    ml->owd_peak = x > peak ? x : peak;
+    ml->owd_peak_at = now;
     if (x <= ml->owd_min || now - ml->owd_min_at > MIN_RTT_WINDOW_US) {
         ml->owd_min = x;
         ml->owd_min_at = now;
@@ -300,6 +315,13 @@ static void link_reset(struct mux *m, struct mux_link *ml)
 /* The reorder timeout: how much later than the fastest link's packets the slowest link's may
  * arrive, from the measured one-way delays in this direction (with 4 mean deviations of
  * headroom), plus a floor for scheduling noise; at most reorder_max_ms. */
+/* The extra reorder wait learnt from late packets, faded to now. */
+static double late_extra_now(const struct mux *m, uint64_t now)
+{
+    if (m->late_extra_us <= 0) return 0;
+    return m->late_extra_us * exp2(-(double)(now - m->late_at_us) / LATE_HALF_LIFE_US);
+}
+
 static void update_reorder_timeout(struct mux *m)
 {
     double lo = INFINITY, hi = -INFINITY;
@@ -308,13 +330,27 @@ static void update_reorder_timeout(struct mux *m)
         if (!ml->up || !ml->have_owd) continue;
         if (ml->owd_min < lo) lo = ml->owd_min;
         double h = ml->owd + 4 * ml->owd_var;
+        if (ml->owd_peak > h) h = ml->owd_peak;
         if (h > hi) hi = h;
     }
     double t = REORDER_FLOOR_US;
     if (hi > lo) t += hi - lo;
+    /* Delay spikes faster than the averages (a relay app's pause, a phone's radio) show up as
+     * packets arriving after their gap was given up: what that taught is added, fading. */
+    t += late_extra_now(m, mono_us());
     double cap = (double)m->cfg.reorder_max_ms * 1000.0;
     if (t > cap) t = cap;
     m->ro_timeout_us = (uint64_t)t;
+}
+
+/* A packet arrived after its gap was given up: the timeout was too short. Wait up to twice as
+ * long from now on (once per timeout interval: one spike delays many packets), decaying. */
+static void note_late(struct mux *m, uint64_t now)
+{
+    if (m->late_at_us && now - m->late_at_us < m->ro_timeout_us) return;
+    m->late_extra_us = late_extra_now(m, now) + (double)m->ro_timeout_us;
+    m->late_at_us = now;
+    update_reorder_timeout(m);
 }
 
 static void update_state(struct mux *m, struct mux_link *ml, uint64_t now)
@@ -391,19 +427,36 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
     m->cb.deliver(m->cb.ctx, pkt, len);
 }
 
-static void rearm_reorder(struct mux *m, uint64_t now)
+/* Gaps are given up by time only once the datagrams already waiting in the links' sockets
+ * have been read: when the loop falls behind (a busy CPU), a packet that has arrived but is not
+ * read yet must not be declared missing. So the timer does not expire gaps itself: it starts an
+ * idle watcher (lowest priority: it runs when no input is pending), which does. */
+static void rearm_reorder(struct mux *m)
 {
+    ev_timer_stop(m->loop, &m->ro_timer);
     if (reorder_stats(m->ro)->held == 0) {
-        ev_timer_stop(m->loop, &m->ro_timer);
+        ev_idle_stop(m->loop, &m->ro_idle);
         return;
     }
-    uint64_t due = reorder_expire(m->ro, now, m->ro_timeout_us);
-    ev_timer_stop(m->loop, &m->ro_timer);
-    if (due) {
-        double after = due > now ? (double)(due - now) / 1e6 : 0.0;
-        ev_timer_set(&m->ro_timer, after, 0);
-        ev_timer_start(m->loop, &m->ro_timer);
-    }
+    if (ev_is_active(&m->ro_idle)) return; /* expiry already due: the idle watcher re-arms */
+    uint64_t due = reorder_expire(m->ro, 0, m->ro_timeout_us); /* now = 0: only asks when */
+    uint64_t t = mono_us();
+    ev_timer_set(&m->ro_timer, due > t ? (double)(due - t) / 1e6 : 0.0, 0);
+    ev_timer_start(m->loop, &m->ro_timer);
+}
+
+static void expire_reorder(struct mux *m)
+{
+    ev_idle_stop(m->loop, &m->ro_idle);
+    (void)reorder_expire(m->ro, mono_us(), m->ro_timeout_us);
+    rearm_reorder(m);
+}
+
+static void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    expire_reorder(w->data);
 }
 
 /* Links are FIFO: a gseq below every up link's progress that is still missing was lost. */
@@ -423,10 +476,20 @@ static void release_passed(struct mux *m)
 
 static void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop;
     (void)revents;
     struct mux *m = w->data;
-    rearm_reorder(m, mono_us());
+    uint64_t now = mono_us();
+    if (!ev_is_active(&m->ro_idle)) {
+        ev_idle_start(loop, &m->ro_idle);
+        m->ro_idle_since = now;
+    } else if (now - m->ro_idle_since >= m->ro_timeout_us / 2) {
+        expire_reorder(m); /* input never stops: give up the gaps now, half a timeout late */
+        return;
+    }
+    /* in case input keeps the idle watcher from running */
+    double later = (double)(m->ro_timeout_us / 2) / 1e6;
+    ev_timer_set(w, later > 0.002 ? later : 0.002, 0);
+    ev_timer_start(loop, w);
 }
 
 static void note_passed(struct mux_link *ml, uint32_t upto)
@@ -443,6 +506,7 @@ static void session_reset_links(struct mux *m)
     for (int i = 0; i < m->nlinks; i++) link_reset(m, &m->links[m->order[i]]);
     reorder_reset(m->ro, 0);
     ev_timer_stop(m->loop, &m->ro_timer);
+    ev_idle_stop(m->loop, &m->ro_idle);
     m->tx_gseq = 0;
     m->session_at_us = mono_us();
     m->c.sessions++;
@@ -697,6 +761,12 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         enum reorder_result rr = reorder_push(m->ro, h.gseq, payload, plen, now);
         if (rr == REORDER_LATE) {
             m->c.rx_late_delivered++;
+            note_late(m, now);
+            log_limited(&m->lim_late, LOG_DEBUG,
+                        "link %s: gseq %u arrived after its gap was given up (reorder timeout "
+                        "%.1f ms, next %u): delivered out of order",
+                        ml->tl ? ml->tl->name : "?", h.gseq, m->ro_timeout_us / 1000.0,
+                        reorder_next(m->ro));
             m->cb.deliver(m->cb.ctx, payload, plen);
         } else if (rr == REORDER_TOOBIG) {
             m->c.rx_too_big++;
@@ -713,7 +783,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     }
     if (reorder_stats(m->ro)->held) {
         release_passed(m);
-        rearm_reorder(m, now);
+        rearm_reorder(m);
     }
     /* A link heard again after silence: tell the peer at once rather than at the next beat, so
      * the link is usable after one round trip. */
@@ -812,12 +882,16 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
     m->ro_timeout_us = REORDER_FLOOR_US;
     ev_timer_init(&m->ro_timer, reorder_timer_cb, 0, 0);
     m->ro_timer.data = m;
+    ev_idle_init(&m->ro_idle, reorder_idle_cb);
+    ev_set_priority(&m->ro_idle, EV_MINPRI);
+    m->ro_idle.data = m;
     double tick = cfg->beat_interval_ms / 4000.0;
     if (tick < 0.005) tick = 0.005;
     if (tick > 0.05) tick = 0.05;
     ev_timer_init(&m->tick, tick_cb, tick, tick);
     m->tick.data = m;
     m->lim_hello.interval_us = 5000000u;
+    m->lim_late.interval_us = 1000000u;
     return m;
 }
 
@@ -855,6 +929,7 @@ void mux_shutdown(struct mux *m)
     }
     ev_timer_stop(m->loop, &m->tick);
     ev_timer_stop(m->loop, &m->ro_timer);
+    ev_idle_stop(m->loop, &m->ro_idle);
     m->started = false;
 }
 
@@ -863,6 +938,7 @@ void mux_free(struct mux *m)
     if (!m) return;
     ev_timer_stop(m->loop, &m->tick);
     ev_timer_stop(m->loop, &m->ro_timer);
+    ev_idle_stop(m->loop, &m->ro_idle);
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *ml = &m->links[m->order[i]];
         if (ml->owned) link_destroy(ml->tl);
@@ -912,9 +988,10 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
     sep = ",";
     COUNTERS(X)
 #undef X
-    sb_printf(sb, "},\"reorder\":{\"timeout_ms\":%.1f,\"delivered\":%llu,\"direct\":%llu,"
+    sb_printf(sb, "},\"reorder\":{\"timeout_ms\":%.1f,\"late_extra_ms\":%.1f,\"delivered\":%llu,\"direct\":%llu,"
                   "\"dup\":%llu,\"late\":%llu,\"skipped\":%llu,\"overflow\":%llu,\"held\":%llu},",
-              m->ro_timeout_us / 1000.0, (unsigned long long)rs->delivered,
+              m->ro_timeout_us / 1000.0, late_extra_now(m, mono_us()) / 1000.0,
+              (unsigned long long)rs->delivered,
               (unsigned long long)rs->direct, (unsigned long long)rs->dup,
               (unsigned long long)rs->late, (unsigned long long)rs->skipped,
               (unsigned long long)rs->overflow, (unsigned long long)rs->held);

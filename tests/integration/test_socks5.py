@@ -16,6 +16,13 @@ from fakesocks import FakeSocks  # noqa: E402
 DROP_COUNTERS = ("malformed", "no_session", "replay", "auth_fail", "wrong_link", "hello_bad")
 
 
+# Phone-like links: each behind a link emulator (between Dante and the master for a SOCKS5
+# link), at a rate that keeps the machine from saturating its CPU: with every process of the
+# test competing for 2 cores, Dante's userspace relay stalls for tens of milliseconds, and a
+# packet held that long arrives after braid gave its gap up (delivered, but out of order).
+PHONE = {"up": "rate=30mbit,delay=5ms", "down": "rate=30mbit,delay=5ms"}
+
+
 def socks_link(port, extra=""):
     return 'type = "socks5"; proxy = "127.0.0.1:%d"; %s' % (port, extra)
 
@@ -28,6 +35,20 @@ def run_transfer(b, count, **kw):
     kw.setdefault("size", "64-1400")
     kw.setdefault("timeout", 60)
     return frames.transfer((ma, mp), (sa, sp), count, **kw)
+
+
+def assert_delivered(tc, res):
+    """All frames, intact, no duplicates, at most 1 % out of order. For transfers through the
+    scripted proxy's Python relay (it runs in a Python thread and can stall for tens of
+    milliseconds: the GIL, the other fakes) and right after a link died or came back (traffic
+    shifts between links faster than the delay estimates follow): a packet held longer than
+    braid's reorder timeout is delivered late, out of order, by design (PROTOCOL.md section 7).
+    Steady transfers through Dante allow no reordering at all."""
+    for name, r in res.items():
+        tc.assertEqual(r["received"], r["sent"], "%s: %s" % (name, frames.summary(r)))
+        tc.assertEqual(r["duplicates"] + r["corrupted"], 0, "%s: %s" % (name, frames.summary(r)))
+        tc.assertLessEqual(r["out_of_order"], r["sent"] // 100, "%s: %s"
+                           % (name, frames.summary(r)))
 
 
 def info(b, link_id):
@@ -57,7 +78,7 @@ class DanteTest(unittest.TestCase):
     def test_two_phones_and_a_direct_link_10000_frames(self):
         """Two SOCKS5 links through two Dante servers and one direct link: all three carry
         traffic both ways; 10,000 frames each way arrive complete, in order, no duplicates."""
-        with braid.Braid(nlinks=3) as b:
+        with braid.Braid(nlinks=3, emu=[PHONE, PHONE, PHONE]) as b:
             d1 = self.dante(b, "phone1")
             d2 = self.dante(b, "phone2")
             b.link_extra = {0: socks_link(d1.port), 1: socks_link(d2.port)}
@@ -67,7 +88,7 @@ class DanteTest(unittest.TestCase):
                 self.assertTrue(t["transport"].startswith("socks5 via 127.0.0.1:%d relay"
                                                           % (d1.port if i == 0 else d2.port)),
                                 t["transport"])
-            res = run_transfer(b, 10000)
+            res = run_transfer(b, 10000, window=16)  # well below the links: no queues build
             self.assertComplete(res)
             for who in ("master", "slave"):
                 links = b.status(who)["mux"]["links"]
@@ -91,7 +112,7 @@ class DanteTest(unittest.TestCase):
     def test_dante_killed_and_restarted(self):
         """A Dante killed mid-run: its link is down within 1 s, delivery continues over the
         others; Dante restarted on the same port: the link is back within a few seconds."""
-        with braid.Braid(nlinks=2) as b:
+        with braid.Braid(nlinks=2, emu=[PHONE, PHONE]) as b:
             d1 = self.dante(b, "phone1")
             b.link_extra = {0: socks_link(d1.port)}
             b.start()
@@ -104,8 +125,10 @@ class DanteTest(unittest.TestCase):
 
             res = run_transfer(b, 10000, window=128, loss_timeout=0.5, on_progress=progress)
             self.assertIn("t", fired)
-            # only what was in flight through the dead proxy may be lost
-            self.assertEqual(frames.failover_problems(res, 10000, max_lost=300), [])
+            # only what was in flight through the dead proxy may be lost; packets in flight on the
+            # surviving link when the traffic shifts to it may come after their gap was given up
+            self.assertEqual(frames.failover_problems(res, 10000, max_lost=300, max_reordered=100),
+                             [])
             down_by = fired["t"] + 1.0
             b.wait_link_state("slave", 0, False, timeout=max(0.05, down_by - time.monotonic()))
             self.assertIn("closed the control connection", b.slave.output())
@@ -118,7 +141,7 @@ class DanteTest(unittest.TestCase):
             ti = info(b, 0)
             self.assertGreaterEqual(ti["established"], 2, ti)
             res = run_transfer(b, 2000)
-            self.assertComplete(res)
+            assert_delivered(self, res)
             self.assertGreater(b.links("slave")[0]["tx_data"], 0)
 
     def test_username_password_against_dante(self):
@@ -135,7 +158,7 @@ class DanteTest(unittest.TestCase):
         try:
             subprocess.run(["chpasswd"], input="%s:%s\n" % (user, password), text=True,
                            check=True)
-            with braid.Braid(nlinks=3) as b:
+            with braid.Braid(nlinks=3, emu=[PHONE, PHONE, PHONE]) as b:
                 d = self.dante(b, "authphone", auth=True)
                 b.link_extra = {
                     0: socks_link(d.port, 'username = "%s"; password = "%s";' % (user, password)),
@@ -148,7 +171,7 @@ class DanteTest(unittest.TestCase):
                                  "the link with the wrong password retried")
                 self.assertFalse(b.links("slave")[1]["up"])
                 self.assertIn("rejected the username/password", info(b, 1)["last_error"])
-                res = run_transfer(b, 2000)
+                res = run_transfer(b, 2000, window=16)
                 self.assertComplete(res)
                 self.assertGreater(b.links("slave")[0]["tx_data"], 0)
         finally:
@@ -203,7 +226,7 @@ class FakeProxyTest(unittest.TestCase):
                     self.assertLessEqual(fakes[m].connections, ti["attempts"], m)
                 self.assertTrue(b.slave.alive())
                 res = run_transfer(b, 1000)
-                for name, r in res.items():
+                for name, r in res.items():  # all over the direct link: strict
                     self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
                 self.assertEqual(b.links("slave")[direct]["tx_data"],
                                  sum(l["tx_data"] for l in b.status("slave")["mux"]["links"]))
@@ -224,8 +247,7 @@ class FakeProxyTest(unittest.TestCase):
                 b.start()
                 self.assertIn("relay 127.0.0.1:", b.links("slave")[1]["transport"])
                 res = run_transfer(b, 3000, window=16)
-                for name, r in res.items():
-                    self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+                assert_delivered(self, res)
                 for i in (0, 1):
                     self.assertGreater(b.links("slave")[i]["tx_data"], 0)
                     self.assertEqual(info(b, i)["established"], 1)
@@ -262,8 +284,7 @@ class FakeProxyTest(unittest.TestCase):
             with braid.Braid(nlinks=2, link_extra={0: socks_link(frag.port)}) as b:
                 b.start()
                 res = run_transfer(b, 2000, window=16)
-                for name, r in res.items():
-                    self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+                assert_delivered(self, res)
                 ti = info(b, 0)
                 self.assertGreater(frag.hostile_sent, 0)
                 self.assertGreater(ti["drop_frag"], 0, ti)
@@ -309,8 +330,7 @@ class NameResolutionTest(unittest.TestCase):
                 # a master given by name may be IPv6: the automatic MTU leaves room for that
                 self.assertIn("MTU 1398", b.slave.output())
                 res = run_transfer(b, 2000, size="64-1398", window=16)
-                for name, r in res.items():
-                    self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+                assert_delivered(self, res)
                 for i in (0, 1, 3):
                     self.assertGreater(b.links("slave")[i]["tx_data"], 0, i)
         finally:

@@ -515,18 +515,21 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
     return out
 
 
-def failover_problems(res, count, max_lost, max_stall_s=1.0):
+def failover_problems(res, count, max_lost, max_stall_s=1.0, max_reordered=0):
     """What is wrong with a transfer of count frames each way during which a link died: a stall
-    of max_stall_s or more, frames unaccounted for, duplicates, corruption or reordering, or
-    max_lost or more frames lost (only those in flight on the dying link may be). [] if none."""
+    of max_stall_s or more, frames unaccounted for, duplicates, corruption, more than
+    max_reordered frames out of order, or max_lost or more frames lost (only those in flight on
+    the dying link may be). [] if none."""
     problems = []
     for name, r in res.items():
         if r["max_stall_s"] >= max_stall_s:
             problems.append("%s stalled: %s" % (name, summary(r)))
         if r["received"] + r["declared_lost"] != count:
             problems.append("%s frames unaccounted for: %s" % (name, summary(r)))
-        if r["duplicates"] + r["corrupted"] + r["out_of_order"]:
-            problems.append("%s duplicates, corrupted or out of order: %s" % (name, summary(r)))
+        if r["duplicates"] + r["corrupted"] or r["out_of_order"] > max_reordered:
+            problems.append("%s: %d duplicates, %d corrupted, %d out of order: %s"
+                            % (name, r["duplicates"], r["corrupted"], r["out_of_order"],
+                               summary(r)))
         if r["declared_lost"] >= max_lost:
             problems.append("%s lost %d frames (limit %d): %s"
                             % (name, r["declared_lost"], max_lost, summary(r)))

@@ -28,6 +28,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+# The daemons' control socket (a pathname UNIX socket, reachable from any namespace): what
+# `braid-slave json -c CONF` prints. One client for tests and benchmarks.
+from braid import query  # noqa: E402
 TRACES_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "traces"))
 
 SLAVE_WAN = "198.18.1.2"     # slave ns, veth to the wan ns
@@ -157,27 +161,7 @@ def wait_until(cond, timeout, what, interval=0.05):
     raise RuntimeError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-# ---------------------------------------------------------------- daemon status
-
-def query(path, cmd="json", timeout=2.0):
-    """The daemons' control socket (a pathname UNIX socket, reachable from any namespace):
-    what `braid-slave json -c CONF` prints."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(cmd.encode() + b"\n")
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        s.close()
-    text = b"".join(chunks).decode()
-    return json.loads(text) if cmd == "json" else text
-
+# ---------------------------------------------------------------- emulator control
 
 def emu_cmd(ctl, text, timeout=2.0):
     """One command to a braid-emu control socket (UNIX datagram); returns the reply."""

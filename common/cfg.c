@@ -668,7 +668,10 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
                     "type \"socks5\" needs \"proxy\" (the SOCKS5 proxy's address, e.g. "
                     "\"192.168.43.1:1080\")");
     if (k->type == CFG_LINK_UDP) {
-        const config_setting_t *bad = proxy_s ? proxy_s : user_s ? user_s : pass_s ? pass_s : ptmo_s;
+        const config_setting_t *bad = proxy_s  ? proxy_s
+                                      : user_s ? user_s
+                                      : pass_s ? pass_s
+                                               : ptmo_s;
         if (bad) {
             char path[64];
             snprintf(path, sizeof path, "%s.%s", lpath, config_setting_name(bad));

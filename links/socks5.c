@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "../common/util.h"
 #include "sock.h"
 #include "socks5_proto.h"
 
@@ -110,7 +109,8 @@ static void s5_close(struct socks5_link *s)
 /* Take the link down with a reason, and schedule the next attempt: 0.5 s doubling up to 30 s,
  * jittered by +-25 %, counted from the last datagram that came through the relay. A reason is
  * logged once (until it changes or the link has worked again); repeats go to the debug log. */
-static void s5_fail(struct socks5_link *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s5_fail(struct socks5_link *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void s5_fail(struct socks5_link *s, const char *fmt, ...)
 {
     char msg[sizeof s->last_err], ps[ADDR_STRLEN + 260];
@@ -245,7 +245,6 @@ static void s5_associated(struct socks5_link *s)
     addr_unmap(&s->relay);
     if (s->relay.ss.ss_family != s->tcp_local.ss.ss_family) {
         /* The relay is of another IP version than the control connection: a new socket. */
-        ev_io_stop(s->loop, &s->uio);
         close(s->ufd);
         s->ufd = open_udp(s, s->relay.ss.ss_family, NULL);
         if (s->ufd < 0) {
@@ -514,7 +513,8 @@ static void s5_establish(struct socks5_link *s)
     s->attempts++;
     s->state = S5_RESOLVE_PROXY;
     int fam = s->cfg.has_bind ? s->cfg.bind.ss.ss_family : AF_UNSPEC;
-    s->rq = resolve_start(s->cfg.resolver, s->proxy_host, s->cfg.proxy_port, fam, proxy_resolved, s);
+    s->rq = resolve_start(s->cfg.resolver, s->proxy_host, s->cfg.proxy_port, fam, proxy_resolved,
+                          s);
     if (!s->rq) s5_fail(s, "cannot resolve: out of memory");
 }
 

@@ -19,8 +19,7 @@
 #define HELLO_RATE_PER_S 10u
 #define MIN_RTT_WINDOW_US 10000000u
 #define REORDER_FLOOR_US 10000u
-#define LATE_HALF_LIFE_US 5000000.0
-#define OWD_PEAK_FADE_US 3000000.0  /* time constant of a link's delay peak fading to its mean */ /* the extra wait learnt from late packets halves this fast */
+#define OWD_PEAK_FADE_US 3000000.0 /* time constant of a link's delay peak fading to its mean */
 #define INITIAL_RATE_BPS 125000.0 /* 1 Mbit/s until feedback says more */
 #define STALE_MIN_US 2000000u     /* silence before a link's transport is told to re-establish */
 #define COUNTER_REKEY (UINT64_C(1) << 47)
@@ -105,8 +104,6 @@ struct mux {
     /* receive order */
     struct reorder *ro;
     uint64_t ro_timeout_us;
-    double late_extra_us;  /* extra reorder wait learnt from packets that came after their gap */
-    uint64_t late_at_us;   /* when it was last raised */
     ev_timer ro_timer;
     ev_idle ro_idle;          /* gives gaps up once the input pending now has been read */
     uint64_t ro_idle_since;
@@ -314,14 +311,8 @@ static void link_reset(struct mux *m, struct mux_link *ml)
 
 /* The reorder timeout: how much later than the fastest link's packets the slowest link's may
  * arrive, from the measured one-way delays in this direction (with 4 mean deviations of
- * headroom), plus a floor for scheduling noise; at most reorder_max_ms. */
-/* The extra reorder wait learnt from late packets, faded to now. */
-static double late_extra_now(const struct mux *m, uint64_t now)
-{
-    if (m->late_extra_us <= 0) return 0;
-    return m->late_extra_us * exp2(-(double)(now - m->late_at_us) / LATE_HALF_LIFE_US);
-}
-
+ * headroom, or the link's recent delay peak if higher: a packet that came late raised it), plus
+ * a floor for scheduling noise; at most reorder_max_ms. */
 static void update_reorder_timeout(struct mux *m)
 {
     double lo = INFINITY, hi = -INFINITY;
@@ -335,22 +326,9 @@ static void update_reorder_timeout(struct mux *m)
     }
     double t = REORDER_FLOOR_US;
     if (hi > lo) t += hi - lo;
-    /* Delay spikes faster than the averages (a relay app's pause, a phone's radio) show up as
-     * packets arriving after their gap was given up: what that taught is added, fading. */
-    t += late_extra_now(m, mono_us());
     double cap = (double)m->cfg.reorder_max_ms * 1000.0;
     if (t > cap) t = cap;
     m->ro_timeout_us = (uint64_t)t;
-}
-
-/* A packet arrived after its gap was given up: the timeout was too short. Wait up to twice as
- * long from now on (once per timeout interval: one spike delays many packets), decaying. */
-static void note_late(struct mux *m, uint64_t now)
-{
-    if (m->late_at_us && now - m->late_at_us < m->ro_timeout_us) return;
-    m->late_extra_us = late_extra_now(m, now) + (double)m->ro_timeout_us;
-    m->late_at_us = now;
-    update_reorder_timeout(m);
 }
 
 static void update_state(struct mux *m, struct mux_link *ml, uint64_t now)
@@ -439,7 +417,7 @@ static void rearm_reorder(struct mux *m)
         return;
     }
     if (ev_is_active(&m->ro_idle)) return; /* expiry already due: the idle watcher re-arms */
-    uint64_t due = reorder_expire(m->ro, 0, m->ro_timeout_us); /* now = 0: only asks when */
+    uint64_t due = reorder_due(m->ro, m->ro_timeout_us);
     uint64_t t = mono_us();
     ev_timer_set(&m->ro_timer, due > t ? (double)(due - t) / 1e6 : 0.0, 0);
     ev_timer_start(m->loop, &m->ro_timer);
@@ -761,7 +739,6 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         enum reorder_result rr = reorder_push(m->ro, h.gseq, payload, plen, now);
         if (rr == REORDER_LATE) {
             m->c.rx_late_delivered++;
-            note_late(m, now);
             log_limited(&m->lim_late, LOG_DEBUG,
                         "link %s: gseq %u arrived after its gap was given up (reorder timeout "
                         "%.1f ms, next %u): delivered out of order",
@@ -988,10 +965,9 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
     sep = ",";
     COUNTERS(X)
 #undef X
-    sb_printf(sb, "},\"reorder\":{\"timeout_ms\":%.1f,\"late_extra_ms\":%.1f,\"delivered\":%llu,\"direct\":%llu,"
+    sb_printf(sb, "},\"reorder\":{\"timeout_ms\":%.1f,\"delivered\":%llu,\"direct\":%llu,"
                   "\"dup\":%llu,\"late\":%llu,\"skipped\":%llu,\"overflow\":%llu,\"held\":%llu},",
-              m->ro_timeout_us / 1000.0, late_extra_now(m, mono_us()) / 1000.0,
-              (unsigned long long)rs->delivered,
+              m->ro_timeout_us / 1000.0, (unsigned long long)rs->delivered,
               (unsigned long long)rs->direct, (unsigned long long)rs->dup,
               (unsigned long long)rs->late, (unsigned long long)rs->skipped,
               (unsigned long long)rs->overflow, (unsigned long long)rs->held);
@@ -1028,7 +1004,8 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_errors : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_dropped : 0));
         if (ml->tl) {
-            sb_printf(sb, ",\"transport_rx_dropped\":%llu", (unsigned long long)ml->tl->c.rx_dropped);
+            sb_printf(sb, ",\"transport_rx_dropped\":%llu",
+                      (unsigned long long)ml->tl->c.rx_dropped);
             if (ml->tl->ops->status_json) {
                 sb_printf(sb, ",\"transport_info\":");
                 ml->tl->ops->status_json(ml->tl, sb);

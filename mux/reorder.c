@@ -237,14 +237,20 @@ void reorder_release_before(struct reorder *r, uint32_t upto)
     advance_to(r, upto, false);
 }
 
+uint64_t reorder_due(const struct reorder *r, uint64_t timeout_us)
+{
+    if (!r->st.held) return 0;
+    /* next itself is never held (it would have been released), so k >= 1. */
+    uint64_t arr = r->arrival[(r->next + find_held(r, r->slots)) & r->mask];
+    return arr > UINT64_MAX - timeout_us ? UINT64_MAX : arr + timeout_us;
+}
+
 uint64_t reorder_expire(struct reorder *r, uint64_t now_us, uint64_t timeout_us)
 {
     while (r->st.held) {
-        /* next itself is never held (it would have been released), so k >= 1. */
-        uint32_t k = find_held(r, r->slots);
-        uint64_t arr = r->arrival[(r->next + k) & r->mask];
-        uint64_t due = arr > UINT64_MAX - timeout_us ? UINT64_MAX : arr + timeout_us;
+        uint64_t due = reorder_due(r, timeout_us);
         if (due > now_us) return due;
+        uint32_t k = find_held(r, r->slots);
         give_up(r, k, false);
         release_run(r);
     }

@@ -57,6 +57,10 @@ void reorder_release_before(struct reorder *r, uint32_t upto);
  * is held. */
 uint64_t reorder_expire(struct reorder *r, uint64_t now_us, uint64_t timeout_us);
 
+/* When reorder_expire would next give a gap up: the arrival of the first held packet after next
+ * + timeout_us, or 0 if nothing is held. Changes nothing. */
+uint64_t reorder_due(const struct reorder *r, uint64_t timeout_us);
+
 /* The next gseq the buffer waits for. */
 uint32_t reorder_next(const struct reorder *r);
 const struct reorder_stats *reorder_stats(const struct reorder *r);

@@ -74,8 +74,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (p->sent < PROBE_COUNT) send_one(p);
 }
 
-static void link_rx(void *ctx, struct link *l, uint8_t *buf, size_t len, const struct sockaddr *from,
-                    socklen_t fromlen)
+static void link_rx(void *ctx, struct link *l, uint8_t *buf, size_t len,
+                    const struct sockaddr *from, socklen_t fromlen)
 {
     (void)l;
     (void)from;

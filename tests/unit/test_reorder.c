@@ -262,8 +262,13 @@ static void test_expire(void **state)
     struct fixture *f = fx_new(32);
     const uint64_t T = 1000;
     assert_int_equal(reorder_expire(f->r, 0, T), 0);
+    assert_int_equal(reorder_due(f->r, T), 0); /* nothing held */
     assert_int_equal(push(f, 3, 100), REORDER_HELD);
     assert_int_equal(push(f, 6, 150), REORDER_HELD);
+    /* reorder_due tells what expire would return, and gives nothing up */
+    assert_int_equal(reorder_due(f->r, T), 1100);
+    assert_int_equal(reorder_due(f->r, UINT64_MAX), UINT64_MAX);
+    assert_int_equal(reorder_stats(f->r)->held, 2);
     assert_int_equal(reorder_expire(f->r, 500, T), 1100);
     assert_int_equal(reorder_expire(f->r, 1099, T), 1100);
     assert_int_equal(f->cap.n, 0);
@@ -276,6 +281,7 @@ static void test_expire(void **state)
     assert_int_equal(reorder_next(f->r), 4);
     assert_int_equal(reorder_stats(f->r)->skipped, 3);
     assert_int_equal(reorder_expire(f->r, 1149, T), 1150);
+    assert_int_equal(reorder_due(f->r, T), 1150);
     assert_int_equal(f->cap.n, 1);
 
     /* 4 arrives in time and is delivered at once; 5 still missing. */

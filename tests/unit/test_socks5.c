@@ -30,39 +30,37 @@ static void test_greeting(void **state)
     assert_memory_equal(g, "\x05\x02\x00\x02", 4);
 }
 
+static char err[200];
+
+/* socks5_parse_method on a literal, the message in err */
+static int method(const char *bytes, size_t n, bool with_auth, uint8_t *m)
+{
+    return socks5_parse_method((const uint8_t *)bytes, n, with_auth, m, err, sizeof err);
+}
+
 static void test_method_reply(void **state)
 {
     (void)state;
-    char err[200];
     uint8_t m = 0xaa;
-    assert_int_equal(socks5_parse_method((const uint8_t *)"", 0, false, &m, err, sizeof err),
-                     SOCKS5_NEED_MORE);
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05", 1, false, &m, err, sizeof err),
-                     SOCKS5_NEED_MORE);
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\x00", 2, false, &m, err, sizeof err),
-                     2);
+    assert_int_equal(method("", 0, false, &m), SOCKS5_NEED_MORE);
+    assert_int_equal(method("\x05", 1, false, &m), SOCKS5_NEED_MORE);
+    assert_int_equal(method("\x05\x00", 2, false, &m), 2);
     assert_int_equal(m, 0);
     /* username/password only when offered */
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\x02", 2, true, &m, err, sizeof err),
-                     2);
+    assert_int_equal(method("\x05\x02", 2, true, &m), 2);
     assert_int_equal(m, 2);
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\x02", 2, false, &m, err, sizeof err),
-                     SOCKS5_ERROR);
+    assert_int_equal(method("\x05\x02", 2, false, &m), SOCKS5_ERROR);
     assert_non_null(strstr(err, "did not offer"));
     /* GSSAPI was never offered */
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\x01", 2, true, &m, err, sizeof err),
-                     SOCKS5_ERROR);
+    assert_int_equal(method("\x05\x01", 2, true, &m), SOCKS5_ERROR);
     assert_non_null(strstr(err, "GSSAPI"));
     /* no acceptable method: say that a login is needed */
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\xff", 2, false, &m, err, sizeof err),
-                     SOCKS5_ERROR);
+    assert_int_equal(method("\x05\xff", 2, false, &m), SOCKS5_ERROR);
     assert_non_null(strstr(err, "set username and password"));
     /* SOCKS4 and HTTP proxies */
-    assert_int_equal(socks5_parse_method((const uint8_t *)"\x04\x5a", 2, false, &m, err, sizeof err),
-                     SOCKS5_ERROR);
+    assert_int_equal(method("\x04\x5a", 2, false, &m), SOCKS5_ERROR);
     assert_non_null(strstr(err, "version byte 0x04"));
-    assert_int_equal(socks5_parse_method((const uint8_t *)"HTTP/1.1", 8, false, &m, err, sizeof err),
-                     SOCKS5_ERROR);
+    assert_int_equal(method("HTTP/1.1", 8, false, &m), SOCKS5_ERROR);
     assert_non_null(strstr(err, "version byte 0x48"));
 }
 
@@ -87,7 +85,6 @@ static void test_auth(void **state)
     assert_int_equal(socks5_build_auth(b, sizeof b, "u", ""), 0);
     assert_int_equal(socks5_build_auth(b, 10, "braid", "s3cret"), 0); /* no room */
 
-    char err[200];
     assert_int_equal(socks5_parse_auth_reply((const uint8_t *)"\x01", 1, err, sizeof err),
                      SOCKS5_NEED_MORE);
     assert_int_equal(socks5_parse_auth_reply((const uint8_t *)"\x01\x00", 2, err, sizeof err), 2);
@@ -123,7 +120,6 @@ static void test_reply_ipv4_and_every_prefix(void **state)
     (void)state;
     const uint8_t r4[] = {5, 0, 0, 1, 127, 0, 0, 1, 0xd0, 0xd4};
     struct socks5_reply r;
-    char err[200];
     /* every strict prefix needs more; the whole is consumed exactly */
     for (size_t n = 0; n < sizeof r4; n++)
         assert_int_equal(socks5_parse_reply(r4, n, &r, err, sizeof err), SOCKS5_NEED_MORE);
@@ -144,7 +140,7 @@ static void test_reply_ipv6_domain_unspecified(void **state)
 {
     (void)state;
     struct socks5_reply r;
-    char err[200], s[ADDR_STRLEN];
+    char s[ADDR_STRLEN];
     uint8_t r6[22] = {5, 0, 0, 4};
     r6[4 + 15] = 1; /* ::1 */
     r6[20] = 0x04;
@@ -171,7 +167,6 @@ static void test_reply_hostile(void **state)
 {
     (void)state;
     struct socks5_reply r;
-    char err[200];
     /* REP != 0 is an error as soon as it is known, with the RFC's words */
     assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x07", 2, &r, err, sizeof err),
                      SOCKS5_ERROR);

@@ -180,6 +180,29 @@ int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_
     return 0;
 }
 
+int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_report *r)
+{
+    uint8_t *v = ctrl_reserve(buf, cap, pos, CTRL_REPORT, CTRL_REPORT_LEN);
+    if (!v) return WIRE_ERR_SPACE;
+    v[0] = r->link_id;
+    v[1] = r->flags;
+    v[2] = v[3] = 0;
+    put_be32(v + 4, r->report_us);
+    put_be64(v + 8, r->rx_highest & WIRE_COUNTER_MAX);
+    put_be32(v + 16, r->rx_packets);
+    put_be32(v + 20, r->rx_bytes);
+    put_be32(v + 24, r->ack_delay_us);
+    put_be32(v + 28, (uint32_t)r->owd_min_rel_us);
+    put_be32(v + 32, r->owd_queue_us);
+    put_be32(v + 36, r->tx_data_end);
+    return 0;
+}
+
+int wire_version_of(const uint8_t *dg, size_t len)
+{
+    return len ? dg[0] >> 6 : -1;
+}
+
 int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
 {
     size_t off = 0;
@@ -214,6 +237,24 @@ int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
             out[n].u.down.reason = v[1];
             n++;
             break;
+        case CTRL_REPORT: {
+            if (vlen != CTRL_REPORT_LEN) return WIRE_ERR_SHORT;
+            if (n >= max) return WIRE_ERR_SPACE;
+            struct ctrl_report *r = &out[n].u.report;
+            out[n].kind = CTRL_REPORT;
+            r->link_id = v[0];
+            r->flags = v[1];
+            r->report_us = get_be32(v + 4);
+            r->rx_highest = get_be64(v + 8) & WIRE_COUNTER_MAX;
+            r->rx_packets = get_be32(v + 16);
+            r->rx_bytes = get_be32(v + 20);
+            r->ack_delay_us = get_be32(v + 24);
+            r->owd_min_rel_us = (int32_t)get_be32(v + 28);
+            r->owd_queue_us = get_be32(v + 32);
+            r->tx_data_end = get_be32(v + 36);
+            n++;
+            break;
+        }
         default: /* unknown kind: skipped (forward compatibility) */
             break;
         }

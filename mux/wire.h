@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 2: receive reports (CTRL kind 3) and per-link send queues */
 enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HELLO = 2, WIRE_HELLO_REPLY = 3 };
 
 #define WIRE_HDR_LEN 8   /* clear header (AEAD additional data) */
@@ -39,7 +39,7 @@ enum wire_err {
     WIRE_OK = 0,
     WIRE_ERR_SHORT = -1,    /* shorter than the minimum for its type */
     WIRE_ERR_LONG = -2,     /* longer than WIRE_MAX_DGRAM */
-    WIRE_ERR_VERSION = -3,  /* version != 1 */
+    WIRE_ERR_VERSION = -3,  /* version != WIRE_VERSION (wire_version_of tells which) */
     WIRE_ERR_RESERVED = -4, /* reserved bits set */
     WIRE_ERR_AUTH = -5,     /* AEAD open failed */
     WIRE_ERR_SPACE = -6,    /* output buffer too small (encode) */
@@ -88,8 +88,12 @@ static inline uint16_t wire_ts(uint64_t now_us)
 #define WIRE_RTT_MAX_US 8000000u
 
 /* ---- CTRL messages (section 4) ---- */
-enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2 };
+enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2, CTRL_REPORT = 3 };
 #define CTRL_BEAT_LEN 32
+#define CTRL_REPORT_LEN 40
+#define CTRL_REPORT_F_OWD 0x01    /* owd_min_rel_us and owd_queue_us are valid */
+#define CTRL_REPORT_F_TXEND 0x02  /* tx_data_end is valid */
+#define CTRL_REPORT_F_RX 0x04     /* the receive fields are valid (something was received) */
 #define CTRL_LINK_DOWN_LEN 2
 #define CTRL_MAX_MSGS 16
 #define CTRL_BEAT_F_HEARS 0x01
@@ -104,6 +108,22 @@ struct ctrl_beat {
     uint64_t rx_highest;
 };
 
+/* Receive report for one link (section 4, kind 3): what this end received on the link, and
+ * where its own DATA on the link ends. Several may share one CTRL datagram on any link. */
+struct ctrl_report {
+    uint8_t link_id;
+    uint8_t flags;          /* CTRL_REPORT_F_* */
+    uint32_t report_us;     /* sender's clock, us mod 2^32, when written */
+    uint64_t rx_highest;    /* highest counter accepted on the link (48 bits) */
+    uint32_t rx_packets;    /* datagrams accepted on the link, mod 2^32 */
+    uint32_t rx_bytes;      /* their UDP payload bytes, mod 2^32 */
+    uint32_t ack_delay_us;  /* time since rx_highest was accepted */
+    int32_t owd_min_rel_us; /* minimum one-way delay on the link, relative to a per-session
+                             * reference common to all links of this end */
+    uint32_t owd_queue_us;  /* latest one-way delay above that minimum */
+    uint32_t tx_data_end;   /* 1 + gseq of the last DATA this end assigned to the link */
+};
+
 struct ctrl_link_down {
     uint8_t link_id;
     uint8_t reason;
@@ -114,6 +134,7 @@ struct ctrl_msg {
     union {
         struct ctrl_beat beat;
         struct ctrl_link_down down;
+        struct ctrl_report report;
     } u;
 };
 
@@ -121,6 +142,10 @@ struct ctrl_msg {
  * Returns 0, or WIRE_ERR_SPACE. */
 int ctrl_put_beat(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_beat *b);
 int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_down *d);
+int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_report *r);
+
+/* The version field (bits 7-6 of byte 0) of a datagram of len bytes, or -1 if len is 0. */
+int wire_version_of(const uint8_t *dg, size_t len);
 
 /* Decode a CTRL payload into up to max messages (known kinds only; unknown kinds skipped;
  * a known kind with the wrong length is an error). Returns the number of messages decoded,
@@ -128,7 +153,8 @@ int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_
  * than CTRL_MAX_MSGS messages (known and unknown counted) are present: the whole payload is
  * then malformed and nothing from out may be used. Returns WIRE_ERR_SPACE if there are more
  * known messages than max (pass max = CTRL_MAX_MSGS to never see this). An empty payload
- * decodes to 0 messages. BEAT reserved bits/bytes are not checked (forward compatibility);
+ * decodes to 0 messages. REPORT values are passed through as received (the receiver of a report
+ * must treat every field as hostile); its rx_highest is masked to 48 bits. BEAT reserved bits/bytes are not checked (forward compatibility);
  * flags and reason values are passed through as received. */
 int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max);
 

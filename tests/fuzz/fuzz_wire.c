@@ -35,11 +35,13 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
     int n = ctrl_decode(p, len, m, CTRL_MAX_MSGS);
     CHECK(n == WIRE_ERR_SHORT || (n >= 0 && n <= CTRL_MAX_MSGS));
     if (n <= 0) return;
-    uint8_t buf[CTRL_MAX_MSGS * (2 + CTRL_BEAT_LEN)];
+    uint8_t buf[CTRL_MAX_MSGS * (2 + CTRL_REPORT_LEN)];
     size_t pos = 0;
     for (int i = 0; i < n; i++) {
         if (m[i].kind == CTRL_BEAT) {
             CHECK(ctrl_put_beat(buf, sizeof(buf), &pos, &m[i].u.beat) == 0);
+        } else if (m[i].kind == CTRL_REPORT) {
+            CHECK(ctrl_put_report(buf, sizeof(buf), &pos, &m[i].u.report) == 0);
         } else {
             CHECK(m[i].kind == CTRL_LINK_DOWN);
             CHECK(ctrl_put_link_down(buf, sizeof(buf), &pos, &m[i].u.down) == 0);
@@ -56,6 +58,17 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
             CHECK(back[i].u.beat.rx_packets == m[i].u.beat.rx_packets);
             CHECK(back[i].u.beat.rx_bytes == m[i].u.beat.rx_bytes);
             CHECK(back[i].u.beat.rx_highest == m[i].u.beat.rx_highest);
+        } else if (m[i].kind == CTRL_REPORT) {
+            CHECK(back[i].u.report.link_id == m[i].u.report.link_id);
+            CHECK(back[i].u.report.flags == m[i].u.report.flags);
+            CHECK(back[i].u.report.report_us == m[i].u.report.report_us);
+            CHECK(back[i].u.report.rx_highest == m[i].u.report.rx_highest);
+            CHECK(back[i].u.report.rx_packets == m[i].u.report.rx_packets);
+            CHECK(back[i].u.report.rx_bytes == m[i].u.report.rx_bytes);
+            CHECK(back[i].u.report.ack_delay_us == m[i].u.report.ack_delay_us);
+            CHECK(back[i].u.report.owd_min_rel_us == m[i].u.report.owd_min_rel_us);
+            CHECK(back[i].u.report.owd_queue_us == m[i].u.report.owd_queue_us);
+            CHECK(back[i].u.report.tx_data_end == m[i].u.report.tx_data_end);
         } else {
             CHECK(back[i].u.down.link_id == m[i].u.down.link_id);
             CHECK(back[i].u.down.reason == m[i].u.down.reason);

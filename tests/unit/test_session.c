@@ -109,7 +109,7 @@ static void test_handshake_layout_and_keys(void **state)
     uint8_t hello[HELLO_LEN], hello2[HELLO_LEN];
     hs_client_hello(&c, &k, 7, hello);
     hs_client_hello(&c, &k, 7, hello2);
-    const uint8_t hello_clear[8] = {0x60, 7, 0, 0, 0, 0, 0, 0}; /* V=1, T=2 */
+    const uint8_t hello_clear[8] = {0xa0, 7, 0, 0, 0, 0, 0, 0}; /* V=2, T=2 */
     assert_memory_equal(hello, hello_clear, 8);
     assert_memory_not_equal(hello + 8, hello2 + 8, 24); /* random nonce every time */
     uint8_t body[80], zero[80] = {0};
@@ -128,7 +128,7 @@ static void test_handshake_layout_and_keys(void **state)
     assert_int_equal(res.keys.phase, 1);
     uint8_t reply[HELLO_LEN];
     hs_server_reply(&k, &res, 9, reply);
-    const uint8_t reply_clear[8] = {0x70, 9, 0, 0, 0, 0, 0, 0}; /* V=1, T=3 */
+    const uint8_t reply_clear[8] = {0xb0, 9, 0, 0, 0, 0, 0, 0}; /* V=2, T=3 */
     assert_memory_equal(reply, reply_clear, 8);
     hand_open(&k, reply, body);
     assert_memory_equal(body, res.mpk, 32);
@@ -268,7 +268,7 @@ static void test_client_reply_hostile(void **state)
     }
 
     /* authenticated but malformed bodies and headers, sealed by hand */
-    const uint8_t clear[8] = {0x70, 3, 0, 0, 0, 0, 0, 0};
+    const uint8_t clear[8] = {0xb0, 3, 0, 0, 0, 0, 0, 0};
     uint8_t body[80] = {0}, dg[HELLO_LEN];
     memcpy(body, res.mpk, 32);
     memcpy(body + 32, c.pk, 32);
@@ -297,7 +297,7 @@ static void test_client_reply_hostile(void **state)
         assert_int_equal(hs_client_reply(&c, &k, dg, HELLO_LEN, &sk), WIRE_ERR_RESERVED);
     }
     /* P, E, reserved bits or another version in byte 0 */
-    const uint8_t bad0[] = {0x70 | WIRE_F_PHASE, 0x70 | WIRE_F_ECHO, 0x71, 0x72, 0xb0, 0x30};
+    const uint8_t bad0[] = {0xb0 | WIRE_F_PHASE, 0xb0 | WIRE_F_ECHO, 0xb1, 0xb2, 0x70, 0x30};
     const int bad0_rc[] = {WIRE_ERR_RESERVED, WIRE_ERR_RESERVED, WIRE_ERR_RESERVED,
                            WIRE_ERR_RESERVED, WIRE_ERR_VERSION,  WIRE_ERR_VERSION};
     for (size_t i = 0; i < sizeof(bad0); i++) {
@@ -339,7 +339,7 @@ static void test_server_hello_hostile(void **state)
     /* a DATA datagram of HELLO size */
     uint8_t data[HELLO_LEN];
     memcpy(data, hello, HELLO_LEN);
-    data[0] = 0x40;
+    data[0] = 0x80;
     assert_int_equal(hs_server_open_hello(&k, data, HELLO_LEN, spk), WIRE_ERR_TYPE);
 
     for (size_t len = 0; len < HELLO_LEN; len++) {
@@ -373,7 +373,7 @@ static void test_server_hello_hostile(void **state)
     assert_memory_equal(spk, spk_before, 32); /* untouched on failure */
 
     /* hand-sealed: features are ignored, padding and bytes 2-7 must be zero */
-    const uint8_t clear[8] = {0x60, 1, 0, 0, 0, 0, 0, 0};
+    const uint8_t clear[8] = {0xa0, 1, 0, 0, 0, 0, 0, 0};
     uint8_t body[80] = {0}, dg[HELLO_LEN];
     memcpy(body, c.pk, 32);
     body[32] = 0xff;

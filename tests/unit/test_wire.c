@@ -96,19 +96,19 @@ static void check_conformance(uint8_t type, uint8_t phase, bool echo_valid, uint
 static void test_conformance_data(void **state)
 {
     (void)state;
-    /* V=01 T=00 P=1 E=1 R=00 -> 0100 1100 */
-    check_conformance(WIRE_DATA, 1, true, 0x4c);
-    /* V=01 T=00 P=0 E=0 -> 0100 0000 */
-    check_conformance(WIRE_DATA, 0, false, 0x40);
+    /* V=10 T=00 P=1 E=1 R=00 -> 1000 1100 */
+    check_conformance(WIRE_DATA, 1, true, 0x8c);
+    /* V=10 T=00 P=0 E=0 -> 1000 0000 */
+    check_conformance(WIRE_DATA, 0, false, 0x80);
 }
 
 static void test_conformance_ctrl(void **state)
 {
     (void)state;
-    /* V=01 T=01 P=0 E=1 -> 0101 0100 */
-    check_conformance(WIRE_CTRL, 0, true, 0x54);
-    /* V=01 T=01 P=1 E=0 -> 0101 1000 */
-    check_conformance(WIRE_CTRL, 1, false, 0x58);
+    /* V=10 T=01 P=0 E=1 -> 1001 0100 */
+    check_conformance(WIRE_CTRL, 0, true, 0x94);
+    /* V=10 T=01 P=1 E=0 -> 1001 1000 */
+    check_conformance(WIRE_CTRL, 1, false, 0x98);
 }
 
 /* ---- round trips ---- */
@@ -254,31 +254,31 @@ static void test_min_lengths(void **state)
     (void)state;
     uint8_t buf[128] = {0};
     struct wire_hdr h;
-    buf[0] = 0x40; /* DATA */
+    buf[0] = 0x80; /* DATA */
     assert_int_equal(wire_peek(buf, 32, &h), WIRE_ERR_SHORT);
     assert_int_equal(wire_peek(buf, 33, &h), WIRE_OK);
-    buf[0] = 0x50; /* CTRL */
+    buf[0] = 0x90; /* CTRL */
     assert_int_equal(wire_peek(buf, 31, &h), WIRE_ERR_SHORT);
     assert_int_equal(wire_peek(buf, 32, &h), WIRE_OK);
-    buf[0] = 0x60; /* HELLO */
+    buf[0] = 0xa0; /* HELLO */
     assert_int_equal(wire_peek(buf, 127, &h), WIRE_ERR_SHORT);
     assert_int_equal(wire_peek(buf, 32, &h), WIRE_ERR_SHORT);
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_OK);
     assert_int_equal(h.type, WIRE_HELLO);
-    buf[0] = 0x70; /* HELLO_REPLY */
+    buf[0] = 0xb0; /* HELLO_REPLY */
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_OK);
     assert_int_equal(h.type, WIRE_HELLO_REPLY);
-    uint8_t big[129] = {0x70};
+    uint8_t big[129] = {0xb0};
     assert_int_equal(wire_peek(big, 129, &h), WIRE_ERR_LONG);
     /* HELLO with P or E set */
-    buf[0] = 0x60 | WIRE_F_PHASE;
+    buf[0] = 0xa0 | WIRE_F_PHASE;
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_ERR_RESERVED);
-    buf[0] = 0x70 | WIRE_F_ECHO;
+    buf[0] = 0xb0 | WIRE_F_ECHO;
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_ERR_RESERVED);
     /* wire_open refuses handshake datagrams */
-    buf[0] = 0x60;
+    buf[0] = 0xa0;
     assert_int_equal(open_copy(buf, 128, &h), WIRE_ERR_TYPE);
-    buf[0] = 0x70;
+    buf[0] = 0xb0;
     assert_int_equal(open_copy(buf, 128, &h), WIRE_ERR_TYPE);
 }
 
@@ -288,12 +288,12 @@ static void test_oversized(void **state)
     uint8_t *buf = calloc(1, WIRE_MAX_DGRAM + 1);
     assert_non_null(buf);
     struct wire_hdr h;
-    for (uint8_t b0 = 0x40; b0 <= 0x70; b0 += 0x10) {
+    for (uint8_t b0 = 0x80; b0 <= 0xb0; b0 += 0x10) {
         buf[0] = b0;
         assert_int_equal(wire_peek(buf, WIRE_MAX_DGRAM + 1, &h), WIRE_ERR_LONG);
         assert_int_equal(open_copy(buf, WIRE_MAX_DGRAM + 1, &h), WIRE_ERR_LONG);
     }
-    buf[0] = 0x40;
+    buf[0] = 0x80;
     assert_int_equal(wire_peek(buf, WIRE_MAX_DGRAM, &h), WIRE_OK);
     assert_int_equal(open_copy(buf, WIRE_MAX_DGRAM, &h), WIRE_ERR_AUTH);
     free(buf);
@@ -629,18 +629,66 @@ static uint32_t lcg(uint32_t *x)
 /* Random TLV sequences (fixed seed): mostly well-formed, some with wrong lengths, some
  * truncated or with a byte changed. ctrl_decode must agree with a straightforward model of
  * section 4, and every decoded message must re-encode to the bytes it came from. */
+/* REPORT (kind 3): exact bytes, round trip, wrong lengths, 48-bit counter mask, signed delay. */
+static void test_ctrl_report(void **state)
+{
+    (void)state;
+    struct ctrl_report r = {.link_id = 7, .flags = CTRL_REPORT_F_OWD | CTRL_REPORT_F_RX,
+                            .report_us = 0x01020304u, .rx_highest = UINT64_C(0xffff123456789abc),
+                            .rx_packets = 0x11223344u, .rx_bytes = 0x55667788u,
+                            .ack_delay_us = 0x000003e8u, .owd_min_rel_us = -2,
+                            .owd_queue_us = 0x00010000u, .tx_data_end = 0xfffffffeu};
+    uint8_t buf[2 + CTRL_REPORT_LEN];
+    size_t pos = 0;
+    assert_int_equal(ctrl_put_report(buf, sizeof buf, &pos, &r), 0);
+    assert_int_equal(pos, sizeof buf);
+    static const uint8_t want[2 + CTRL_REPORT_LEN] = {
+        3, 40, 7, 0x05, 0, 0, 1, 2, 3, 4, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc,
+        0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0, 0, 0x03, 0xe8,
+        0xff, 0xff, 0xff, 0xfe, 0, 1, 0, 0, 0xff, 0xff, 0xff, 0xfe};
+    assert_memory_equal(buf, want, sizeof want);
+    struct ctrl_msg m[CTRL_MAX_MSGS];
+    assert_int_equal(ctrl_decode(buf, pos, m, CTRL_MAX_MSGS), 1);
+    assert_int_equal(m[0].kind, CTRL_REPORT);
+    assert_int_equal(m[0].u.report.rx_highest, UINT64_C(0x123456789abc));
+    assert_int_equal(m[0].u.report.owd_min_rel_us, -2);
+    assert_int_equal(m[0].u.report.tx_data_end, 0xfffffffeu);
+    assert_int_equal(m[0].u.report.ack_delay_us, 1000);
+    /* no room: nothing written */
+    pos = 1;
+    assert_int_equal(ctrl_put_report(buf, sizeof buf, &pos, &r), WIRE_ERR_SPACE);
+    assert_int_equal(pos, 1);
+    /* every other length of a kind-3 message makes the payload malformed */
+    uint8_t bad[2 + 255] = {0};
+    for (int len = 0; len <= 255; len++) {
+        if (len == CTRL_REPORT_LEN) continue;
+        bad[0] = CTRL_REPORT;
+        bad[1] = (uint8_t)len;
+        assert_int_equal(ctrl_decode(bad, 2 + (size_t)len, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    }
+    /* a truncated one too */
+    assert_int_equal(ctrl_decode(want, sizeof want - 1, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    assert_int_equal(wire_version_of(want, 0), -1);
+    uint8_t v2 = 0x80, v1 = 0x40;
+    assert_int_equal(wire_version_of(&v2, 1), 2);
+    assert_int_equal(wire_version_of(&v1, 1), 1);
+}
+
 static void test_ctrl_random(void **state)
 {
     (void)state;
     uint32_t x = 12345;
     int outcome[3] = {0, 0, 0}; /* ok with messages, ok empty, error */
     for (int iter = 0; iter < 20000; iter++) {
-        uint8_t buf[20 * 34];
+        uint8_t buf[20 * 42];
         size_t len = 0, starts[20];
         int nmsg = (int)(lcg(&x) % 20), nknown = 0;
         for (int i = 0; i < nmsg; i++) {
-            uint8_t kind = (uint8_t)(lcg(&x) % 4);
-            size_t vlen = kind == CTRL_BEAT ? 32 : kind == CTRL_LINK_DOWN ? 2 : lcg(&x) % 8;
+            uint8_t kind = (uint8_t)(lcg(&x) % 5);
+            size_t vlen = kind == CTRL_BEAT        ? 32
+                          : kind == CTRL_LINK_DOWN ? 2
+                          : kind == CTRL_REPORT    ? 40
+                                                   : lcg(&x) % 8;
             if (lcg(&x) % 16 == 0) vlen = lcg(&x) % 34;
             starts[i] = len;
             buf[len++] = kind;
@@ -660,11 +708,13 @@ static void test_ctrl_random(void **state)
                 break;
             }
             uint8_t kind = buf[off], vlen = buf[off + 1];
-            if ((kind == CTRL_BEAT && vlen != 32) || (kind == CTRL_LINK_DOWN && vlen != 2)) {
+            if ((kind == CTRL_BEAT && vlen != 32) || (kind == CTRL_LINK_DOWN && vlen != 2) ||
+                (kind == CTRL_REPORT && vlen != 40)) {
                 expect = WIRE_ERR_SHORT;
                 break;
             }
-            if (kind == CTRL_BEAT || kind == CTRL_LINK_DOWN) starts[expect++] = off;
+            if (kind == CTRL_BEAT || kind == CTRL_LINK_DOWN || kind == CTRL_REPORT)
+                starts[expect++] = off;
             off += 2u + vlen;
         }
         nknown = expect;
@@ -674,11 +724,16 @@ static void test_ctrl_random(void **state)
         assert_int_equal(n, expect);
         outcome[n > 0 ? 0 : n == 0 ? 1 : 2]++;
         for (int i = 0; i < nknown; i++) {
-            uint8_t enc[40];
+            uint8_t enc[42];
             size_t pos = 0;
             if (m[i].kind == CTRL_BEAT) {
                 assert_int_equal(ctrl_put_beat(enc, sizeof(enc), &pos, &m[i].u.beat), 0);
                 enc[3] = buf[starts[i] + 3]; /* reserved byte is not decoded */
+            } else if (m[i].kind == CTRL_REPORT) {
+                assert_int_equal(ctrl_put_report(enc, sizeof(enc), &pos, &m[i].u.report), 0);
+                /* not decoded: reserved bytes 2-3 and the top 16 bits of rx_highest */
+                memcpy(enc + 4, buf + starts[i] + 4, 2);
+                memcpy(enc + 10, buf + starts[i] + 10, 2);
             } else {
                 assert_int_equal(m[i].kind, CTRL_LINK_DOWN);
                 assert_int_equal(ctrl_put_link_down(enc, sizeof(enc), &pos, &m[i].u.down), 0);
@@ -712,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_ctrl_put_space),
         cmocka_unit_test(test_ctrl_hostile),
         cmocka_unit_test(test_ctrl_random),
+        cmocka_unit_test(test_ctrl_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,78 @@
+/* pathmodel.h: the sender's model of one link's path, from the peer's receive reports: bytes in
+ * flight, delivery rate (windowed max of short-window samples), RTT, loss, one-way delay. */
+#ifndef BRAID_PATHMODEL_H
+#define BRAID_PATHMODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define PM_RING 8192                 /* datagrams remembered per link (send time, bytes) */
+#define PM_HIST 32                   /* reports remembered for rate sample spans */
+#define PM_SAMPLES 64                /* rate samples kept for the max filter */
+#define PM_RATE_WINDOW_US 200000u    /* the rate is the max of the samples of the last 200 ms */
+#define PM_SPAN_US 40000u            /* a rate sample spans at least 40 ms (peer's clock)... */
+#define PM_SPAN_MIN_US 8000u         /* ...or, early on, at least this */
+#define PM_MIN_BPS 2000.0
+#define PM_MAX_BPS 1.25e9
+#define PM_LOSS_TIMEOUT_MIN_US 500000u /* unreported this long (and 3 srtt): counted lost */
+
+struct pm_sample {
+    double interval_s;    /* peer's clock */
+    double delivered_Bps;
+    double loss;          /* 0..1 over the span */
+    bool app_limited;     /* some datagram of the span was sent while the link had room */
+    double rtt_us;        /* RTT of the newest acknowledged datagram, < 0 if none */
+};
+
+struct pm_report_hist {
+    uint32_t t_us, bytes, packets;
+    uint64_t highest;
+};
+
+struct pathmodel {
+    struct { uint64_t t_us, cum; } *ring; /* indexed by counter % PM_RING */
+    uint64_t next_counter;   /* counter of the next datagram sent */
+    uint64_t tx_cum;         /* bytes sent so far (cum of the last ring entry) */
+    uint64_t app_limited_until; /* samples acknowledging a counter below this are app-limited */
+    bool have_report;
+    uint32_t last_report_us; /* peer's clock */
+    uint64_t last_report_at; /* our clock */
+    uint64_t acked;          /* highest counter reported received */
+    struct pm_report_hist hist[PM_HIST];
+    int hist_n, hist_pos;
+    struct { uint64_t t_us; double Bps; } samp[PM_SAMPLES];
+    int samp_n, samp_pos;
+    bool have_rate;
+    double rate_Bps;
+    double loss;             /* EWMA over samples */
+    bool have_owd;
+    double owd_min_rel_us, owd_queue_us;
+    uint64_t reports, rejected; /* counters: accepted, rejected as inconsistent */
+};
+
+/* Allocates the ring; returns 0 or -1. pm_free releases it (p may be zeroed or initialised). */
+int pm_init(struct pathmodel *p);
+void pm_free(struct pathmodel *p);
+/* New session (counters restart at 0) or link (re)start: forget everything but the ring. */
+void pm_reset(struct pathmodel *p);
+/* A datagram with this counter and len bytes went on the wire at now. Counters must come in
+ * order (counter == next_counter; others are ignored). */
+void pm_sent(struct pathmodel *p, uint64_t counter, size_t len, uint64_t now_us);
+/* Called when the link's send queue (queued bytes) may have run dry: if it has, and the path
+ * is not even full (in flight below rate x min RTT), what is sent from now on is app-limited:
+ * its rate samples may raise the estimate, never lower it. */
+void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, double min_rtt_us);
+/* Apply a receive report about the link. Returns 1 with *out filled when it yields a rate
+ * sample, 0 when accepted without a sample, -1 when rejected (inconsistent or hostile: report
+ * time not after the last one, counters or acknowledgement going backwards or beyond what was
+ * sent); a rejected report changes nothing but the rejected counter. */
+int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
+              struct pm_sample *out);
+/* Bytes in flight: sent after the highest acknowledged counter, and not sent longer than
+ * loss_timeout_us ago (those count as lost). */
+uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_timeout_us);
+
+#endif

@@ -1,0 +1,255 @@
+/* sched_earliest.c: the "earliest" policy: each packet goes to the link where it is predicted to
+ * arrive first; every link keeps at most rate x (min RTT + target) in flight, paced at its rate. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../common/util.h"
+#include "sched.h"
+
+#define SE_INIT_BPS 125000.0       /* a link without a measured rate: 1 Mbit/s */
+#define SE_NO_RTT_US 100000.0      /* a link without an RTT sample yet */
+#define SE_MIN_BUDGET 6000.0       /* bytes: a link may always have a few packets in flight */
+#define SE_STARTUP_GAIN 2.0        /* pacing and budget gain while a link's rate still grows */
+#define SE_PACE_GAIN 1.25          /* steady state: pace above the rate, so a rise shows */
+#define SE_PROBE_GAIN 1.5          /* budget gain during a probe */
+#define SE_PROBE_PERIOD_US 250000.0 /* one probe (a round trip long) every 250 ms or 4 RTTs */
+#define SE_ROUND_MIN_US 20000.0
+#define SE_FULL_ROUNDS 3           /* startup ends after 3 rounds without 25 % growth */
+#define SE_MAX_WAIT_MIN_US 60000.0 /* queue bound: at least this... */
+#define SE_MAX_WAIT_SLACK_US 30000.0 /* ...or the links' base delay spread plus this */
+#define SE_MAX_WAIT_CAP_US 200000.0
+#define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
+#define SE_BURST_US 1000.0         /* pacing allows a burst this long (or 2 packets) */
+
+struct se_link {
+    double next_send_us;  /* pacing: earliest time of the next send */
+    bool startup;
+    double round_start_us, round_rate;
+    int flat_rounds;
+    uint64_t copies_left; /* redundancy: packets still to duplicate after joining */
+};
+
+struct se {
+    int nmax;
+    struct se_link l[];
+};
+
+static void *se_create(int nmax)
+{
+    if (nmax <= 0) return NULL;
+    struct se *s = calloc(1, sizeof *s + (size_t)nmax * sizeof s->l[0]);
+    if (s) s->nmax = nmax;
+    return s;
+}
+
+static void se_destroy(void *s)
+{
+    free(s);
+}
+
+static void se_link_up(void *sp, int pos, uint64_t now)
+{
+    struct se *s = sp;
+    if (pos < 0 || pos >= s->nmax) return;
+    struct se_link *l = &s->l[pos];
+    l->next_send_us = (double)now;
+    l->startup = true;
+    l->round_start_us = (double)now;
+    l->round_rate = 0;
+    l->flat_rounds = 0;
+    l->copies_left = SCHED_JOIN_COPIES;
+}
+
+/* The view's numbers, made safe: whatever a peer reported, a rate is in [2 kB/s, 1.25 GB/s]
+ * and a delay in [0, 10 s] here. */
+static double clampv(double x, double lo, double hi, double dflt)
+{
+    if (!isfinite(x)) return dflt;
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static double rate_of(const struct sched_view *v)
+{
+    return v->have_rate ? clampv(v->rate_Bps, 2000.0, 1.25e9, SE_INIT_BPS) : SE_INIT_BPS;
+}
+
+static double min_rtt_of(const struct sched_view *v)
+{
+    return v->have_rtt && v->min_rtt_us > 0 ? clampv(v->min_rtt_us, 1.0, 1e7, SE_NO_RTT_US)
+                                            : SE_NO_RTT_US;
+}
+
+/* Feedback: startup ends once the rate has stopped growing for a few rounds. */
+static void se_feedback(void *sp, int pos, const struct sched_view *v,
+                        const struct sched_feedback *fb, uint64_t now)
+{
+    struct se *s = sp;
+    if (pos < 0 || pos >= s->nmax || fb->kind != SCHED_FB_REPORT || fb->app_limited) return;
+    struct se_link *l = &s->l[pos];
+    if (!l->startup) return;
+    double round = fmax(min_rtt_of(v), SE_ROUND_MIN_US);
+    if ((double)now - l->round_start_us < round) return;
+    double r = rate_of(v);
+    if (r >= 1.25 * l->round_rate) {
+        l->flat_rounds = 0;
+    } else if (++l->flat_rounds >= SE_FULL_ROUNDS) {
+        l->startup = false;
+    }
+    l->round_rate = fmax(l->round_rate, r);
+    l->round_start_us = (double)now;
+}
+
+/* Bytes the link may have in flight: rate x (min RTT + feedback interval + target queue). */
+static double budget(const struct se_link *l, const struct sched_view *v, uint64_t now)
+{
+    double rtt = min_rtt_of(v);
+    double gain = 1.0;
+    if (l->startup) {
+        gain = SE_STARTUP_GAIN;
+    } else {
+        double period = fmax(SE_PROBE_PERIOD_US, 4 * rtt);
+        if (fmod((double)now, period) < rtt) gain = SE_PROBE_GAIN;
+    }
+    double b = rate_of(v) * (rtt * gain + SCHED_REPORT_US + SCHED_TARGET_QUEUE_US) / 1e6;
+    return fmax(b, SE_MIN_BUDGET);
+}
+
+/* One-way base delay of each link for comparing links: the peer's relative measurement when
+ * every usable link has one, else half the minimum RTT. */
+static bool all_owd(const struct sched_view *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i].usable && !v[i].have_owd) return false;
+    return true;
+}
+
+static double base_of(const struct sched_view *v, bool use_owd)
+{
+    return use_owd ? clampv(v->owd_base_us, -1e7, 1e7, 0) : min_rtt_of(v) / 2;
+}
+
+/* Predicted time (relative, us) until a packet of len bytes given to the link now arrives:
+ * base delay + what is queued ahead of it (its send queue, and what sits in the path beyond
+ * the pipe's own share of the in-flight bytes) at the link's rate. */
+static double wait_of(const struct sched_view *v, size_t len, bool include_queue)
+{
+    double rate = rate_of(v);
+    double pipe = rate * (min_rtt_of(v) + SCHED_REPORT_US / 2.0) / 1e6;
+    double ahead = (double)v->inflight - pipe;
+    if (ahead < 0) ahead = 0;
+    if (include_queue) ahead += (double)v->queued;
+    return (ahead + (double)len) / rate * 1e6;
+}
+
+static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint64_t now,
+                   int out[SCHED_MAX_COPIES])
+{
+    struct se *s = sp;
+    (void)now;
+    if (n > s->nmax) n = s->nmax;
+    bool use_owd = all_owd(v, n);
+    int best = -1, ref = -1;
+    double best_arr = 0, base_min = 0, base_max = 0;
+    for (int i = 0; i < n; i++) {
+        if (!v[i].usable) continue;
+        double base = base_of(&v[i], use_owd);
+        double arr = base + wait_of(&v[i], len, true);
+        if (best < 0 || base < base_min) base_min = base;
+        if (best < 0 || base > base_max) base_max = base;
+        if (best < 0 || arr < best_arr) {
+            best = i;
+            best_arr = arr;
+        }
+        /* the reference for redundancy: the best link whose model is known */
+        if (v[i].have_rate && s->l[i].copies_left == 0 &&
+            (ref < 0 || base + wait_of(&v[i], len, true) <
+                            base_of(&v[ref], use_owd) + wait_of(&v[ref], len, true)))
+            ref = i;
+    }
+    if (best < 0) return 0;
+    /* Bounded send queue (drop-tail): a packet that would wait longer than the links' base
+     * delay spread plus some slack is dropped here, as a router would, rather than queued. */
+    double max_wait = fmin(fmax(SE_MAX_WAIT_MIN_US, base_max - base_min + SE_MAX_WAIT_SLACK_US),
+                           SE_MAX_WAIT_CAP_US);
+    if (best_arr - base_min > max_wait) return 0;
+    out[0] = best;
+    int k = 1;
+    /* A link that just joined has no model yet: its first packets also go on the best known
+     * link, so a wrong guess about it costs no gap. */
+    struct se_link *l = &s->l[best];
+    if (l->copies_left > 0) {
+        l->copies_left--;
+        if (ref >= 0 && ref != best && !v[best].have_rate) out[k++] = ref;
+    }
+    return k;
+}
+
+static int se_pick_unordered(void *sp, const struct sched_view *v, int n, size_t len,
+                             uint64_t now)
+{
+    struct se *s = sp;
+    (void)now;
+    if (len > SE_SMALL_LEN) return -1;
+    if (n > s->nmax) n = s->nmax;
+    bool use_owd = all_owd(v, n);
+    int best = -1;
+    double best_arr = 0;
+    for (int i = 0; i < n; i++) {
+        if (!v[i].usable) continue;
+        /* the link's path queue counts, its send queue does not: the packet skips it */
+        double arr = base_of(&v[i], use_owd) + wait_of(&v[i], len, false);
+        if (best < 0 || arr < best_arr) {
+            best = i;
+            best_arr = arr;
+        }
+    }
+    return best;
+}
+
+static uint64_t se_send_wait(void *sp, int pos, const struct sched_view *v, size_t len,
+                             uint64_t now)
+{
+    struct se *s = sp;
+    if (pos < 0 || pos >= s->nmax) return 0;
+    struct se_link *l = &s->l[pos];
+    if (v->inflight > 0 && (double)v->inflight + (double)len > budget(l, v, now))
+        return SCHED_BLOCKED;
+    double t = (double)now;
+    if (l->next_send_us > t) return (uint64_t)(l->next_send_us - t) + 1;
+    return 0;
+}
+
+static void se_sent(void *sp, int pos, const struct sched_view *v, size_t len, uint64_t now)
+{
+    struct se *s = sp;
+    if (pos < 0 || pos >= s->nmax) return;
+    struct se_link *l = &s->l[pos];
+    double rate = rate_of(v) * (l->startup ? SE_STARTUP_GAIN : SE_PACE_GAIN);
+    double burst = fmax(SE_BURST_US, 2.0 * (double)len / rate * 1e6);
+    double t = (double)now;
+    if (l->next_send_us < t - burst) l->next_send_us = t - burst;
+    l->next_send_us += (double)len / rate * 1e6;
+}
+
+static void se_link_json(void *sp, int pos, const struct sched_view *v, struct strbuf *sb)
+{
+    struct se *s = sp;
+    if (pos < 0 || pos >= s->nmax) return;
+    const struct se_link *l = &s->l[pos];
+    sb_printf(sb, ",\"est_Bps\":%.0f,\"budget_bytes\":%.0f,\"startup\":%s", rate_of(v),
+              budget(l, v, mono_us()), l->startup ? "true" : "false");
+}
+
+const struct sched_ops sched_earliest = {
+    .name = "earliest",
+    .create = se_create,
+    .destroy = se_destroy,
+    .link_up = se_link_up,
+    .feedback = se_feedback,
+    .pick = se_pick,
+    .pick_unordered = se_pick_unordered,
+    .send_wait = se_send_wait,
+    .sent = se_sent,
+    .link_json = se_link_json,
+};

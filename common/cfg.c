@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../mux/sched.h" /* only sched_find() and sched_names(), to check mux.scheduler */
 #include "log.h"
 #include "util.h"
 
@@ -52,6 +53,7 @@ static const struct known known_mux[] = {
     {"dead_timeout_ms", R_BOTH, NULL},
     {"reorder_max_ms", R_BOTH, NULL},
     {"reorder_slots", R_BOTH, NULL},
+    {"scheduler", R_BOTH, NULL},
     {"rehandshake_ms", R_SLAVE, "braid-master answers handshakes and never starts one"},
     {NULL, R_BOTH, NULL},
 };
@@ -564,6 +566,13 @@ static int do_mux(struct ld *l, const config_setting_t *g)
             if (want_int(l, s, path, 20, 60000, "milliseconds", &iv) < 0) return -1;
             c->rehandshake_ms = (unsigned)iv;
             l->rehs_s = s;
+        } else if (strcmp(name, "scheduler") == 0) {
+            const char *v;
+            if (want_string(l, s, path, "weighted", &v) < 0) return -1;
+            if (!sched_find(v) || strlen(v) >= sizeof c->scheduler)
+                return fail(l, s, path, "\"%.32s\" is not a scheduler; expected one of: %s", v,
+                            sched_names());
+            snprintf(c->scheduler, sizeof c->scheduler, "%s", v);
         }
     }
     return 0;

@@ -60,6 +60,7 @@ struct cfg {
     unsigned reorder_max_ms;             /* default 200 */
     unsigned reorder_slots;              /* default 4096 */
     unsigned rehandshake_ms;             /* default 2000 (slave) */
+    char scheduler[16];                  /* "scheduler": a policy name, "" = the default */
     /* misc */
     char control_socket[108];            /* "control_socket", "" = none */
     int log_level;                       /* "log_level", default info */

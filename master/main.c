@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     mc.dead_timeout_ms = cfg->dead_timeout_ms;
     mc.reorder_max_ms = cfg->reorder_max_ms;
     mc.reorder_slots = cfg->reorder_slots;
+    snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cfg->scheduler);
     mc.mtu = mtu;
     struct mux_callbacks cb = {
         .deliver = deliver, .new_link = new_link, .reply_to = reply_to, .ctx = M};

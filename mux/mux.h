@@ -24,6 +24,7 @@ struct mux_config {
     unsigned reorder_slots;    /* default 4096 */
     unsigned rehandshake_ms;   /* slave: default 2000 */
     unsigned mtu;              /* largest tunnel packet */
+    char scheduler[16];        /* scheduler policy name (sched_names()); "" = the default */
 };
 void mux_config_defaults(struct mux_config *c);
 
@@ -56,6 +57,7 @@ struct mux_counters {
 
 struct mux;
 
+/* NULL on allocation failure or an unknown cfg->scheduler (logged). */
 struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
                     const struct mux_callbacks *cb);
 /* Slave: register a configured link (the caller keeps ownership; destroy it after mux_free).

@@ -1,5 +1,5 @@
-/* sched.h: the sender's link scheduler: which live link carries the next data packet.
- * Weighted by each link's estimated capacity from the peer's delivery-rate feedback. */
+/* sched.h: the scheduler interface: which link carries each tunnel packet, and when a link may
+ * put its next packet on the wire. A policy is one file behind this (sched_weighted.c, ...). */
 #ifndef BRAID_SCHED_H
 #define BRAID_SCHED_H
 
@@ -7,61 +7,79 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Per-link scheduler state; embedded in the mux's link record. */
-struct sched_link {
-    bool usable;         /* set by the mux: link up and transport up */
-    double est_Bps;      /* capacity estimate in bytes/s: the link's weight */
-    double vfinish;      /* virtual finish time of the last packet sent (internal) */
-    uint64_t sent_bytes; /* bytes picked for this link since the last feedback (internal) */
+#include "../common/strbuf.h"
+
+/* The neutral per-link view the mux maintains (link state and path model) and hands to the
+ * policy; policies read it, never write it. Indexed by the link's position (0..n-1). */
+struct sched_view {
+    bool usable;          /* link up and transport up: may carry data */
+    bool have_rtt;        /* srtt_us/min_rtt_us are valid */
+    double srtt_us;       /* smoothed round-trip time */
+    double min_rtt_us;    /* minimum round-trip time over the last 10 s */
+    bool have_rate;       /* rate_Bps is valid (receive reports have measured it) */
+    double rate_Bps;      /* delivery rate: windowed max of recent samples, bytes/s */
+    bool have_owd;        /* owd_base_us is valid */
+    double owd_base_us;   /* one-way base delay in the send direction, relative to the other
+                           * links' (the peer measures it; same unknown clock offset for all) */
+    double queue_us;      /* queueing delay in the send direction the peer measured last */
+    double loss;          /* 0..1, recent fraction of datagrams lost */
+    uint64_t inflight;    /* bytes sent on the link, not yet reported received nor lost */
+    uint64_t queued;      /* bytes assigned to the link, waiting in its send queue */
+    uint64_t report_age_us; /* time since the last receive report for the link (UINT64_MAX: none) */
 };
 
-/* One feedback sample for a link, computed by the mux from two successive peer BEATs. */
+/* One feedback sample for a link, computed by the mux's path model from the peer's reports. */
+enum sched_fb_kind {
+    SCHED_FB_BEAT = 1,   /* from two successive BEATs (about every beat_interval_ms) */
+    SCHED_FB_REPORT = 2, /* from a receive report (every few ms while data flows) */
+};
 struct sched_feedback {
+    int kind;             /* enum sched_fb_kind */
     double interval_s;    /* time covered by the sample (peer's clock) */
     double delivered_Bps; /* bytes/s the peer received on the link in that interval */
     double loss;          /* 0..1, fraction of datagrams lost in that interval */
     double srtt_ms;       /* smoothed RTT of the link now, 0 if unknown */
     double min_rtt_ms;    /* the link's minimum RTT recently seen, 0 if unknown */
+    bool app_limited;     /* REPORT: the link had nothing more to send for part of the sample */
 };
 
-/* Bounds of a link's estimate, bytes/s. */
-#define SCHED_MIN_BPS 16000.0
-#define SCHED_MAX_BPS 1.25e9
-/* On congestion the estimate falls to the delivered rate, but by at most this factor per sample. */
-#define SCHED_CUT_FLOOR 0.5
-/* A link counts as active (its congestion signals are believed) when it was sent at least this
- * share of its estimate in the sample's interval. */
-#define SCHED_ACTIVE_SHARE 0.1
-/* Growth per busy, uncongested sample. */
-#define SCHED_PROBE_GAIN 1.25
+/* Largest number of links one packet may be sent on (the redundancy hook). */
+#define SCHED_MAX_COPIES 2
+/* send_wait: the link may not send until feedback arrives (its in-flight budget is full). */
+#define SCHED_BLOCKED UINT64_MAX
 
-struct sched {
-    double vtime;       /* virtual time of the last pick */
-    double initial_Bps; /* estimate for a link without feedback */
+struct sched_ops {
+    const char *name;
+    /* Private state for up to nmax links; NULL on allocation failure. */
+    void *(*create)(int nmax);
+    void (*destroy)(void *s);
+    /* The link at pos (re)joins: forget its history. */
+    void (*link_up)(void *s, int pos, uint64_t now_us);
+    /* A feedback sample for the link at pos (v is the link's view after the sample). Hostile
+     * values (non-finite, negative, huge) must change nothing harmful. */
+    void (*feedback)(void *s, int pos, const struct sched_view *v,
+                     const struct sched_feedback *fb, uint64_t now_us);
+    /* Choose the link(s) for a packet of len bytes (with overhead) among v[0..n-1]. Writes the
+     * positions to out and returns how many (1..SCHED_MAX_COPIES), 0 when no link is usable or
+     * the packet should be dropped (every usable link's queue is over its bound). Never returns
+     * a position whose view is not usable. Charges the choice to the policy's state. */
+    int (*pick)(void *s, const struct sched_view *v, int n, size_t len, uint64_t now_us,
+                int out[SCHED_MAX_COPIES]);
+    /* May the link at pos put a packet of len bytes on the wire now? 0: yes; otherwise the
+     * microseconds to wait (pacing), or SCHED_BLOCKED until the next feedback. NULL: always. */
+    uint64_t (*send_wait)(void *s, int pos, const struct sched_view *v, size_t len,
+                          uint64_t now_us);
+    /* The link at pos put len bytes on the wire (NULL: nothing to account). */
+    void (*sent)(void *s, int pos, size_t len, uint64_t now_us);
+    /* Extra JSON members for the link's status object, each preceded by a comma. */
+    void (*link_json)(void *s, int pos, struct strbuf *sb);
 };
 
-void sched_init(struct sched *s, double initial_Bps);
-/* A link (re)joins: estimate to initial and no backlog. */
-void sched_link_init(struct sched *s, struct sched_link *l);
-/* Pick a usable link for a packet of len bytes among links[0..n-1]; charges it. Returns the
- * index, or -1 if no link is usable. Never returns a link with usable == false.
- * Fair queueing: for each usable link start = max(vfinish, vtime), finish = start +
- * len / est_Bps; the smallest finish wins (ties: lowest index) and gets vfinish = finish; vtime =
- * the smallest start among the usable links (so vtime never passes a usable link's vfinish).
- * Each link's share of bytes is proportional to est_Bps; a link that was idle, unusable or just
- * (re)joined starts at vtime: no catch-up burst. O(n). */
-int sched_pick(struct sched *s, struct sched_link *links, int n, size_t len);
-/* Update a link's estimate from a feedback sample (grows while the link keeps up without
- * loss or queueing, falls to the delivered rate when it does not). Rules:
- *  - a sample with interval_s <= 0, delivered_Bps < 0 or any non-finite field changes nothing;
- *  - sent_Bps = bytes picked for the link since the last sample / interval_s (counter reset);
- *  - congested = loss > 2%, or srtt_ms > min_rtt_ms + max(20, min_rtt_ms / 2) when min_rtt_ms
- *    is known (> 0); if congested and the link was active (sent_Bps >= SCHED_ACTIVE_SHARE *
- *    est): est = delivered_Bps, but not below SCHED_CUT_FLOOR * est;
- *  - else if sent_Bps >= est / 2 (the link was kept busy and kept up):
- *    est = max(est, delivered_Bps) * SCHED_PROBE_GAIN;
- *  - else (lightly used: nothing learnt about the limit) est = max(est, delivered_Bps);
- *  - est is then clamped to [SCHED_MIN_BPS, SCHED_MAX_BPS]. */
-void sched_feedback(struct sched *s, struct sched_link *l, const struct sched_feedback *fb);
+/* The policies; sched_find(NULL) is the default one. Returns NULL for an unknown name. */
+const struct sched_ops *sched_find(const char *name);
+/* Names of all policies, comma separated, for error messages. */
+const char *sched_names(void);
+
+extern const struct sched_ops sched_weighted;
 
 #endif

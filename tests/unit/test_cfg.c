@@ -111,6 +111,7 @@ static void check_common_defaults(const struct cfg *c)
     assert_int_equal(c->reorder_max_ms, 200);
     assert_int_equal(c->reorder_slots, 4096);
     assert_int_equal(c->rehandshake_ms, 2000);
+    assert_string_equal(c->scheduler, "");
     assert_int_equal(c->log_level, LOG_INFO);
     assert_int_equal(c->socket_buffer, 4194304);
 }
@@ -486,6 +487,24 @@ static void test_cross_checks(void **state)
                 "t.conf:5: tunnel.mtu: 1279 is below 1280", NULL);
     expect_ok(load_m("tunnel = { address6 = \"fd00::1/64\"; mtu = 1280; };"));
     expect_ok(load_m("tunnel = { mtu = 1279; };"));
+}
+
+static void test_scheduler(void **state)
+{
+    (void)state;
+    expect_ok(load_m("mux = { scheduler = \"weighted\"; };"));
+    assert_string_equal(C.scheduler, "weighted");
+    expect_ok(load_s("mux = { scheduler = \"weighted\"; };"));
+    assert_string_equal(C.scheduler, "weighted");
+    expect_msg(load_s("mux = {\n scheduler = \"foo\";\n};"),
+               "t.conf:5: mux.scheduler: \"foo\" is not a scheduler; expected one of: weighted");
+    expect_msg(load_m("mux = { scheduler = \"\"; };"),
+               "t.conf:3: mux.scheduler: \"\" is not a scheduler; expected one of: weighted");
+    expect_msg(load_m("mux = { scheduler = \"weighted-but-much-too-long-for-any-name\"; };"),
+               "t.conf:3: mux.scheduler: \"weighted-but-much-too-long-for-a\" is not a "
+               "scheduler; expected one of: weighted");
+    expect_fail(load_m("mux = { scheduler = 1; };"), "t.conf:3: mux.scheduler: got an integer",
+                NULL);
 }
 
 /* ---- the key ---- */
@@ -1077,6 +1096,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_zeroed_on_failure),
         cmocka_unit_test(test_link_duplicates),

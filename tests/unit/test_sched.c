@@ -1,5 +1,6 @@
 /* test_sched.c: unit tests of the link scheduler: only usable links, weighted byte shares, no
- * burst for a joining link, the capacity estimator's rules, and a closed-loop convergence run. */
+ * burst for a joining link, the capacity estimator's rules, a closed-loop convergence run, and
+ * the registry and the weighted policy through the sched_ops interface. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 
 #include "../../common/util.h"
 #include "../../mux/sched.h"
+#include "../../mux/sched_weighted.h"
 
 /* Deterministic PRNG (splitmix64). */
 static uint64_t rng_state;
@@ -26,10 +28,10 @@ static uint32_t rng_below(uint32_t n)
     return (uint32_t)(rng() % n);
 }
 
-static void links_init(struct sched *s, struct sched_link *l, int n, const double *est)
+static void links_init(struct wsched *s, struct wsched_link *l, int n, const double *est)
 {
     for (int i = 0; i < n; i++) {
-        sched_link_init(s, &l[i]);
+        wsched_link_init(s, &l[i]);
         l[i].usable = true;
         if (est) l[i].est_Bps = est[i];
     }
@@ -38,41 +40,41 @@ static void links_init(struct sched *s, struct sched_link *l, int n, const doubl
 static void test_init(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
+    struct wsched s;
+    struct wsched_link l;
     memset(&l, 0x55, sizeof l);
-    sched_init(&s, 1e6);
+    wsched_init(&s, 1e6);
     assert_true(s.vtime == 0.0);
-    sched_link_init(&s, &l);
+    wsched_link_init(&s, &l);
     assert_true(l.est_Bps == 1e6);
     assert_true(l.vfinish == s.vtime);
     assert_int_equal(l.sent_bytes, 0);
 
     /* The initial estimate is clamped like any other. */
-    sched_init(&s, 1.0);
-    sched_link_init(&s, &l);
-    assert_true(l.est_Bps == SCHED_MIN_BPS);
-    sched_init(&s, 1e12);
-    sched_link_init(&s, &l);
-    assert_true(l.est_Bps == SCHED_MAX_BPS);
+    wsched_init(&s, 1.0);
+    wsched_link_init(&s, &l);
+    assert_true(l.est_Bps == WSCHED_MIN_BPS);
+    wsched_init(&s, 1e12);
+    wsched_link_init(&s, &l);
+    assert_true(l.est_Bps == WSCHED_MAX_BPS);
 }
 
 static void test_none_usable(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l[4];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[4];
+    wsched_init(&s, 1e6);
     links_init(&s, l, 4, NULL);
-    assert_int_equal(sched_pick(&s, l, 0, 1000), -1);
+    assert_int_equal(wsched_pick(&s, l, 0, 1000), -1);
     for (int i = 0; i < 4; i++)
         l[i].usable = false;
-    assert_int_equal(sched_pick(&s, l, 4, 1000), -1);
+    assert_int_equal(wsched_pick(&s, l, 4, 1000), -1);
     for (int i = 0; i < 4; i++)
         assert_int_equal(l[i].sent_bytes, 0);
     l[2].usable = true;
-    assert_int_equal(sched_pick(&s, l, 4, 1000), 2);
-    assert_int_equal(sched_pick(&s, l, 2, 1000), -1); /* only links[0..1] are considered */
+    assert_int_equal(wsched_pick(&s, l, 4, 1000), 2);
+    assert_int_equal(wsched_pick(&s, l, 2, 1000), -1); /* only links[0..1] are considered */
     assert_int_equal(l[2].sent_bytes, 1000);
 }
 
@@ -81,9 +83,9 @@ static void test_never_unusable(void **state)
     (void)state;
     rng_state = 11;
     enum { N = 8 };
-    struct sched s;
-    struct sched_link l[N];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[N];
+    wsched_init(&s, 1e6);
     links_init(&s, l, N, NULL);
     uint64_t sent[N] = {0};
     int none = 0;
@@ -100,7 +102,7 @@ static void test_never_unusable(void **state)
         for (int i = 0; i < N; i++)
             any |= l[i].usable;
         size_t len = 1 + rng_below(1500);
-        int p = sched_pick(&s, l, N, len);
+        int p = wsched_pick(&s, l, N, len);
         if (!any) {
             assert_int_equal(p, -1);
             none++;
@@ -116,12 +118,12 @@ static void test_never_unusable(void **state)
 }
 
 /* Pick npkt packets of random sizes; return byte shares. */
-static void run_shares(struct sched *s, struct sched_link *l, int n, int npkt, double *share)
+static void run_shares(struct wsched *s, struct wsched_link *l, int n, int npkt, double *share)
 {
     uint64_t bytes[16] = {0}, total = 0;
     for (int k = 0; k < npkt; k++) {
         size_t len = 40 + rng_below(1461);
-        int p = sched_pick(s, l, n, len);
+        int p = wsched_pick(s, l, n, len);
         assert_true(p >= 0 && p < n);
         bytes[p] += len;
         total += len;
@@ -134,10 +136,10 @@ static void test_proportional(void **state)
 {
     (void)state;
     rng_state = 12;
-    struct sched s;
-    struct sched_link l[4];
+    struct wsched s;
+    struct wsched_link l[4];
     const double est[4] = {20e6, 10e6, 5e6, 40e6};
-    sched_init(&s, 1e6);
+    wsched_init(&s, 1e6);
     links_init(&s, l, 4, est);
     l[3].usable = false;
     double share[4];
@@ -160,32 +162,32 @@ static void test_proportional(void **state)
 static void test_ties_lowest_index(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l[3];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[3];
+    wsched_init(&s, 1e6);
     links_init(&s, l, 3, NULL);
     /* Equal weights and sizes: strict round robin starting at index 0. */
     for (int k = 0; k < 30; k++)
-        assert_int_equal(sched_pick(&s, l, 3, 1000), k % 3);
+        assert_int_equal(wsched_pick(&s, l, 3, 1000), k % 3);
 }
 
 /* A link that becomes usable after a long run on the others gets its share, no catch-up burst. */
 static void check_join(bool reinit)
 {
-    struct sched s;
-    struct sched_link l[3];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[3];
+    wsched_init(&s, 1e6);
     links_init(&s, l, 3, NULL);
     l[2].usable = false;
     for (int k = 0; k < 10000; k++) {
-        int p = sched_pick(&s, l, 3, 1000);
+        int p = wsched_pick(&s, l, 3, 1000);
         assert_true(p == 0 || p == 1);
     }
-    if (reinit) sched_link_init(&s, &l[2]);
+    if (reinit) wsched_link_init(&s, &l[2]);
     l[2].usable = true;
     int got = 0;
     for (int k = 0; k < 100; k++)
-        got += sched_pick(&s, l, 3, 1000) == 2;
+        got += wsched_pick(&s, l, 3, 1000) == 2;
     assert_true(got <= 100 / 3 + 2);
     assert_true(got >= 100 / 3 - 2);
 }
@@ -197,38 +199,38 @@ static void test_join_no_burst(void **state)
     check_join(true);  /* fresh link */
 
     /* A link that was in use, left for a while, and came back also gets no burst. */
-    struct sched s;
-    struct sched_link l[2];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[2];
+    wsched_init(&s, 1e6);
     links_init(&s, l, 2, NULL);
     for (int k = 0; k < 1000; k++)
-        sched_pick(&s, l, 2, 1000);
+        wsched_pick(&s, l, 2, 1000);
     l[1].usable = false;
     for (int k = 0; k < 5000; k++)
-        assert_int_equal(sched_pick(&s, l, 2, 1000), 0);
+        assert_int_equal(wsched_pick(&s, l, 2, 1000), 0);
     l[1].usable = true;
     int got = 0;
     for (int k = 0; k < 100; k++)
-        got += sched_pick(&s, l, 2, 1000) == 1;
+        got += wsched_pick(&s, l, 2, 1000) == 1;
     assert_true(got >= 48 && got <= 52);
 }
 
 /* Feedback for a link that had sent_Bps * interval bytes picked. */
-static void feed(struct sched *s, struct sched_link *l, double sent_Bps, double interval,
+static void feed(struct wsched *s, struct wsched_link *l, double sent_Bps, double interval,
                  double delivered, double loss, double srtt, double min_rtt)
 {
     l->sent_bytes = (uint64_t)(sent_Bps * interval);
-    struct sched_feedback fb = {interval, delivered, loss, srtt, min_rtt};
-    sched_feedback(s, l, &fb);
+    struct sched_feedback fb = {SCHED_FB_BEAT, interval, delivered, loss, srtt, min_rtt, false};
+    wsched_feedback(s, l, &fb);
 }
 
 static void test_estimator_grow(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
-    sched_init(&s, 1e6);
-    sched_link_init(&s, &l);
+    struct wsched s;
+    struct wsched_link l;
+    wsched_init(&s, 1e6);
+    wsched_link_init(&s, &l);
     double est = 1e6;
     for (int k = 0; k < 10; k++) {
         /* Busy (sent = est), no loss, RTT at its minimum: x1.25 per sample. */
@@ -257,10 +259,10 @@ static void test_estimator_grow(void **state)
 static void test_estimator_congested(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
-    sched_init(&s, 1e6);
-    sched_link_init(&s, &l);
+    struct wsched s;
+    struct wsched_link l;
+    wsched_init(&s, 1e6);
+    wsched_link_init(&s, &l);
     /* Loss above 2%: falls to the delivered rate. */
     l.est_Bps = 1e6;
     feed(&s, &l, 1e6, 1.0, 0.7e6, 0.021, 30, 30);
@@ -288,10 +290,10 @@ static void test_estimator_congested(void **state)
 static void test_estimator_idle(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
-    sched_init(&s, 1e6);
-    sched_link_init(&s, &l);
+    struct wsched s;
+    struct wsched_link l;
+    wsched_init(&s, 1e6);
+    wsched_link_init(&s, &l);
     /* Lightly used (sent < est / 2): no probing; the estimate stays... */
     for (int k = 0; k < 5; k++) {
         feed(&s, &l, 0.4e6, 1.0, 0.4e6, 0.0, 30, 30);
@@ -311,7 +313,7 @@ static void test_estimator_idle(void **state)
         feed(&s, &l, 0.09e6, 1.0, 0.01e6, 0.5, 30, 30);
         assert_true(l.est_Bps == 1e6);
     }
-    /* ... but do once the link carries SCHED_ACTIVE_SHARE of its estimate. */
+    /* ... but do once the link carries WSCHED_ACTIVE_SHARE of its estimate. */
     feed(&s, &l, 0.1e6, 1.0, 0.6e6, 0.0, 300, 30);
     assert_true(fabs(l.est_Bps - 0.6e6) < 1.0);
 }
@@ -319,44 +321,50 @@ static void test_estimator_idle(void **state)
 static void test_estimator_clamp(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
-    sched_init(&s, 1e6);
-    sched_link_init(&s, &l);
-    l.est_Bps = SCHED_MIN_BPS * 1.5;
+    struct wsched s;
+    struct wsched_link l;
+    wsched_init(&s, 1e6);
+    wsched_link_init(&s, &l);
+    l.est_Bps = WSCHED_MIN_BPS * 1.5;
     feed(&s, &l, 1e6, 1.0, 0.0, 0.9, 30, 30);
-    assert_true(l.est_Bps == SCHED_MIN_BPS);
+    assert_true(l.est_Bps == WSCHED_MIN_BPS);
     feed(&s, &l, 1e6, 1.0, 0.0, 0.9, 30, 30);
-    assert_true(l.est_Bps == SCHED_MIN_BPS);
-    l.est_Bps = SCHED_MAX_BPS / 1.1;
-    feed(&s, &l, SCHED_MAX_BPS, 1.0, SCHED_MAX_BPS, 0.0, 30, 30);
-    assert_true(l.est_Bps == SCHED_MAX_BPS);
-    feed(&s, &l, SCHED_MAX_BPS, 1.0, 4 * SCHED_MAX_BPS, 0.0, 30, 30);
-    assert_true(l.est_Bps == SCHED_MAX_BPS);
+    assert_true(l.est_Bps == WSCHED_MIN_BPS);
+    l.est_Bps = WSCHED_MAX_BPS / 1.1;
+    feed(&s, &l, WSCHED_MAX_BPS, 1.0, WSCHED_MAX_BPS, 0.0, 30, 30);
+    assert_true(l.est_Bps == WSCHED_MAX_BPS);
+    feed(&s, &l, WSCHED_MAX_BPS, 1.0, 4 * WSCHED_MAX_BPS, 0.0, 30, 30);
+    assert_true(l.est_Bps == WSCHED_MAX_BPS);
 }
 
 static void test_estimator_invalid(void **state)
 {
     (void)state;
-    struct sched s;
-    struct sched_link l;
-    sched_init(&s, 1e6);
-    sched_link_init(&s, &l);
+    struct wsched s;
+    struct wsched_link l;
+    wsched_init(&s, 1e6);
+    wsched_link_init(&s, &l);
     const struct sched_feedback bad[] = {
-        {0.0, 5e6, 0.0, 30, 30},        {-1.0, 5e6, 0.0, 30, 30}, {NAN, 5e6, 0.0, 30, 30},
-        {INFINITY, 5e6, 0.0, 30, 30},   {1.0, NAN, 0.0, 30, 30},  {1.0, INFINITY, 0.0, 30, 30},
-        {1.0, -5e6, 0.0, 30, 30},       {1.0, 5e6, NAN, 30, 30},  {1.0, 5e6, 0.0, NAN, 30},
-        {1.0, 5e6, 0.0, 30, -INFINITY},
+        {SCHED_FB_BEAT, 0.0, 5e6, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, -1.0, 5e6, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, NAN, 5e6, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, INFINITY, 5e6, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, 1.0, NAN, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, 1.0, INFINITY, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, 1.0, -5e6, 0.0, 30, 30, false},
+        {SCHED_FB_BEAT, 1.0, 5e6, NAN, 30, 30, false},
+        {SCHED_FB_BEAT, 1.0, 5e6, 0.0, NAN, 30, false},
+        {SCHED_FB_BEAT, 1.0, 5e6, 0.0, 30, -INFINITY, false},
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         l.sent_bytes = 1000000;
-        sched_feedback(&s, &l, &bad[i]);
+        wsched_feedback(&s, &l, &bad[i]);
         assert_true(l.est_Bps == 1e6);
         assert_int_equal(l.sent_bytes, 1000000);
     }
     /* The same sample with valid fields does change it. */
-    const struct sched_feedback good = {1.0, 5e6, 0.0, 30, 30};
-    sched_feedback(&s, &l, &good);
+    const struct sched_feedback good = {SCHED_FB_BEAT, 1.0, 5e6, 0.0, 30, 30, false};
+    wsched_feedback(&s, &l, &good);
     assert_true(l.est_Bps == 5e6 * 1.25);
     assert_int_equal(l.sent_bytes, 0);
 }
@@ -375,16 +383,16 @@ static void test_closed_loop(void **state)
     double total_cap = 0;
     for (int i = 0; i < N; i++)
         total_cap += cap[i];
-    struct sched s;
-    struct sched_link l[N];
-    sched_init(&s, 1e6);
+    struct wsched s;
+    struct wsched_link l[N];
+    wsched_init(&s, 1e6);
     links_init(&s, l, N, NULL);
     uint64_t measured[N] = {0}, measured_total = 0;
     for (int r = 0; r < ROUNDS; r++) {
         double offered = 0, round_bytes[N] = {0};
         while (offered < total_cap * interval) {
             size_t len = 40 + rng_below(1461);
-            int p = sched_pick(&s, l, N, len);
+            int p = wsched_pick(&s, l, N, len);
             assert_true(p >= 0);
             offered += (double)len;
             round_bytes[p] += (double)len;
@@ -400,9 +408,9 @@ static void test_closed_loop(void **state)
         for (int i = 0; i < N; i++) {
             double sent = (double)l[i].sent_bytes;
             double got = fmin(sent, cap[i] * interval);
-            struct sched_feedback fb = {interval, got / interval, sent > got ? 1 - got / sent : 0,
-                                        0, 0};
-            sched_feedback(&s, &l[i], &fb);
+            struct sched_feedback fb = {SCHED_FB_BEAT, interval, got / interval,
+                                        sent > got ? 1 - got / sent : 0, 0, 0, false};
+            wsched_feedback(&s, &l[i], &fb);
         }
     }
     for (int i = 0; i < N; i++) {
@@ -410,6 +418,70 @@ static void test_closed_loop(void **state)
         double want = cap[i] / total_cap;
         assert_true(share > 0.9 * want && share < 1.1 * want);
     }
+}
+
+static void test_find(void **state)
+{
+    (void)state;
+    assert_ptr_equal(sched_find(NULL), &sched_weighted);
+    assert_ptr_equal(sched_find("weighted"), &sched_weighted);
+    assert_string_equal(sched_weighted.name, "weighted");
+    assert_null(sched_find("foo"));
+    assert_null(sched_find(""));
+    assert_null(sched_find("Weighted"));
+    assert_string_equal(sched_names(), "weighted");
+}
+
+static const char *json_of(const struct sched_ops *o, void *s, int pos, struct strbuf *sb)
+{
+    sb->len = 0;
+    o->link_json(s, pos, sb);
+    return sb->buf;
+}
+
+/* Through the interface: pick never returns an unusable link, returns 0 when none is usable,
+ * only BEAT feedback moves the estimate, and link_json shows it. */
+static void test_ops(void **state)
+{
+    (void)state;
+    rng_state = 5;
+    enum { N = 8 };
+    const struct sched_ops *o = sched_find(NULL);
+    void *s = o->create(N);
+    assert_non_null(s);
+    struct sched_view v[N];
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < N; i++) o->link_up(s, i, 0);
+    int out[SCHED_MAX_COPIES];
+    assert_int_equal(o->pick(s, v, N, 1000, 0, out), 0);
+    for (int r = 0; r < 2000; r++) {
+        if (r % 16 == 0)
+            for (int i = 0; i < N; i++) v[i].usable = rng_below(3) == 0;
+        bool any = false;
+        for (int i = 0; i < N; i++) any |= v[i].usable;
+        int k = o->pick(s, v, N, 40 + rng_below(1461), (uint64_t)r, out);
+        if (!any) {
+            assert_int_equal(k, 0);
+            continue;
+        }
+        assert_int_equal(k, 1);
+        assert_true(out[0] >= 0 && out[0] < N);
+        assert_true(v[out[0]].usable);
+    }
+
+    /* Feedback of another kind is ignored; a BEAT sample moves the estimate. */
+    for (int i = 0; i < N; i++) o->link_up(s, i, 0);
+    struct strbuf sb;
+    sb_init(&sb);
+    assert_string_equal(json_of(o, s, 0, &sb), ",\"est_Bps\":125000");
+    struct sched_feedback fb = {SCHED_FB_REPORT, 1.0, 5e6, 0.0, 30, 30, false};
+    o->feedback(s, 0, &v[0], &fb, 0);
+    assert_string_equal(json_of(o, s, 0, &sb), ",\"est_Bps\":125000");
+    fb.kind = SCHED_FB_BEAT;
+    o->feedback(s, 0, &v[0], &fb, 0);
+    assert_string_equal(json_of(o, s, 0, &sb), ",\"est_Bps\":5000000");
+    sb_free(&sb);
+    o->destroy(s);
 }
 
 int main(void)
@@ -427,6 +499,8 @@ int main(void)
         cmocka_unit_test(test_estimator_clamp),
         cmocka_unit_test(test_estimator_invalid),
         cmocka_unit_test(test_closed_loop),
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,151 @@
+/* mux_int.h: the multiplexer's shared state (struct mux, its links and sessions) and the
+ * functions its files (mux.c, txpath.c, linkstat.c, handshake.c, rxorder.c, status.c) share. */
+#ifndef BRAID_MUX_INT_H
+#define BRAID_MUX_INT_H
+
+#include "mux.h"
+
+#include "../common/log.h"
+#include "reorder.h"
+#include "replay.h"
+#include "sched.h"
+#include "wire.h"
+
+#define REORDER_FLOOR_US 10000u /* the reorder timeout's floor: scheduling noise */
+
+struct mux_link {
+    bool used;
+    bool owned;          /* master: made by new_link, destroyed by the mux */
+    uint8_t id;
+    int pos;             /* index in m->order / m->view */
+    struct link *tl;     /* transport */
+    /* state */
+    bool up;             /* usable for data */
+    bool heard;          /* an authenticated datagram arrived this session */
+    bool peer_hears;     /* the peer's latest BEAT says it hears us */
+    bool peer_down;      /* the peer sent LINK_DOWN for this link */
+    uint64_t last_rx_us;
+    uint64_t silent_since_us; /* start of the current silence (for the stale downcall) */
+    uint64_t next_stale_us;   /* when to call the transport's stale op next (0: not yet due) */
+    uint64_t stale_gap_us;    /* doubles after each call while the silence lasts */
+    uint64_t state_since_us;
+    uint64_t ups, downs;
+    /* tx */
+    uint64_t tx_counter;
+    uint64_t last_beat_us;
+    uint64_t tx_data, tx_ctrl;
+    /* rx */
+    struct replay replay;
+    uint64_t rx_packets, rx_bytes, rx_highest;
+    uint64_t rx_data;
+    uint16_t peer_ts;
+    uint64_t peer_ts_rx_us;
+    bool have_peer_ts;
+    uint32_t passed;     /* every DATA gseq below this that was sent on this link has arrived or is lost */
+    bool have_passed;
+    /* RTT (us) */
+    bool have_rtt;
+    double srtt, rttvar, last_rtt, min_rtt;
+    uint64_t min_rtt_at;
+    /* Relative one-way delay (us): receive time minus the peer's ts, against a per-session
+     * reference. The peer's clock offset is the same on every link, so differences between
+     * links are their one-way delay differences, queueing in this direction included. */
+    bool have_owd;
+    double owd, owd_var, owd_min;
+    uint64_t owd_min_at;
+    double owd_peak;       /* recent highest sample, fading toward owd (delay spikes) */
+    uint64_t owd_peak_at;
+    /* feedback from the peer's BEATs */
+    bool have_fb;
+    struct ctrl_beat fb;
+    double delivered_Bps, loss;
+};
+
+struct mux_session {
+    bool valid;
+    struct session_keys keys;
+    struct hs_server_result res; /* master: what made it (to answer HELLO retransmissions) */
+};
+
+struct mux {
+    struct ev_loop *loop;
+    struct mux_config cfg;
+    struct mux_callbacks cb;
+    struct mux_session cur, pending; /* pending: master only */
+    uint64_t session_at_us;
+    /* slave handshake */
+    struct hs_client hs;
+    bool hs_active;
+    uint64_t hs_started_us, hs_last_tx_us;
+    /* master HELLO rate limit */
+    uint64_t hello_window_us;
+    unsigned hello_count;
+    uint64_t last_any_rx_us;
+    bool have_owd_ref;
+    uint16_t owd_ref; /* reference for the links' relative one-way delays (ts units) */
+    /* links */
+    struct mux_link links[MUX_MAX_LINKS];
+    uint8_t order[MUX_MAX_LINKS];
+    int nlinks;
+    /* scheduling: the policy, its private state, and the neutral view of each link (by pos) */
+    const struct sched_ops *sched;
+    void *sched_state;
+    struct sched_view view[MUX_MAX_LINKS];
+    uint32_t tx_gseq;
+    /* receive order */
+    struct reorder *ro;
+    uint64_t ro_timeout_us;
+    ev_timer ro_timer;
+    ev_idle ro_idle;          /* gives gaps up once the input pending now has been read */
+    uint64_t ro_idle_since;
+    ev_timer tick;
+    bool started;
+    struct mux_counters c;
+    struct log_limit lim_late;
+    struct log_limit lim_malformed, lim_auth, lim_replay, lim_nosession, lim_nolink, lim_big,
+        lim_hello;
+    uint8_t txbuf[WIRE_MAX_DGRAM + 64];
+};
+
+static inline const char *role(const struct mux *m)
+{
+    return m->cfg.is_master ? "slave" : "master";
+}
+
+static inline bool transport_up(const struct mux_link *ml)
+{
+    return ml->tl && ml->tl->up;
+}
+
+/* txpath.c */
+void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now);
+void send_beat(struct mux *m, struct mux_link *ml, uint64_t now);
+/* Tell the peer on every other usable link that link id is down. */
+void announce_down(struct mux *m, uint8_t id, uint8_t reason, uint64_t now);
+
+/* linkstat.c */
+void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now);
+void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t now);
+void link_reset(struct mux *m, struct mux_link *ml);
+void update_reorder_timeout(struct mux *m);
+void update_state(struct mux *m, struct mux_link *ml, uint64_t now);
+/* A BEAT from the peer for the link: with the previous one, a feedback sample for the scheduler. */
+void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now);
+
+/* handshake.c */
+void master_promote(struct mux *m);
+void handle_hello(struct mux *m, const uint8_t *buf, size_t len, uint8_t link_id,
+                  const struct sockaddr *from, socklen_t fromlen);
+void slave_start_handshake(struct mux *m, uint64_t now);
+void slave_send_hellos(struct mux *m, uint64_t now);
+void handle_reply(struct mux *m, struct mux_link *ml, const uint8_t *buf, size_t len);
+
+/* rxorder.c */
+void deliver(void *ctx, const uint8_t *pkt, size_t len);
+void rearm_reorder(struct mux *m);
+void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
+void release_passed(struct mux *m);
+void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void note_passed(struct mux_link *ml, uint32_t upto);
+
+#endif

@@ -1,0 +1,106 @@
+/* txpath.c: the send path: sealing DATA and CTRL datagrams onto a link, beats, LINK_DOWN
+ * announcements, and tunnel packets sent on the link the scheduler picks. */
+#include "mux_int.h"
+
+#include "../common/util.h"
+
+static void fill_echo(struct mux_link *ml, struct wire_hdr *h, uint64_t now)
+{
+    h->ts = wire_ts(now);
+    h->echo_valid = false;
+    h->echo = 0;
+    if (ml->have_peer_ts && now - ml->peer_ts_rx_us < WIRE_ECHO_MAX_HOLD_US) {
+        h->echo = (uint16_t)(ml->peer_ts + (now - ml->peer_ts_rx_us) / WIRE_TS_UNIT_US);
+        h->echo_valid = true;
+    }
+}
+
+/* Seal and send one DATA or CTRL datagram on a link. Returns link_send's result. */
+static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t gseq,
+                      const uint8_t *payload, size_t plen, uint64_t now)
+{
+    struct wire_hdr h = {0};
+    h.type = type;
+    h.phase = m->cur.keys.phase;
+    h.link_id = ml->id;
+    h.counter = ml->tx_counter++;
+    h.gseq = gseq;
+    fill_echo(ml, &h, now);
+    int n = wire_seal(m->txbuf, sizeof m->txbuf, &h, payload, plen, m->cur.keys.tx);
+    if (n < 0) return -1;
+    return link_send(ml->tl, m->txbuf, (size_t)n);
+}
+
+void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now)
+{
+    if (!m->cur.valid || !transport_up(ml)) return;
+    if (send_dgram(m, ml, WIRE_CTRL, m->tx_gseq, msgs, len, now) == 0) {
+        ml->tx_ctrl++;
+        m->c.tx_ctrl++;
+    }
+}
+
+void send_beat(struct mux *m, struct mux_link *ml, uint64_t now)
+{
+    struct ctrl_beat b = {0};
+    if (ml->heard && now - ml->last_rx_us <= (uint64_t)m->cfg.dead_timeout_ms * 1000u)
+        b.flags |= CTRL_BEAT_F_HEARS;
+    b.interval_ms = (uint16_t)m->cfg.beat_interval_ms;
+    b.report_us = (uint32_t)now;
+    b.rx_packets = ml->rx_packets;
+    b.rx_bytes = ml->rx_bytes;
+    b.rx_highest = ml->rx_highest;
+    uint8_t buf[64];
+    size_t pos = 0;
+    ctrl_put_beat(buf, sizeof buf, &pos, &b);
+    ml->last_beat_us = now;
+    send_ctrl(m, ml, buf, pos, now);
+}
+
+void announce_down(struct mux *m, uint8_t id, uint8_t reason, uint64_t now)
+{
+    struct ctrl_link_down d = {.link_id = id, .reason = reason};
+    uint8_t buf[16];
+    size_t pos = 0;
+    ctrl_put_link_down(buf, sizeof buf, &pos, &d);
+    for (int i = 0; i < m->nlinks; i++) {
+        struct mux_link *o = &m->links[m->order[i]];
+        if (o->id != id && o->up) send_ctrl(m, o, buf, pos, now);
+    }
+}
+
+void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
+{
+    if (len == 0) return;
+    if (len > m->cfg.mtu) {
+        m->c.tx_too_big++;
+        log_limited(&m->lim_big, LOG_WARN,
+                    "dropped a %zu-byte tunnel packet: larger than the tunnel MTU %u", len,
+                    m->cfg.mtu);
+        return;
+    }
+    uint64_t now = mono_us();
+    if (m->cur.valid) {
+        /* If a link fails while sending, pick another: a packet another live link could carry
+         * is not lost to it. */
+        for (int tries = 0; tries < m->nlinks; tries++) {
+            int out[SCHED_MAX_COPIES];
+            if (m->sched->pick(m->sched_state, m->view, m->nlinks, len + WIRE_OVERHEAD, now, out) <
+                1)
+                break;
+            int pos = out[0];
+            struct mux_link *ml = &m->links[m->order[pos]];
+            if (send_dgram(m, ml, WIRE_DATA, m->tx_gseq, pkt, len, now) == 0) {
+                m->tx_gseq++;
+                ml->tx_data++;
+                m->c.tx_data++;
+                m->c.tx_data_bytes += len;
+                return;
+            }
+            m->view[pos].usable = false; /* the transport reports down through its handler too */
+        }
+    }
+    m->c.tx_no_link++;
+    log_limited(&m->lim_nolink, LOG_WARN, "dropped tunnel packets: %s",
+                m->cur.valid ? "no link to the peer is up" : "no session with the peer yet");
+}

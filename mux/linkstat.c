@@ -8,6 +8,7 @@
 #include "../common/util.h"
 
 #define MIN_RTT_WINDOW_US 10000000u
+#define PM_LOSS_TIMEOUT_US 500000.0 /* unreported this long (and 3 srtt): lost */
 #define OWD_PEAK_FADE_US 3000000.0 /* time constant of a link's delay peak fading to its mean */
 
 /* The link's RTT in the scheduler's view. */
@@ -47,6 +48,7 @@ void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t n
         m->have_owd_ref = true;
     }
     double x = (double)(int16_t)(raw - m->owd_ref) * WIRE_TS_UNIT_US;
+    ml->owd_last = x;
     if (!ml->have_owd) {
         ml->owd = ml->owd_min = ml->owd_peak = x;
         ml->owd_var = 0;
@@ -84,6 +86,11 @@ void link_reset(struct mux *m, struct mux_link *ml)
     ml->have_owd = false;
     ml->have_fb = false;
     ml->delivered_Bps = ml->loss = 0;
+    txq_flush(m, ml);
+    pm_reset(&ml->pm);
+    ml->tx_data_end = ml->rep_tx_data_end = 0;
+    ml->rep_rx_packets = 0;
+    ml->rx_highest_at_us = ml->last_rx_data_us = 0;
     m->view[ml->pos] = (struct sched_view){.report_age_us = UINT64_MAX};
     m->sched->link_up(m->sched_state, ml->pos, mono_us());
 }
@@ -135,6 +142,7 @@ void update_state(struct mux *m, struct mux_link *ml, uint64_t now)
         char buf[64];
         snprintf(buf, sizeof buf, why, role(m));
         LOGI("link %s (id %u): down (%s)", name, ml->id, buf);
+        if (ml->txq_head) txq_relocate(m, ml, now);
     }
     update_reorder_timeout(m);
 }
@@ -159,4 +167,32 @@ void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b
     }
     ml->fb = *b;
     ml->have_fb = true;
+}
+
+void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v);
+
+void fill_view(struct mux *m, struct mux_link *ml, uint64_t now)
+{
+    path_view(ml, now, &m->view[ml->pos]);
+}
+
+void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
+{
+    const struct pathmodel *p = &ml->pm;
+    v->have_rate = p->have_rate;
+    v->rate_Bps = p->rate_Bps;
+    v->have_owd = p->have_owd;
+    v->owd_base_us = p->owd_min_rel_us;
+    v->queue_us = p->owd_queue_us;
+    v->loss = p->loss;
+    double timeout = ml->have_rtt ? 3 * ml->srtt : 0;
+    if (timeout < PM_LOSS_TIMEOUT_US) timeout = PM_LOSS_TIMEOUT_US;
+    v->inflight = pm_inflight(p, now, (uint64_t)timeout);
+    v->queued = ml->txq_bytes;
+    v->report_age_us = p->have_report ? now - p->last_report_at : UINT64_MAX;
+}
+
+void fill_views(struct mux *m, uint64_t now)
+{
+    for (int i = 0; i < m->nlinks; i++) fill_view(m, &m->links[m->order[i]], now);
 }

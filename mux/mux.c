@@ -53,6 +53,7 @@ static struct mux_link *link_slot(struct mux *m, uint8_t id, struct link *tl, bo
     ml->tl = tl;
     ml->pos = m->nlinks;
     m->order[m->nlinks++] = id;
+    if (pm_init(&ml->pm) != 0) LOGW("link id %u: out of memory for its path model", id);
     link_reset(m, ml);
     /* Slave links deliver datagrams through rx; the master's arrive through mux_input. */
     struct link_handlers h = {.rx = owned ? NULL : link_rx, .state = transport_state, .ctx = m};
@@ -63,7 +64,7 @@ static struct mux_link *link_slot(struct mux *m, uint8_t id, struct link *tl, bo
 /* ---------------------------------------------------------------- receiving */
 
 static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, size_t len,
-                        uint64_t now)
+                        uint32_t mark, uint64_t now)
 {
     struct ctrl_msg msgs[CTRL_MAX_MSGS];
     int n = ctrl_decode(p, len, msgs, CTRL_MAX_MSGS);
@@ -79,6 +80,8 @@ static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, si
             ml->peer_hears = (b->flags & CTRL_BEAT_F_HEARS) != 0;
             if (ml->peer_hears) ml->peer_down = false;
             beat_feedback(m, ml, b, now);
+        } else if (msgs[i].kind == CTRL_REPORT) {
+            report_apply(m, &msgs[i].u.report, mark, now);
         } else if (msgs[i].kind == CTRL_LINK_DOWN) {
             struct mux_link *o = &m->links[msgs[i].u.down.link_id];
             if (o->used) {
@@ -100,6 +103,15 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
 {
     struct wire_hdr h;
     int rc = wire_peek(buf, len, &h);
+    if (rc == WIRE_ERR_VERSION) {
+        m->c.malformed++;
+        char as[ADDR_STRLEN];
+        log_limited(&m->lim_malformed, LOG_WARN,
+                    "dropped a datagram from %s: it speaks braid wire version %d, this braid "
+                    "speaks version %d; run the same braid release on both ends",
+                    addr_str(from, as, sizeof as), wire_version_of(buf, len), WIRE_VERSION);
+        return;
+    }
     if (rc != WIRE_OK) {
         m->c.malformed++;
         char as[ADDR_STRLEN];
@@ -169,7 +181,10 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     m->last_any_rx_us = now;
     ml->rx_packets++;
     ml->rx_bytes += len;
-    if (h.counter > ml->rx_highest) ml->rx_highest = h.counter;
+    if (h.counter > ml->rx_highest || ml->rx_packets == 1) {
+        ml->rx_highest = h.counter;
+        ml->rx_highest_at_us = now;
+    }
     ml->peer_ts = h.ts;
     ml->peer_ts_rx_us = now;
     ml->have_peer_ts = true;
@@ -179,10 +194,23 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         uint64_t rtt = (uint64_t)units * WIRE_TS_UNIT_US;
         if (rtt < WIRE_RTT_MAX_US) rtt_sample(m, ml, (double)rtt, now);
     }
-    if (h.type == WIRE_DATA) {
+    if (h.type == WIRE_DATA && h.unordered) {
+        /* a small packet sent past the queues: at once, outside the order; its gseq is the
+         * sender's mark, as in CTRL */
         ml->rx_data++;
+        ml->last_rx_data_us = now;
+        m->c.rx_data++;
+        m->c.rx_unordered++;
+        note_passed(ml, h.gseq);
+        update_state(m, ml, now);
+        m->cb.deliver(m->cb.ctx, payload, plen);
+        report_maybe(m, now);
+    } else if (h.type == WIRE_DATA) {
+        ml->rx_data++;
+        ml->last_rx_data_us = now;
         m->c.rx_data++;
         note_passed(ml, h.gseq + 1);
+        report_maybe(m, now);
         update_state(m, ml, now);
         /* A packet whose gap was already given up is still worth more to TCP than a resend:
          * deliver it out of order. Duplicates are dropped. */
@@ -205,7 +233,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     } else {
         m->c.rx_ctrl++;
         note_passed(ml, h.gseq);
-        handle_ctrl(m, ml, payload, plen, now);
+        handle_ctrl(m, ml, payload, plen, h.gseq, now);
         update_state(m, ml, now);
     }
     if (reorder_stats(m->ro)->held) {
@@ -320,6 +348,8 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
         return NULL;
     }
     m->ro_timeout_us = REORDER_FLOOR_US;
+    txq_init(m);
+    report_init(m);
     ev_timer_init(&m->ro_timer, reorder_timer_cb, 0, 0);
     m->ro_timer.data = m;
     ev_idle_init(&m->ro_idle, reorder_idle_cb);
@@ -370,6 +400,8 @@ void mux_shutdown(struct mux *m)
     ev_timer_stop(m->loop, &m->tick);
     ev_timer_stop(m->loop, &m->ro_timer);
     ev_idle_stop(m->loop, &m->ro_idle);
+    ev_timer_stop(m->loop, &m->pace_timer);
+    ev_timer_stop(m->loop, &m->report_timer);
     m->started = false;
 }
 
@@ -379,8 +411,11 @@ void mux_free(struct mux *m)
     ev_timer_stop(m->loop, &m->tick);
     ev_timer_stop(m->loop, &m->ro_timer);
     ev_idle_stop(m->loop, &m->ro_idle);
+    ev_timer_stop(m->loop, &m->report_timer);
+    txq_free_all(m);
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *ml = &m->links[m->order[i]];
+        pm_free(&ml->pm);
         if (ml->owned) link_destroy(ml->tl);
         else if (ml->tl) link_set_handlers(ml->tl, &(struct link_handlers){0});
     }

@@ -53,6 +53,13 @@ struct mux_counters {
     uint64_t rx_data, rx_ctrl;
     uint64_t rx_late_delivered;  /* arrived after its gap was given up: delivered out of order */
     uint64_t rx_too_big;         /* larger than this end's MTU (the ends disagree on it) */
+    uint64_t tx_queue_drop;      /* dropped by the scheduler: every link's send queue full */
+    uint64_t tx_relocated;       /* queued on a link that went down, moved to another */
+    uint64_t tx_dup;             /* extra copies sent (redundancy), dropped by the receiver */
+    uint64_t tx_unordered, rx_unordered; /* small packets sent past the queues */
+    uint64_t rx_report_rejected; /* receive reports inconsistent with what was sent */
+    uint64_t rx_gaps_passed;     /* gseqs given up because every link had passed them (lost) */
+    uint64_t rx_gaps_timeout;    /* gseqs given up by the reorder timeout */
 };
 
 struct mux;

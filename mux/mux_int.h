@@ -6,6 +6,7 @@
 #include "mux.h"
 
 #include "../common/log.h"
+#include "pathmodel.h"
 #include "reorder.h"
 #include "replay.h"
 #include "sched.h"
@@ -55,10 +56,21 @@ struct mux_link {
     uint64_t owd_min_at;
     double owd_peak;       /* recent highest sample, fading toward owd (delay spikes) */
     uint64_t owd_peak_at;
+    double owd_last;       /* latest sample */
     /* feedback from the peer's BEATs */
     bool have_fb;
     struct ctrl_beat fb;
     double delivered_Bps, loss;
+    /* the send direction's path model (from the peer's REPORTs) and send queue */
+    struct pathmodel pm;
+    struct txq_pkt *txq_head, *txq_tail;
+    uint64_t txq_bytes;       /* with WIRE_OVERHEAD per packet */
+    uint32_t tx_data_end;     /* 1 + gseq of the last DATA given to this link */
+    /* receive reports this end sends about the link */
+    uint64_t rx_highest_at_us;
+    uint64_t last_rx_data_us;
+    uint64_t rep_rx_packets;  /* rx_packets when last reported */
+    uint32_t rep_tx_data_end;
 };
 
 struct mux_session {
@@ -92,6 +104,13 @@ struct mux {
     void *sched_state;
     struct sched_view view[MUX_MAX_LINKS];
     uint32_t tx_gseq;
+    /* send queues (txqueue.c) and receive reports (report.c) */
+    struct txq_pkt *txq_free;
+    unsigned txq_count;
+    ev_timer pace_timer;
+    uint64_t pace_due;
+    ev_timer report_timer;
+    uint64_t last_report_us;
     /* receive order */
     struct reorder *ro;
     uint64_t ro_timeout_us;
@@ -118,6 +137,9 @@ static inline bool transport_up(const struct mux_link *ml)
 }
 
 /* txpath.c */
+/* Seal and send one tunnel packet on a link (DATA, gseq given). Returns 0 or -1. */
+int send_data(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+              bool unordered, uint64_t now);
 void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now);
 void send_beat(struct mux *m, struct mux_link *ml, uint64_t now);
 /* Tell the peer on every other usable link that link id is down. */
@@ -131,6 +153,32 @@ void update_reorder_timeout(struct mux *m);
 void update_state(struct mux *m, struct mux_link *ml, uint64_t now);
 /* A BEAT from the peer for the link: with the previous one, a feedback sample for the scheduler. */
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now);
+
+/* The link's view for the scheduler, up to date (path model, queue, RTT); all links. */
+void fill_view(struct mux *m, struct mux_link *ml, uint64_t now);
+void fill_views(struct mux *m, uint64_t now);
+/* The path-model part of a link's view (rate, delays, in flight, queued) into v. */
+void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v);
+
+/* txqueue.c */
+struct txq_pkt;
+void txq_init(struct mux *m);
+void txq_free_all(struct mux *m);
+/* The gseq a CTRL on the link carries: every DATA below it given to the link was sent before. */
+uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml);
+int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len);
+/* Send what the policy lets the link send now; arms the pacing timer for the rest. */
+void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
+void txq_flush(struct mux *m, struct mux_link *ml);
+void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now);
+
+/* report.c */
+void report_init(struct mux *m);
+/* Data moved: send receive reports now if the last ones are SCHED_REPORT_US old, else soon. */
+void report_maybe(struct mux *m, uint64_t now);
+void send_reports(struct mux *m, uint64_t now);
+/* A REPORT from the peer, in a CTRL datagram whose gseq mark was mark. */
+void report_apply(struct mux *m, const struct ctrl_report *r, uint32_t mark, uint64_t now);
 
 /* handshake.c */
 void master_promote(struct mux *m);

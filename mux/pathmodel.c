@@ -181,7 +181,11 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
         s.loss = dhi > 0 && dpk < dhi ? 1.0 - (double)dpk / (double)dhi : 0.0;
         s.app_limited = h->highest < p->app_limited_until;
         if (dhi >= 4) p->loss = 0.75 * p->loss + 0.25 * s.loss;
-        if (!s.app_limited || !p->have_rate || s.delivered_Bps > p->rate_Bps)
+        /* an app-limited sample only shows a lower bound: it may raise the estimate, never
+         * set it below the usual first guess (a link carrying only beats would look like a
+         * 1 kB/s link) */
+        double floor = p->have_rate ? p->rate_Bps : PM_GUESS_BPS;
+        if (!s.app_limited || s.delivered_Bps > floor)
             rate_update(p, s.delivered_Bps, now_us);
         rc = 1;
     }

@@ -16,6 +16,7 @@
 #define PM_SPAN_US 40000u            /* a rate sample spans at least 40 ms (peer's clock)... */
 #define PM_SPAN_MIN_US 8000u         /* ...or, early on, at least this */
 #define PM_MIN_BPS 2000.0
+#define PM_GUESS_BPS 125000.0        /* app-limited samples set a first rate only above this */
 #define PM_MAX_BPS 1.25e9
 #define PM_LOSS_TIMEOUT_MIN_US 500000u /* unreported this long (and 3 srtt): counted lost */
 

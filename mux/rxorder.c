@@ -31,7 +31,9 @@ void rearm_reorder(struct mux *m)
 static void expire_reorder(struct mux *m)
 {
     ev_idle_stop(m->loop, &m->ro_idle);
+    uint64_t before = reorder_stats(m->ro)->skipped;
     (void)reorder_expire(m->ro, mono_us(), m->ro_timeout_us);
+    m->c.rx_gaps_timeout += reorder_stats(m->ro)->skipped - before;
     rearm_reorder(m);
 }
 
@@ -54,7 +56,10 @@ void release_passed(struct mux *m)
         if (!any || seq_lt(ml->passed, min)) min = ml->passed;
         any = true;
     }
-    if (any) reorder_release_before(m->ro, min);
+    if (!any) return;
+    uint64_t before = reorder_stats(m->ro)->skipped;
+    reorder_release_before(m->ro, min);
+    m->c.rx_gaps_passed += reorder_stats(m->ro)->skipped - before;
 }
 
 void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)

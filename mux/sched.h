@@ -45,6 +45,13 @@ struct sched_feedback {
 
 /* Largest number of links one packet may be sent on (the redundancy hook). */
 #define SCHED_MAX_COPIES 2
+/* The mux sends a receive report for every link that carried something at about this interval
+ * while data flows (docs/PROTOCOL.md section 4, REPORT). */
+#define SCHED_REPORT_US 10000
+/* A link's queue target: what a policy with budgets lets wait in the link's own buffer. */
+#define SCHED_TARGET_QUEUE_US 20000
+/* A link that (re)joins: how many of its first packets a policy may also send on another. */
+#define SCHED_JOIN_COPIES 8
 /* send_wait: the link may not send until feedback arrives (its in-flight budget is full). */
 #define SCHED_BLOCKED UINT64_MAX
 
@@ -65,14 +72,19 @@ struct sched_ops {
      * a position whose view is not usable. Charges the choice to the policy's state. */
     int (*pick)(void *s, const struct sched_view *v, int n, size_t len, uint64_t now_us,
                 int out[SCHED_MAX_COPIES]);
+    /* A packet that may be delivered out of order (small: an ACK, DNS, a ping) and sent at
+     * once, past the send queues: the link for it, or -1 to treat it as any other packet.
+     * NULL: always -1. */
+    int (*pick_unordered)(void *s, const struct sched_view *v, int n, size_t len,
+                          uint64_t now_us);
     /* May the link at pos put a packet of len bytes on the wire now? 0: yes; otherwise the
      * microseconds to wait (pacing), or SCHED_BLOCKED until the next feedback. NULL: always. */
     uint64_t (*send_wait)(void *s, int pos, const struct sched_view *v, size_t len,
                           uint64_t now_us);
     /* The link at pos put len bytes on the wire (NULL: nothing to account). */
-    void (*sent)(void *s, int pos, size_t len, uint64_t now_us);
+    void (*sent)(void *s, int pos, const struct sched_view *v, size_t len, uint64_t now_us);
     /* Extra JSON members for the link's status object, each preceded by a comma. */
-    void (*link_json)(void *s, int pos, struct strbuf *sb);
+    void (*link_json)(void *s, int pos, const struct sched_view *v, struct strbuf *sb);
 };
 
 /* The policies; sched_find(NULL) is the default one. Returns NULL for an unknown name. */
@@ -81,5 +93,7 @@ const struct sched_ops *sched_find(const char *name);
 const char *sched_names(void);
 
 extern const struct sched_ops sched_weighted;
+extern const struct sched_ops sched_earliest;
+extern const struct sched_ops sched_earliest_lowlat;
 
 #endif

@@ -20,7 +20,8 @@
 #define SE_MAX_WAIT_SLACK_US 30000.0 /* ...or the links' base delay spread plus this */
 #define SE_MAX_WAIT_CAP_US 200000.0
 #define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
-#define SE_BURST_US 1000.0         /* pacing allows a burst this long (or 2 packets) */
+#define SE_BURST_US 1000.0
+#define SE_MEASURE_QUEUE 262144    /* bytes a link without a measured rate may queue */         /* pacing allows a burst this long (or 2 packets) */
 
 struct se_link {
     double next_send_us;  /* pacing: earliest time of the next send */
@@ -76,8 +77,8 @@ static double rate_of(const struct sched_view *v)
 
 static double min_rtt_of(const struct sched_view *v)
 {
-    return v->have_rtt && v->min_rtt_us > 0 ? clampv(v->min_rtt_us, 1.0, 1e7, SE_NO_RTT_US)
-                                            : SE_NO_RTT_US;
+    /* (an RTT below the clock's 250 us resolution reads as 0) */
+    return v->have_rtt ? clampv(v->min_rtt_us, 100.0, 1e7, SE_NO_RTT_US) : SE_NO_RTT_US;
 }
 
 /* Feedback: startup ends once the rate has stopped growing for a few rounds. */
@@ -172,7 +173,11 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
      * delay spread plus some slack is dropped here, as a router would, rather than queued. */
     double max_wait = fmin(fmax(SE_MAX_WAIT_MIN_US, base_max - base_min + SE_MAX_WAIT_SLACK_US),
                            SE_MAX_WAIT_CAP_US);
-    if (best_arr - base_min > max_wait) return 0;
+    /* (a link whose rate is not measured yet, or still in startup where the samples show our
+     * own pacing, may queue some packets whatever its guess says: the measurement needs them) */
+    bool measuring = (!v[best].have_rate || s->l[best].startup) &&
+                     v[best].queued < SE_MEASURE_QUEUE;
+    if (best_arr - base_min > max_wait && !measuring) return 0;
     out[0] = best;
     int k = 1;
     /* A link that just joined has no model yet: its first packets also go on the best known
@@ -243,6 +248,21 @@ static void se_link_json(void *sp, int pos, const struct sched_view *v, struct s
 
 const struct sched_ops sched_earliest = {
     .name = "earliest",
+    .create = se_create,
+    .destroy = se_destroy,
+    .link_up = se_link_up,
+    .feedback = se_feedback,
+    .pick = se_pick,
+    .send_wait = se_send_wait,
+    .sent = se_sent,
+    .link_json = se_link_json,
+};
+
+/* The same, and small packets (up to 200 bytes: ACKs, DNS, pings) skip the send queues on the
+ * lowest-delay link and are delivered out of order: lower latency under load, at the price of
+ * reordering small packets against big ones of the same flow. */
+const struct sched_ops sched_earliest_lowlat = {
+    .name = "earliest-lowlat",
     .create = se_create,
     .destroy = se_destroy,
     .link_up = se_link_up,

@@ -138,8 +138,9 @@ static int w_pick(void *p, const struct sched_view *v, int n, size_t len, uint64
     return 1;
 }
 
-static void w_link_json(void *p, int pos, struct strbuf *sb)
+static void w_link_json(void *p, int pos, const struct sched_view *v, struct strbuf *sb)
 {
+    (void)v;
     struct wstate *s = p;
     if (pos < 0 || pos >= s->nmax) return;
     sb_printf(sb, ",\"est_Bps\":%.0f", s->l[pos].est_Bps);

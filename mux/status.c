@@ -24,7 +24,9 @@ int mux_links_up(const struct mux *m)
 #define COUNTERS(X)                                                                                \
     X(malformed) X(no_session) X(replay) X(auth_fail) X(wrong_link) X(hello_rx)                   \
     X(hello_ratelimited) X(hello_bad) X(sessions) X(tx_data) X(tx_data_bytes) X(tx_no_link)       \
-    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered) X(rx_too_big)
+    X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered) X(rx_too_big) \
+    X(tx_queue_drop) X(tx_relocated) X(tx_dup) X(tx_unordered) X(rx_unordered)                  \
+    X(rx_report_rejected) X(rx_gaps_passed) X(rx_gaps_timeout)
 
 void mux_status_json(const struct mux *m, struct strbuf *sb)
 {
@@ -68,7 +70,15 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   ml->have_rtt ? ml->last_rtt / 1e3 : 0.0, ml->have_rtt ? ml->srtt / 1e3 : 0.0,
                   ml->have_rtt ? ml->rttvar / 1e3 : 0.0, ml->have_rtt ? ml->min_rtt / 1e3 : 0.0,
                   ml->delivered_Bps, ml->loss);
-        if (m->sched->link_json) m->sched->link_json(m->sched_state, ml->pos, sb);
+        struct sched_view vb = m->view[ml->pos];
+        path_view(ml, now, &vb);
+        const struct sched_view *v = &vb;
+        sb_printf(sb, ",\"model_rate_Bps\":%.0f,\"inflight_bytes\":%llu,\"queued_bytes\":%llu,"
+                      "\"owd_queue_ms\":%.1f,\"reports\":%llu,\"reports_rejected\":%llu",
+                  v->have_rate ? v->rate_Bps : 0.0, (unsigned long long)v->inflight,
+                  (unsigned long long)v->queued, v->queue_us / 1e3,
+                  (unsigned long long)ml->pm.reports, (unsigned long long)ml->pm.rejected);
+        if (m->sched->link_json) m->sched->link_json(m->sched_state, ml->pos, v, sb);
         sb_printf(sb,
                   ",\"tx_data\":%llu,\"tx_ctrl\":%llu,\"rx_data\":%llu,\"rx_packets\":%llu,"
                   "\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"

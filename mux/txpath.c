@@ -17,10 +17,11 @@ static void fill_echo(struct mux_link *ml, struct wire_hdr *h, uint64_t now)
 
 /* Seal and send one DATA or CTRL datagram on a link. Returns link_send's result. */
 static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t gseq,
-                      const uint8_t *payload, size_t plen, uint64_t now)
+                      const uint8_t *payload, size_t plen, bool unordered, uint64_t now)
 {
     struct wire_hdr h = {0};
     h.type = type;
+    h.unordered = unordered;
     h.phase = m->cur.keys.phase;
     h.link_id = ml->id;
     h.counter = ml->tx_counter++;
@@ -28,13 +29,14 @@ static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t
     fill_echo(ml, &h, now);
     int n = wire_seal(m->txbuf, sizeof m->txbuf, &h, payload, plen, m->cur.keys.tx);
     if (n < 0) return -1;
+    pm_sent(&ml->pm, h.counter, (size_t)n, now);
     return link_send(ml->tl, m->txbuf, (size_t)n);
 }
 
 void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now)
 {
     if (!m->cur.valid || !transport_up(ml)) return;
-    if (send_dgram(m, ml, WIRE_CTRL, m->tx_gseq, msgs, len, now) == 0) {
+    if (send_dgram(m, ml, WIRE_CTRL, link_gseq_mark(m, ml), msgs, len, false, now) == 0) {
         ml->tx_ctrl++;
         m->c.tx_ctrl++;
     }
@@ -69,6 +71,62 @@ void announce_down(struct mux *m, uint8_t id, uint8_t reason, uint64_t now)
     }
 }
 
+int send_data(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+              bool unordered, uint64_t now)
+{
+    if (send_dgram(m, ml, WIRE_DATA, gseq, pkt, len, unordered, now) != 0) return -1;
+    ml->tx_data++;
+    m->c.tx_data++;
+    m->c.tx_data_bytes += len;
+    return 0;
+}
+
+static bool any_usable(const struct mux *m)
+{
+    for (int i = 0; i < m->nlinks; i++)
+        if (m->view[i].usable) return true;
+    return false;
+}
+
+/* Give the packet to the links the policy picks: sent at once when the policy has no send
+ * queues, else queued (and sent when the policy lets the link). Returns true if taken. */
+static bool send_ordered(struct mux *m, const uint8_t *pkt, size_t len, uint64_t now)
+{
+    const struct sched_ops *s = m->sched;
+    /* If a link fails while sending, pick another: a packet another live link could carry
+     * is not lost to it. */
+    for (int tries = 0; tries < m->nlinks; tries++) {
+        int out[SCHED_MAX_COPIES];
+        int c = s->pick(m->sched_state, m->view, m->nlinks, len + WIRE_OVERHEAD, now, out);
+        if (c < 1) {
+            if (any_usable(m)) m->c.tx_queue_drop++;
+            return any_usable(m);
+        }
+        uint32_t g = m->tx_gseq;
+        bool taken = false;
+        for (int j = 0; j < c && j < SCHED_MAX_COPIES; j++) {
+            struct mux_link *ml = &m->links[m->order[out[j]]];
+            int rc = s->send_wait ? txq_push(m, ml, g, pkt, len)
+                                  : send_data(m, ml, g, pkt, len, false, now);
+            if (rc != 0) {
+                if (!s->send_wait) m->view[out[j]].usable = false; /* transport reports too */
+                else m->c.tx_queue_drop++;
+                continue;
+            }
+            if (taken) m->c.tx_dup++;
+            taken = true;
+            ml->tx_data_end = g + 1;
+            if (s->send_wait) txq_drain(m, ml, now);
+        }
+        if (taken) {
+            m->tx_gseq++;
+            return true;
+        }
+        if (s->send_wait) return true; /* counted as a queue drop */
+    }
+    return false;
+}
+
 void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
 {
     if (len == 0) return;
@@ -81,23 +139,23 @@ void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
     }
     uint64_t now = mono_us();
     if (m->cur.valid) {
-        /* If a link fails while sending, pick another: a packet another live link could carry
-         * is not lost to it. */
-        for (int tries = 0; tries < m->nlinks; tries++) {
-            int out[SCHED_MAX_COPIES];
-            if (m->sched->pick(m->sched_state, m->view, m->nlinks, len + WIRE_OVERHEAD, now, out) <
-                1)
-                break;
-            int pos = out[0];
-            struct mux_link *ml = &m->links[m->order[pos]];
-            if (send_dgram(m, ml, WIRE_DATA, m->tx_gseq, pkt, len, now) == 0) {
-                m->tx_gseq++;
-                ml->tx_data++;
-                m->c.tx_data++;
-                m->c.tx_data_bytes += len;
-                return;
+        fill_views(m, now);
+        /* A small packet the policy sends at once, past the queues, delivered out of order. */
+        if (m->sched->pick_unordered) {
+            int pos = m->sched->pick_unordered(m->sched_state, m->view, m->nlinks,
+                                               len + WIRE_OVERHEAD, now);
+            if (pos >= 0) {
+                struct mux_link *ml = &m->links[m->order[pos]];
+                if (send_data(m, ml, link_gseq_mark(m, ml), pkt, len, true, now) == 0) {
+                    m->c.tx_unordered++;
+                    report_maybe(m, now);
+                    return;
+                }
             }
-            m->view[pos].usable = false; /* the transport reports down through its handler too */
+        }
+        if (send_ordered(m, pkt, len, now)) {
+            report_maybe(m, now);
+            return;
         }
     }
     m->c.tx_no_link++;

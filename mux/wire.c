@@ -63,16 +63,18 @@ int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h)
         break;
     case WIRE_CTRL:
         if (len < WIRE_MIN_CTRL) return WIRE_ERR_SHORT;
+        if (b0 & WIRE_F_UNORDERED) return WIRE_ERR_RESERVED;
         break;
     default: /* HELLO, HELLO_REPLY: fixed size, P and E must be 0 */
         if (len < HELLO_LEN) return WIRE_ERR_SHORT;
         if (len > HELLO_LEN) return WIRE_ERR_LONG;
-        if (b0 & (WIRE_F_PHASE | WIRE_F_ECHO)) return WIRE_ERR_RESERVED;
+        if (b0 & (WIRE_F_PHASE | WIRE_F_ECHO | WIRE_F_UNORDERED)) return WIRE_ERR_RESERVED;
         break;
     }
     h->type = type;
     h->phase = (b0 & WIRE_F_PHASE) ? 1 : 0;
     h->echo_valid = (b0 & WIRE_F_ECHO) != 0;
+    h->unordered = (b0 & WIRE_F_UNORDERED) != 0;
     h->link_id = dg[1];
     h->counter = get_be48(dg + 2);
     h->gseq = 0;
@@ -95,6 +97,7 @@ int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8
     if (h->type != WIRE_DATA && h->type != WIRE_CTRL) return WIRE_ERR_TYPE;
     if (h->phase > 1 || h->counter > WIRE_COUNTER_MAX) return WIRE_ERR_INVAL;
     if (h->type == WIRE_DATA && payload_len == 0) return WIRE_ERR_EMPTY;
+    if (h->type != WIRE_DATA && h->unordered) return WIRE_ERR_INVAL;
     if (payload_len > WIRE_MAX_DGRAM - WIRE_OVERHEAD) return WIRE_ERR_LONG;
     size_t total = payload_len + WIRE_OVERHEAD;
     if (outcap < total) return WIRE_ERR_SPACE;
@@ -105,7 +108,7 @@ int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8
     if (payload_len > 0 && payload != body) memmove(body, payload, payload_len);
 
     out[0] = (uint8_t)((WIRE_VERSION << 6) | (h->type << 4) | (h->phase ? WIRE_F_PHASE : 0) |
-                       (h->echo_valid ? WIRE_F_ECHO : 0));
+                       (h->echo_valid ? WIRE_F_ECHO : 0) | (h->unordered ? WIRE_F_UNORDERED : 0));
     out[1] = h->link_id;
     put_be48(out + 2, h->counter);
     put_be32(inner, h->gseq);

@@ -21,13 +21,15 @@ enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HELLO = 2, WIRE_HELLO_REPLY 
 /* Byte 0 flag bits. */
 #define WIRE_F_PHASE 0x08
 #define WIRE_F_ECHO 0x04
-#define WIRE_F_RESERVED 0x03
+#define WIRE_F_RESERVED 0x02
+#define WIRE_F_UNORDERED 0x01 /* DATA only: deliver at once, outside the gseq order (section 3) */
 
 /* Decoded header of a DATA or CTRL datagram (clear part + inner part). */
 struct wire_hdr {
     uint8_t type;     /* enum wire_type */
     uint8_t phase;    /* key phase 0/1 */
     bool echo_valid;  /* E bit */
+    bool unordered;   /* U bit (DATA only) */
     uint8_t link_id;
     uint64_t counter; /* 48 bits */
     uint32_t gseq;

@@ -497,12 +497,14 @@ static void test_scheduler(void **state)
     expect_ok(load_s("mux = { scheduler = \"weighted\"; };"));
     assert_string_equal(C.scheduler, "weighted");
     expect_msg(load_s("mux = {\n scheduler = \"foo\";\n};"),
-               "t.conf:5: mux.scheduler: \"foo\" is not a scheduler; expected one of: weighted");
+               "t.conf:5: mux.scheduler: \"foo\" is not a scheduler; expected one of: "
+               "earliest, earliest-lowlat, weighted");
     expect_msg(load_m("mux = { scheduler = \"\"; };"),
-               "t.conf:3: mux.scheduler: \"\" is not a scheduler; expected one of: weighted");
+               "t.conf:3: mux.scheduler: \"\" is not a scheduler; expected one of: "
+               "earliest, earliest-lowlat, weighted");
     expect_msg(load_m("mux = { scheduler = \"weighted-but-much-too-long-for-any-name\"; };"),
                "t.conf:3: mux.scheduler: \"weighted-but-much-too-long-for-a\" is not a "
-               "scheduler; expected one of: weighted");
+               "scheduler; expected one of: earliest, earliest-lowlat, weighted");
     expect_fail(load_m("mux = { scheduler = 1; };"), "t.conf:3: mux.scheduler: got an integer",
                 NULL);
 }

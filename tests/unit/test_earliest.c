@@ -74,7 +74,7 @@ static void sim_init(struct sim *s, int n)
 {
     memset(s, 0, sizeof *s);
     s->n = n;
-    s->ops = sched_find("earliest");
+    s->ops = sched_find(getenv("SIM_POLICY") ? getenv("SIM_POLICY") : "earliest");
     assert_non_null(s->ops);
     s->st = s->ops->create(n);
     assert_non_null(s->st);
@@ -445,6 +445,8 @@ static void test_small_packets(void **state)
     run_for(&s, 2.0);
     fill_views(&s);
     assert_true(s.v[1].queued > 0 || s.v[1].inflight > 0);
+    assert_null(sched_find("earliest")->pick_unordered); /* keeps every packet in order */
+    s.ops = sched_find("earliest-lowlat"); /* same state layout */
     assert_int_equal(s.ops->pick_unordered(s.st, s.v, 2, 100, s.now), 1);
     assert_int_equal(s.ops->pick_unordered(s.st, s.v, 2, PKT, s.now), -1);
     s.v[1].usable = false;

@@ -424,18 +424,19 @@ static void test_find(void **state)
 {
     (void)state;
     assert_ptr_equal(sched_find(NULL), &sched_weighted);
+    assert_ptr_equal(sched_find("earliest"), &sched_earliest);
     assert_ptr_equal(sched_find("weighted"), &sched_weighted);
     assert_string_equal(sched_weighted.name, "weighted");
     assert_null(sched_find("foo"));
     assert_null(sched_find(""));
     assert_null(sched_find("Weighted"));
-    assert_string_equal(sched_names(), "weighted");
+    assert_string_equal(sched_names(), "earliest, earliest-lowlat, weighted");
 }
 
 static const char *json_of(const struct sched_ops *o, void *s, int pos, struct strbuf *sb)
 {
     sb->len = 0;
-    o->link_json(s, pos, sb);
+    o->link_json(s, pos, NULL, sb);
     return sb->buf;
 }
 
@@ -446,7 +447,7 @@ static void test_ops(void **state)
     (void)state;
     rng_state = 5;
     enum { N = 8 };
-    const struct sched_ops *o = sched_find(NULL);
+    const struct sched_ops *o = sched_find("weighted");
     void *s = o->create(N);
     assert_non_null(s);
     struct sched_view v[N];

@@ -572,11 +572,11 @@ static void test_ctrl_hostile(void **state)
     uint8_t beat33[35] = {CTRL_BEAT, 33};
     assert_int_equal(decode_copy(beat33, sizeof(beat33), m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
 
-    /* unknown kinds (0, 3, 255; empty and 255-byte values) are skipped */
+    /* unknown kinds (0, 4, 255; empty and 255-byte values) are skipped */
     size_t o = 0;
     buf[o++] = 0;
     buf[o++] = 0;
-    buf[o++] = 3;
+    buf[o++] = 4;
     buf[o++] = 255;
     memset(buf + o, 0xab, 255);
     o += 255;

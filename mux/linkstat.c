@@ -8,7 +8,6 @@
 #include "../common/util.h"
 
 #define MIN_RTT_WINDOW_US 10000000u
-#define PM_LOSS_TIMEOUT_US 500000.0 /* unreported this long (and 3 srtt): lost */
 #define OWD_PEAK_FADE_US 3000000.0 /* time constant of a link's delay peak fading to its mean */
 
 /* The link's RTT in the scheduler's view. */
@@ -91,7 +90,7 @@ void link_reset(struct mux *m, struct mux_link *ml)
     ml->tx_data_end = ml->rep_tx_data_end = 0;
     ml->rep_rx_packets = 0;
     ml->rx_highest_at_us = ml->last_rx_data_us = 0;
-    m->view[ml->pos] = (struct sched_view){.report_age_us = UINT64_MAX};
+    m->view[ml->pos] = (struct sched_view){0};
     m->sched->link_up(m->sched_state, ml->pos, mono_us());
 }
 
@@ -186,10 +185,9 @@ void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
     v->queue_us = p->owd_queue_us;
     v->loss = p->loss;
     double timeout = ml->have_rtt ? 3 * ml->srtt : 0;
-    if (timeout < PM_LOSS_TIMEOUT_US) timeout = PM_LOSS_TIMEOUT_US;
+    if (timeout < PM_LOSS_TIMEOUT_MIN_US) timeout = PM_LOSS_TIMEOUT_MIN_US;
     v->inflight = pm_inflight(p, now, (uint64_t)timeout);
     v->queued = ml->txq_bytes;
-    v->report_age_us = p->have_report ? now - p->last_report_at : UINT64_MAX;
 }
 
 void fill_views(struct mux *m, uint64_t now)

@@ -25,7 +25,6 @@ struct sched_view {
     double loss;          /* 0..1, recent fraction of datagrams lost */
     uint64_t inflight;    /* bytes sent on the link, not yet reported received nor lost */
     uint64_t queued;      /* bytes assigned to the link, waiting in its send queue */
-    uint64_t report_age_us; /* time since the last receive report for the link (UINT64_MAX: none) */
 };
 
 /* One feedback sample for a link, computed by the mux's path model from the peer's reports. */

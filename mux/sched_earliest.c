@@ -1,7 +1,6 @@
 /* sched_earliest.c: the "earliest" policy: each packet goes to the link where it is predicted to
  * arrive first; every link keeps at most rate x (min RTT + target) in flight, paced at its rate. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "../common/util.h"
@@ -151,7 +150,7 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
     if (n > s->nmax) n = s->nmax;
     bool use_owd = all_owd(v, n);
     int best = -1, ref = -1;
-    double best_arr = 0, base_min = 0, base_max = 0;
+    double best_arr = 0, ref_arr = 0, base_min = 0, base_max = 0;
     for (int i = 0; i < n; i++) {
         if (!v[i].usable) continue;
         double base = base_of(&v[i], use_owd);
@@ -163,10 +162,10 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
             best_arr = arr;
         }
         /* the reference for redundancy: the best link whose model is known */
-        if (v[i].have_rate && s->l[i].copies_left == 0 &&
-            (ref < 0 || base + wait_of(&v[i], len, true) <
-                            base_of(&v[ref], use_owd) + wait_of(&v[ref], len, true)))
+        if (v[i].have_rate && s->l[i].copies_left == 0 && (ref < 0 || arr < ref_arr)) {
             ref = i;
+            ref_arr = arr;
+        }
     }
     if (best < 0) return 0;
     /* Bounded send queue (drop-tail): a packet that would wait longer than the links' base

@@ -16,7 +16,7 @@ struct txq_pkt {
     uint8_t data[];
 };
 
-static struct txq_pkt *pkt_alloc(struct mux *m, size_t len)
+static struct txq_pkt *pkt_alloc(struct mux *m)
 {
     if (m->txq_count >= TXQ_MAX_PKTS) return NULL;
     struct txq_pkt *p = m->txq_free;
@@ -26,7 +26,6 @@ static struct txq_pkt *pkt_alloc(struct mux *m, size_t len)
         p = malloc(sizeof *p + m->cfg.mtu);
         if (!p) return NULL;
     }
-    (void)len;
     m->txq_count++;
     return p;
 }
@@ -46,7 +45,7 @@ uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml)
 int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len)
 {
     if (len > m->cfg.mtu) return -1;
-    struct txq_pkt *p = pkt_alloc(m, len);
+    struct txq_pkt *p = pkt_alloc(m);
     if (!p) return -1;
     p->next = NULL;
     p->gseq = gseq;

@@ -1,5 +1,6 @@
-# aggregate.py: the aggregation benchmark shared by s1-aggregate, s2-equal and s3-traces: one
-# iperf3 TCP flow through braid over emulated links, upload and download, against the link sum.
+# aggregate.py: the aggregation benchmark shared by s1-aggregate, s2-equal, s3-traces and
+# s7-goodbad: one iperf3 TCP flow through braid over emulated links, upload and download, against
+# the link sum (or the traces' capacity) and the best single link alone.
 import os
 import time
 
@@ -9,6 +10,35 @@ import benchlib as B
 def best_link(links):
     """Index of the fastest link (ties: the lowest RTT)."""
     return max(range(len(links)), key=lambda i: (links[i].rate_bps or 0, -links[i].rtt_ms))
+
+
+class TraceCapacity:
+    """Capacity of each link's trace over a flow's window (times from the emulators' starts)."""
+
+    def __init__(self, tb, traces):
+        self.tb = tb
+        self.traces = traces  # [(Trace up, Trace down)]
+        self.last = None
+
+    def __call__(self, d, fl, poller, who, link_ids):
+        starts = [self.tb.emu_start_time(i) for i in range(len(link_ids))]
+        off = B.test_offset(fl, poller, who, link_ids)
+        a = fl.t0 + off
+        b = a + (fl.seconds or 0)
+        per = []
+        for i, (tu, td) in enumerate(self.traces):
+            tr = tu if d == "up" else td
+            per.append(tr.mbit(a - starts[i], b - starts[i]))
+        self.last = (d, fl.t0, starts)
+        return sum(per), per
+
+    def per_link(self, d):
+        _, t0, starts = self.last
+        fns = []
+        for i, (tu, td) in enumerate(self.traces):
+            tr = tu if d == "up" else td
+            fns.append(lambda x, y, tr=tr, s=starts[i]: tr.mbit(t0 + x - s, t0 + y - s))
+        return fns
 
 
 def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, plot=False,
@@ -67,6 +97,94 @@ def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, p
     return res
 
 
+def repeats(tb, args, out, links, dirs, title, best, capacity_for=None, no_single=False,
+            line=None):
+    """Every repeat with each scheduler in turn (args.schedulers): the bonded links, then unless
+    no_single the best single link alone through braid (best: {direction: link index}; one run
+    per distinct index) with the same scheduler. capacity_for(link indices) -> a capacity_fn
+    for measure() or None. line(rep) -> the text of the per-repeat line. Returns the repeats:
+    {"repeat", "scheduler", "bond": {d: result}, "single": {d: result + "link"}}."""
+    reps = []
+    every = list(range(len(links)))
+    for r, s in B.sched_runs(args):
+        tb.scheduler = s
+        ttl = title + (", scheduler %s" % s if s else "")
+        rep = {"repeat": r + 1, "scheduler": s,
+               "bond": measure(tb, args, out, links, every, dirs,
+                               B.sched_tag("rep%d-bond" % (r + 1), s),
+                               capacity_fn=capacity_for(every) if capacity_for else None,
+                               plot=args.plot and r == 0, title=ttl)}
+        if not no_single:
+            single = {}
+            for i in sorted(set(best[d] for d in dirs)):
+                ds = [d for d in dirs if best[d] == i]
+                res = measure(tb, args, out, [links[i]], [0], ds,
+                              B.sched_tag("rep%d-single" % (r + 1), s),
+                              capacity_fn=capacity_for([i]) if capacity_for else None)
+                for d in ds:
+                    res[d]["link"] = i
+                single.update(res)
+            rep["single"] = single
+        reps.append(rep)
+        print("  repeat %d%s: %s" % (r + 1, " " + s if s else "", line(rep) if line else "  ".join(
+            "%s %.2f Mbit/s%s" % (d, rep["bond"][d]["goodput_mbit"],
+                                  " (best link alone %.2f)" % rep["single"][d]["goodput_mbit"]
+                                  if "single" in rep else "") for d in dirs)))
+    return reps
+
+
+def summariser(dirs, nlinks, sum_mbit=None):
+    """summarise(repeats) for benchlib.sched_report: the aggregate table's rows, the key=value
+    pairs and the headline figures. Efficiency = goodput / sum_mbit, or without sum_mbit
+    goodput / the repeat's trace capacity (S3, S7 --traces), which also adds capacity columns."""
+    cap = sum_mbit is None
+
+    def summarise(reps):
+        rows, kv, figs = [], [], []
+        for d in dirs:
+            g = [rp["bond"][d]["goodput_mbit"] for rp in reps]
+            if cap:
+                cp = [rp["bond"][d]["capacity_mbit"] for rp in reps]
+                eff = [rp["bond"][d]["goodput_mbit"] / rp["bond"][d]["capacity_mbit"]
+                       if rp["bond"][d]["capacity_mbit"] else None for rp in reps]
+                lcap = ["/".join("%.1f" % c for c in rp["bond"][d]["link_capacity_mbit"])
+                        for rp in reps]
+            else:
+                eff = [x / sum_mbit for x in g]
+            single = [rp["single"][d]["goodput_mbit"] for rp in reps if "single" in rp]
+            gain = [rp["bond"][d]["goodput_mbit"] / rp["single"][d]["goodput_mbit"]
+                    for rp in reps if "single" in rp and rp["single"][d]["goodput_mbit"] > 0]
+            shares = ["/".join("%.0f" % (100 * rp["bond"][d]["shares"][i])
+                               for i in range(nlinks)) for rp in reps]
+            stall = [rp["bond"][d]["longest_stall_s"] for rp in reps]
+            retr = [rp["bond"][d]["retransmits"] for rp in reps]
+            okc = sum(1 for rp in reps if rp["bond"][d]["ok"])
+            dname = {"up": "upload", "down": "download"}[d]
+            rows.append([dname, B.mrange(g)] + ([B.mrange(cp)] if cap else []) +
+                        [B.mrange(eff)] + ([lcap[len(lcap) // 2]] if cap else []) +
+                        [B.mrange(single) if single else "-", B.mrange(gain) if gain else "-",
+                         shares[len(shares) // 2], B.mrange(stall, 1), B.mrange(retr, 0),
+                         "%d/%d" % (okc, len(reps))])
+            kv += [("%s_goodput_mbit" % d, B.median(g)),
+                   ("%s_goodput_range" % d, "%.2f-%.2f" % (min(g), max(g)))]
+            if cap:
+                kv.append(("%s_capacity_mbit" % d, B.median(cp)))
+            kv.append(("%s_efficiency" % d, B.median(eff)))
+            figs.append(("%s goodput Mbit/s" % dname, g, 2))
+            if single:
+                kv += [("best_single_%s_mbit" % d, B.median(single)),
+                       ("%s_gain" % d, B.median(gain))]
+                figs += [("%s best link alone Mbit/s" % dname, single, 2),
+                         ("%s bonded / best link alone" % dname, gain, 2)]
+            figs.append(("%s efficiency" % dname, eff, 2))
+        return rows, kv, figs
+
+    header = (["direction", "goodput Mbit/s"] + (["capacity Mbit/s"] if cap else []) +
+              ["efficiency"] + (["link capacity"] if cap else []) +
+              ["best link alone", "gain vs best", "link shares %", "longest stall s",
+               "retransmits", "ok"])
+    return summarise, header
+
 
 def run(key, scenario, default_links, doc, default_duration=20):
     """Command line of s1-aggregate and s2-equal."""
@@ -97,50 +215,17 @@ def run(key, scenario, default_links, doc, default_duration=20):
         best = best_link(links)
         title = "%s: %d links %s (sum %g Mbit/s)" % (key, len(links),
                                                      " ".join(l.label() for l in links), sum_mbit)
-        print("%s, TCP (%s) %g s, %d repeat(s), bounded to %.0f s"
-              % (title, args.cc, args.duration, args.repeat, bound))
+        print("%s, TCP (%s) %g s, %d repeat(s)%s, bounded to %.0f s"
+              % (title, args.cc, args.duration, args.repeat, sched_note(args), bound))
         tb = B.Testbed(args.build, args.tools, out, cc=args.cc)
-        reps = []
-        for r in range(args.repeat):
-            rep = {"bond": measure(tb, args, out, links, list(range(len(links))), dirs,
-                                   "rep%d-bond" % (r + 1), plot=args.plot and r == 0,
-                                   title=title)}
-            if not args.no_single:
-                rep["single"] = measure(tb, args, out, [links[best]], [0], dirs,
-                                        "rep%d-single" % (r + 1))
-            reps.append(rep)
-            print("  repeat %d: %s" % (r + 1, "  ".join(
-                "%s %.2f Mbit/s%s" % (d, rep["bond"][d]["goodput_mbit"],
-                                      " (best link alone %.2f)" % rep["single"][d]["goodput_mbit"]
-                                      if "single" in rep else "") for d in dirs)))
-        rows = []
-        kv = []
-        for d in dirs:
-            g = [rp["bond"][d]["goodput_mbit"] for rp in reps]
-            eff = [x / sum_mbit for x in g]
-            single = [rp["single"][d]["goodput_mbit"] for rp in reps if "single" in rp]
-            gain = [rp["bond"][d]["goodput_mbit"] / rp["single"][d]["goodput_mbit"]
-                    for rp in reps if "single" in rp and rp["single"][d]["goodput_mbit"] > 0]
-            shares = ["/".join("%.0f" % (100 * rp["bond"][d]["shares"][i])
-                               for i in range(len(links))) for rp in reps]
-            stall = [rp["bond"][d]["longest_stall_s"] for rp in reps]
-            retr = [rp["bond"][d]["retransmits"] for rp in reps]
-            okc = sum(1 for rp in reps if rp["bond"][d]["ok"])
-            rows.append([{"up": "upload", "down": "download"}[d], B.mrange(g), B.mrange(eff),
-                         B.mrange(single) if single else "-", B.mrange(gain) if gain else "-",
-                         shares[len(shares) // 2], B.mrange(stall, 1), B.mrange(retr, 0),
-                         "%d/%d" % (okc, len(reps))])
-            kv += [("%s_goodput_mbit" % d, B.median(g)),
-                   ("%s_goodput_range" % d, "%.2f-%.2f" % (min(g), max(g))),
-                   ("%s_efficiency" % d, B.median(eff))]
-            if single:
-                kv += [("best_single_%s_mbit" % d, B.median(single)),
-                       ("%s_gain" % d, B.median(gain))]
+        reps = repeats(tb, args, out, links, dirs, title, {d: best for d in dirs},
+                       no_single=args.no_single)
         print()
-        B.table("%s, TCP %g s, median [min-max] of %d repeat(s); link sum %g Mbit/s"
-                % (key, args.duration, len(reps), sum_mbit),
-                ["direction", "goodput Mbit/s", "efficiency", "best link alone",
-                 "gain vs best", "link shares %", "longest stall s", "retransmits", "ok"], rows)
+        summarise, header = summariser(dirs, len(links), sum_mbit)
+        kv = B.sched_report(args.schedulers, reps, summarise,
+                            "%s, TCP %g s, median [min-max] of %d repeat(s); link sum %g Mbit/s"
+                            % (key, args.duration, args.repeat, sum_mbit), header,
+                            ratio_of=["%s_goodput_mbit" % d for d in dirs])
         print("  links: %s; best single link: %s; efficiency = goodput / link sum; link shares:"
               " bytes each link delivered (a middle repeat)"
               % (", ".join("l%d %s" % (i, l.label()) for i, l in enumerate(links)),
@@ -149,8 +234,14 @@ def run(key, scenario, default_links, doc, default_duration=20):
                                                         "repeats": reps})
         print("  results: %s" % out)
         ok = all(rp["bond"][d]["ok"] for rp in reps for d in dirs)
-        B.kv_line(key, [("sum_mbit", sum_mbit)] + kv + [("cc", args.cc), ("repeats", len(reps)),
-                                                         ("ok", ok)])
+        B.kv_line(key, [("sum_mbit", sum_mbit)] + kv + [("cc", args.cc),
+                                                         ("repeats", args.repeat), ("ok", ok)])
         return 0 if ok else 1
 
     B.main_guard(main)
+
+
+def sched_note(args):
+    """', schedulers weighted,earliest (interleaved)' for the first line, '' without."""
+    s = [x for x in args.schedulers if x]
+    return ", schedulers %s (interleaved)" % ",".join(s) if s else ""

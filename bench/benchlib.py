@@ -333,6 +333,7 @@ class Testbed:
         self.key = None
         self.nlinks = 0
         self.direct = False
+        self.scheduler = None  # mux.scheduler of both daemons (None: not set, their default)
         self.setup()
 
     # -- namespaces
@@ -415,8 +416,10 @@ class Testbed:
 
     def start_braid(self, link_ids, direct=False, names=None, mux=""):
         """Start braid-master and braid-slave; the slave has one link per id in link_ids, link i
-        through emulator i (direct: straight to the master through the routed wan ns)."""
+        through emulator i (direct: straight to the master through the routed wan ns).
+        `mux` goes into `mux = { ... };` of both configs, after self.scheduler's setting."""
         self.stop_braid()
+        mux = " ".join(x for x in (mux_setting(self.scheduler), mux) if x)
         key = self.genkey()
         self.direct = direct
         self.nlinks = len(link_ids)
@@ -441,6 +444,9 @@ class Testbed:
                     'control_socket = "%s";\nlog_level = "info";\n%s\n'
                     % (key, MASTER_WAN, MASTER_PORT, ",\n  ".join(links), TUN_SLAVE,
                        self.slave_ctl, "mux = { %s };" % mux if mux else ""))
+        for who in ("master", "slave"):
+            with open(self.path(who + ".conf")) as f:
+                log("%s.conf:\n%s" % (who, re.sub(r'key = "[^"]*"', 'key = "..."', f.read())))
         for p in (self.master_ctl, self.slave_ctl):
             if os.path.exists(p):
                 os.unlink(p)
@@ -604,10 +610,11 @@ def _ss_listening(ns, addr, port):
 
 
 def iperf(tb, duration, reverse=False, server=TUN_MASTER, udp_size=None, interval=0.1,
-          on_start=None, tag="iperf", extra=()):
+          on_start=None, tag="iperf", extra=(), udp_rate="0"):
     """One iperf3 test from the slave ns (client) to a server in the master ns at `server`:
-    upload (slave -> master) or download (reverse). TCP, or UDP at full speed with udp_size-byte
-    payloads. CPU seconds of the daemons over the run go to Flow.cpu."""
+    upload (slave -> master) or download (reverse). TCP, or UDP with udp_size-byte payloads at
+    udp_rate (iperf3 -b; "0": as fast as the sender can). CPU seconds of the daemons over the
+    run go to Flow.cpu."""
     fl = Flow()
     srv_log = tb.path(tag + "-server.json")
     cli_log = tb.path(tag + "-client.json")
@@ -628,7 +635,7 @@ def iperf(tb, duration, reverse=False, server=TUN_MASTER, udp_size=None, interva
             # default may only be one of the host's tcp_allowed_congestion_control
             argv += ["-C", tb.cc]
         if udp_size:
-            argv += ["-u", "-b", "0", "-l", str(udp_size)]
+            argv += ["-u", "-b", str(udp_rate), "-l", str(udp_size)]
         argv += list(extra)
         procs = {"master": tb.master, "slave": tb.slave}
         cpu0 = {w: proc_cpu_s(p.pid) for w, p in procs.items() if p is not None}
@@ -960,8 +967,97 @@ def common_args(desc, duration, repeat, scenario):
     ap.add_argument("--cc", default="cubic",
                     help="TCP congestion control of the iperf3 flows (iperf3 -C; default "
                          "%(default)s, Linux's default)")
-    ap.add_argument("--verbose", action="store_true", help="log what is started")
+    ap.add_argument("--scheduler", default="",
+                    help="comma-separated mux schedulers (mux.scheduler of both daemons, e.g. "
+                         "weighted,earliest); each repeat runs each of them in turn and the "
+                         "results are reported per scheduler (default: none set, the daemons' "
+                         "default)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="log what is started and the daemons' configs")
     return ap
+
+
+def parse_schedulers(text, scenario="bench"):
+    """'--scheduler weighted,earliest' -> ['weighted', 'earliest']; '' -> [None] (not set)."""
+    names = [x.strip() for x in (text or "").split(",") if x.strip()]
+    for n in names:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n):
+            sys.exit("%s: --scheduler: %r is not a policy name (e.g. weighted, earliest)"
+                     % (scenario, n))
+    if len(set(names)) != len(names):
+        sys.exit("%s: --scheduler: a name is given twice" % scenario)
+    return names or [None]
+
+
+def mux_setting(sched):
+    """The mux group's setting for a scheduler ('' for None: the daemons' default)."""
+    return 'scheduler = "%s";' % sched if sched else ""
+
+
+def sched_tag(tag, sched):
+    """A file tag with the scheduler in it: rep1-bond -> rep1-weighted-bond (None: unchanged)."""
+    if not sched:
+        return tag
+    head, sep, rest = tag.partition("-")
+    return "%s-%s%s%s" % (head, sched, sep, rest)
+
+
+def sched_runs(args):
+    """[(repeat index from 0, scheduler)] in run order: each repeat runs every scheduler."""
+    return [(r, s) for r in range(args.repeat) for s in args.schedulers]
+
+
+def sched_label(sched):
+    return sched or "default"
+
+
+def sched_report(scheds, reps, summarise, title, header, ratio_of=()):
+    """Print a scenario's table and return its per-scheduler key=value pairs.
+    summarise(reps of one scheduler) -> (rows, kv, figs): the table rows, key=value pairs and
+    headline figures [(label, values over the repeats, digits)]. Without --scheduler the table
+    and the pairs are what summarise gives. With schedulers: each row once per scheduler (the
+    first cell gets the scheduler's name), the keys prefixed with it (weighted_up_goodput_mbit),
+    a side-by-side table of the figures, and for two schedulers NEW_vs_OLD_KEY = median(NEW) /
+    median(OLD) for each key in ratio_of (the second name given is NEW, the first OLD)."""
+    if scheds == [None]:
+        rows, kv, _ = summarise(reps)
+        table(title, header, rows)
+        return kv
+    per = {}
+    for s in scheds:
+        per[s] = summarise([rp for rp in reps if rp.get("scheduler") == s])
+    rows = []
+    for i in range(len(per[scheds[0]][0])):
+        for s in scheds:
+            row = list(per[s][0][i])
+            row[0] = "%s %s" % (row[0], s)
+            rows.append(row)
+    table(title, header, rows)
+    kv = []
+    for s in scheds:
+        kv += [("%s_%s" % (s, k), v) for k, v in per[s][1]]
+    two = len(scheds) == 2
+    hdr = ["figure, median [min-max]"] + list(scheds) + (["%s/%s" % (scheds[1], scheds[0])]
+                                                         if two else [])
+    frows = []
+    for i, (label, _, nd) in enumerate(per[scheds[0]][2]):
+        vals = [per[s][2][i][1] for s in scheds]
+        row = [label] + [mrange(v, nd) for v in vals]
+        if two:
+            a, b = median(vals[0]), median(vals[1])
+            row.append(fmt(b / a) if a and b is not None else "-")
+        frows.append(row)
+    print()
+    table("schedulers side by side (each repeat ran each in turn)", hdr, frows)
+    if two:
+        old, new = dict(per[scheds[0]][1]), dict(per[scheds[1]][1])
+        for k in ratio_of:
+            a, b = old.get(k), new.get(k)
+            name = re.sub(r"_(mbit|ms|s|pct|percent)$", "", k)
+            kv.append(("%s_vs_%s_%s" % (scheds[1], scheds[0], name),
+                       b / a if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a
+                       else None))
+    return kv + [("schedulers", ",".join(scheds))]
 
 
 def prepare(args, scenario, est_seconds):
@@ -973,6 +1069,7 @@ def prepare(args, scenario, est_seconds):
         sys.exit(0)
     if args.duration <= 0 or args.repeat < 1:
         sys.exit("%s: --duration must be > 0 and --repeat >= 1" % scenario)
+    args.schedulers = parse_schedulers(args.scheduler, scenario)
     need = [os.path.join(args.build, "braid-master"), os.path.join(args.build, "braid-slave"),
             os.path.join(args.tools, "braid-emu")]
     for p in need:
@@ -984,7 +1081,7 @@ def prepare(args, scenario, est_seconds):
     avail = open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split()
     if args.cc not in avail:
         sys.exit("%s: --cc %s is not available (%s)" % (scenario, args.cc, " ".join(avail)))
-    bound = args.max_time or (60 + 2.0 * est_seconds)
+    bound = args.max_time or (60 + 2.0 * est_seconds * len(args.schedulers))
     install_handlers(bound)
     out = os.path.join(args.out, scenario)
     os.makedirs(out, exist_ok=True)

@@ -313,6 +313,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         if (m->cur.valid && transport_up(ml) && now - ml->last_beat_us >= beat)
             send_beat(m, ml, now);
+        /* a budget freed by the loss timeout has no report to announce it */
+        if (ml->txq_head) txq_drain(m, ml, now);
     }
     update_reorder_timeout(m);
 }

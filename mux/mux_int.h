@@ -170,6 +170,8 @@ int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *p
 /* Send what the policy lets the link send now; arms the pacing timer for the rest. */
 void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_flush(struct mux *m, struct mux_link *ml);
+/* The link may have run out of things to send: tell its path model (pm_app_limited). */
+void note_app_limited(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now);
 
 /* report.c */

@@ -20,7 +20,8 @@
 #define SE_MAX_WAIT_CAP_US 200000.0
 #define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
 #define SE_BURST_US 1000.0
-#define SE_MEASURE_QUEUE 262144    /* bytes a link without a measured rate may queue */         /* pacing allows a burst this long (or 2 packets) */
+#define SE_MEASURE_QUEUE 262144    /* bytes a link without a measured rate may queue */
+#define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */         /* pacing allows a burst this long (or 2 packets) */
 
 struct se_link {
     double next_send_us;  /* pacing: earliest time of the next send */
@@ -28,6 +29,7 @@ struct se_link {
     double round_start_us, round_rate;
     int flat_rounds;
     uint64_t copies_left; /* redundancy: packets still to duplicate after joining */
+    double last_sent_us;  /* last data sent */
 };
 
 struct se {
@@ -59,6 +61,7 @@ static void se_link_up(void *sp, int pos, uint64_t now)
     l->round_rate = 0;
     l->flat_rounds = 0;
     l->copies_left = SCHED_JOIN_COPIES;
+    l->last_sent_us = (double)now;
 }
 
 /* The view's numbers, made safe: whatever a peer reported, a rate is in [2 kB/s, 1.25 GB/s]
@@ -146,7 +149,6 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
                    int out[SCHED_MAX_COPIES])
 {
     struct se *s = sp;
-    (void)now;
     if (n > s->nmax) n = s->nmax;
     bool use_owd = all_owd(v, n);
     int best = -1, ref = -1;
@@ -168,22 +170,30 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
         }
     }
     if (best < 0) return 0;
+    /* A link that carried no data for a while may have changed: measure it afresh (its rate
+     * is kept as the first guess). */
+    struct se_link *bl = &s->l[best];
+    if (!bl->startup && (double)now - bl->last_sent_us > SE_IDLE_RESTART_US && v[best].queued == 0) {
+        bl->startup = true;
+        bl->round_start_us = (double)now;
+        bl->round_rate = 0;
+        bl->flat_rounds = 0;
+    }
     /* Bounded send queue (drop-tail): a packet that would wait longer than the links' base
      * delay spread plus some slack is dropped here, as a router would, rather than queued. */
     double max_wait = fmin(fmax(SE_MAX_WAIT_MIN_US, base_max - base_min + SE_MAX_WAIT_SLACK_US),
                            SE_MAX_WAIT_CAP_US);
     /* (a link whose rate is not measured yet, or still in startup where the samples show our
      * own pacing, may queue some packets whatever its guess says: the measurement needs them) */
-    bool measuring = (!v[best].have_rate || s->l[best].startup) &&
+    bool measuring = (!v[best].have_rate || bl->startup) &&
                      v[best].queued < SE_MEASURE_QUEUE;
     if (best_arr - base_min > max_wait && !measuring) return 0;
     out[0] = best;
     int k = 1;
     /* A link that just joined has no model yet: its first packets also go on the best known
      * link, so a wrong guess about it costs no gap. */
-    struct se_link *l = &s->l[best];
-    if (l->copies_left > 0) {
-        l->copies_left--;
+    if (bl->copies_left > 0) {
+        bl->copies_left--;
         if (ref >= 0 && ref != best && !v[best].have_rate) out[k++] = ref;
     }
     return k;
@@ -234,6 +244,7 @@ static void se_sent(void *sp, int pos, const struct sched_view *v, size_t len, u
     double t = (double)now;
     if (l->next_send_us < t - burst) l->next_send_us = t - burst;
     l->next_send_us += (double)len / rate * 1e6;
+    l->last_sent_us = t;
 }
 
 static void se_link_json(void *sp, int pos, const struct sched_view *v, struct strbuf *sb)

@@ -40,6 +40,9 @@ void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t l
         ml->tx_ctrl++;
         m->c.tx_ctrl++;
     }
+    /* a link carrying only control messages is idle, not slow: its rate samples must not
+     * lower its estimate */
+    if (!ml->txq_head) note_app_limited(m, ml, now);
 }
 
 void send_beat(struct mux *m, struct mux_link *ml, uint64_t now)

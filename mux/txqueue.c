@@ -97,6 +97,11 @@ void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now)
         if (s->sent) s->sent(m->sched_state, ml->pos, v, wlen, now);
         pkt_release(m, p);
     }
+    note_app_limited(m, ml, now);
+}
+
+void note_app_limited(struct mux *m, struct mux_link *ml, uint64_t now)
+{
     fill_view(m, ml, now);
     pm_app_limited(&ml->pm, ml->txq_bytes, m->view[ml->pos].inflight, m->view[ml->pos].min_rtt_us);
 }

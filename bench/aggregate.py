@@ -68,6 +68,7 @@ def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, p
             "wire_mbit": sum(per_link.values()) * 8 / max(fl.seconds, 1e-9) / 1e6,
             "shares": {i: per_link[i] / tot for i in link_ids},
             "longest_stall_s": stall[0], "cpu": fl.cpu,
+            "mux_counters": poller.counter_deltas(),
         }
         if capacity_fn:
             r["capacity_mbit"], r["link_capacity_mbit"] = capacity_fn(d, fl, poller, rx_who,

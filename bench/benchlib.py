@@ -519,7 +519,8 @@ class Testbed:
 class Poller(threading.Thread):
     """Polls both daemons' JSON status every `interval` s; keeps per-link counters."""
 
-    FIELDS = ("up", "tx_data", "tx_bytes", "rx_bytes", "rx_data", "srtt_ms", "est_Bps", "loss")
+    FIELDS = ("up", "tx_data", "tx_bytes", "rx_bytes", "rx_data", "srtt_ms", "est_Bps", "loss",
+              "inflight_bytes", "queued_bytes", "owd_queue_ms")
 
     def __init__(self, tb, interval=0.1):
         super().__init__(daemon=True)
@@ -528,6 +529,7 @@ class Poller(threading.Thread):
         self.samples = []  # (t, who, {link id: {field: value}})
         self.stop_ev = threading.Event()
         self.errors = 0
+        self.first, self.last = {}, {}  # who: {"counters": ..., "reorder": ...} of the run
 
     def run(self):
         nxt = time.monotonic()
@@ -539,6 +541,9 @@ class Poller(threading.Thread):
                     self.errors += 1
                     continue
                 t = time.monotonic()
+                snap = {"counters": st.get("counters", {}), "reorder": st.get("reorder", {})}
+                self.first.setdefault(who, snap)
+                self.last[who] = snap
                 links = {l["id"]: {k: l.get(k) for k in self.FIELDS} for l in st["links"]}
                 self.samples.append((t, who, links))
             nxt += self.interval
@@ -551,6 +556,19 @@ class Poller(threading.Thread):
     def stop(self):
         self.stop_ev.set()
         self.join(5)
+
+    def counter_deltas(self):
+        """{who: {counter: increase over the poll}} for the mux counters and reorder stats."""
+        out = {}
+        for who, last in self.last.items():
+            first = self.first.get(who, last)
+            d = {}
+            for group in ("counters", "reorder"):
+                for k, v in last[group].items():
+                    if isinstance(v, (int, float)) and k not in ("timeout_ms", "held"):
+                        d[k] = v - first[group].get(k, 0)
+            out[who] = d
+        return out
 
     def series(self, who, field, link_id):
         return [(t, l[link_id][field]) for t, w, l in self.samples

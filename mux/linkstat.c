@@ -89,7 +89,8 @@ void link_reset(struct mux *m, struct mux_link *ml)
     pm_reset(&ml->pm);
     ml->tx_data_end = ml->rep_tx_data_end = 0;
     ml->rep_rx_packets = 0;
-    ml->rx_highest_at_us = ml->last_rx_data_us = 0;
+    ml->rx_highest_at_us = 0;
+    ml->peer_wait_us = 0;
     m->view[ml->pos] = (struct sched_view){0};
     m->sched->link_up(m->sched_state, ml->pos, mono_us());
 }
@@ -107,6 +108,7 @@ void update_reorder_timeout(struct mux *m)
         if (ml->owd_min < lo) lo = ml->owd_min;
         double h = ml->owd + 4 * ml->owd_var;
         if (ml->owd_peak > h) h = ml->owd_peak;
+        h += ml->peer_wait_us; /* the sender's queue for the link: invisible in the delay */
         if (h > hi) hi = h;
     }
     double t = REORDER_FLOOR_US;

@@ -198,7 +198,6 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         /* a small packet sent past the queues: at once, outside the order; its gseq is the
          * sender's mark, as in CTRL */
         ml->rx_data++;
-        ml->last_rx_data_us = now;
         m->c.rx_data++;
         m->c.rx_unordered++;
         note_passed(ml, h.gseq);
@@ -207,7 +206,6 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         report_maybe(m, now);
     } else if (h.type == WIRE_DATA) {
         ml->rx_data++;
-        ml->last_rx_data_us = now;
         m->c.rx_data++;
         note_passed(ml, h.gseq + 1);
         report_maybe(m, now);

@@ -58,6 +58,7 @@ struct mux_counters {
     uint64_t tx_dup;             /* extra copies sent (redundancy), dropped by the receiver */
     uint64_t tx_unordered, rx_unordered; /* small packets sent past the queues */
     uint64_t rx_report_rejected; /* receive reports inconsistent with what was sent */
+    uint64_t rx_report_stale;    /* receive reports overtaken by newer ones (ignored) */
     uint64_t rx_gaps_passed;     /* gseqs given up because every link had passed them (lost) */
     uint64_t rx_gaps_timeout;    /* gseqs given up by the reorder timeout */
 };

@@ -68,8 +68,9 @@ struct mux_link {
     uint32_t tx_data_end;     /* 1 + gseq of the last DATA given to this link */
     /* receive reports this end sends about the link */
     uint64_t rx_highest_at_us;
-    uint64_t last_rx_data_us;
     uint64_t rep_rx_packets;  /* rx_packets when last reported */
+    double peer_wait_us;      /* the peer's send-queue wait for the link (recent peak) */
+    uint64_t peer_wait_at;
     uint32_t rep_tx_data_end;
 };
 

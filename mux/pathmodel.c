@@ -128,8 +128,8 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
             /* a duplicate or reordered report, or one after a long silence: the latter
              * restarts the history rather than being rejected forever */
             if (dt == 0 || now_us - p->last_report_at < PM_MAX_REPORT_GAP_US) {
-                p->rejected++;
-                return -1;
+                p->stale++;
+                return -2;
             }
             p->hist_n = 0;
         }

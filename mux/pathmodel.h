@@ -51,7 +51,8 @@ struct pathmodel {
     double loss;             /* EWMA over samples */
     bool have_owd;
     double owd_min_rel_us, owd_queue_us;
-    uint64_t reports, rejected; /* counters: accepted, rejected as inconsistent */
+    uint64_t reports, rejected, stale; /* counters: accepted, rejected as inconsistent, older
+                                        * than one applied (reports on two links crossing) */
 };
 
 /* Allocates the ring; returns 0 or -1. pm_free releases it (p may be zeroed or initialised). */
@@ -67,9 +68,10 @@ void pm_sent(struct pathmodel *p, uint64_t counter, size_t len, uint64_t now_us)
  * its rate samples may raise the estimate, never lower it. */
 void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, double min_rtt_us);
 /* Apply a receive report about the link. Returns 1 with *out filled when it yields a rate
- * sample, 0 when accepted without a sample, -1 when rejected (inconsistent or hostile: report
- * time not after the last one, counters or acknowledgement going backwards or beyond what was
- * sent); a rejected report changes nothing but the rejected counter. */
+ * sample, 0 when accepted without a sample, -2 when stale (its report time is not after the
+ * last applied one's: a duplicate, or overtaken by a report on a faster link), -1 when rejected
+ * (inconsistent or hostile: acknowledgement going backwards in a newer report, or beyond what
+ * was sent). A stale or rejected report changes nothing but its counter. */
 int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
               struct pm_sample *out);
 /* Bytes in flight: sent after the highest acknowledged counter, and not sent longer than

@@ -6,6 +6,8 @@
 
 #include "../common/util.h"
 
+#define PEER_WAIT_FADE_US 1000000.0 /* the peer's send-queue wait: recent peak, fading */
+
 /* The link reports travel on: the up link with the lowest smoothed RTT. */
 static struct mux_link *report_carrier(struct mux *m)
 {
@@ -38,6 +40,9 @@ void send_reports(struct mux *m, uint64_t now)
         struct ctrl_report r = {.link_id = ml->id, .report_us = (uint32_t)now,
                                 .flags = CTRL_REPORT_F_TXEND};
         r.tx_data_end = ml->tx_data_end;
+        double rate = ml->pm.have_rate ? ml->pm.rate_Bps : PM_GUESS_BPS;
+        double wait = (double)ml->txq_bytes / rate * 1e4; /* units of 100 us */
+        r.tx_wait_100us = wait < 65535 ? (uint16_t)wait : 65535;
         if (ml->rx_packets) {
             r.flags |= CTRL_REPORT_F_RX;
             r.rx_highest = ml->rx_highest;
@@ -97,9 +102,17 @@ void report_apply(struct mux *m, const struct ctrl_report *r, uint32_t mark, uin
     struct pm_sample s;
     int rc = pm_report(&o->pm, r, now, &s);
     if (rc < 0) {
-        m->c.rx_report_rejected++;
+        if (rc == -2) m->c.rx_report_stale++;
+        else m->c.rx_report_rejected++;
         return;
     }
+    /* how long the peer's DATA on the link now waits in its send queue: the reorder timeout
+     * must cover it on top of the link's delay */
+    double w = r->tx_wait_100us * 100.0;
+    double fade = exp(-(double)(now - o->peer_wait_at) / PEER_WAIT_FADE_US);
+    double peak = o->peer_wait_us * fade;
+    o->peer_wait_us = w > peak ? w : peak;
+    o->peer_wait_at = now;
     if (rc == 1) {
         if (s.rtt_us > 0) rtt_sample(m, o, s.rtt_us, now);
         fill_view(m, o, now);

@@ -189,7 +189,7 @@ int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_rep
     if (!v) return WIRE_ERR_SPACE;
     v[0] = r->link_id;
     v[1] = r->flags;
-    v[2] = v[3] = 0;
+    put_be16(v + 2, r->tx_wait_100us);
     put_be32(v + 4, r->report_us);
     put_be64(v + 8, r->rx_highest & WIRE_COUNTER_MAX);
     put_be32(v + 16, r->rx_packets);
@@ -247,6 +247,7 @@ int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
             out[n].kind = CTRL_REPORT;
             r->link_id = v[0];
             r->flags = v[1];
+            r->tx_wait_100us = get_be16(v + 2);
             r->report_us = get_be32(v + 4);
             r->rx_highest = get_be64(v + 8) & WIRE_COUNTER_MAX;
             r->rx_packets = get_be32(v + 16);

@@ -115,6 +115,8 @@ struct ctrl_beat {
 struct ctrl_report {
     uint8_t link_id;
     uint8_t flags;          /* CTRL_REPORT_F_* */
+    uint16_t tx_wait_100us; /* how long DATA given to the link now waits in this end's send
+                             * queue, in 100 us units (65535: that or more) */
     uint32_t report_us;     /* sender's clock, us mod 2^32, when written */
     uint64_t rx_highest;    /* highest counter accepted on the link (48 bits) */
     uint32_t rx_packets;    /* datagrams accepted on the link, mod 2^32 */

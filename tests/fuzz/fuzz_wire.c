@@ -61,6 +61,7 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
         } else if (m[i].kind == CTRL_REPORT) {
             CHECK(back[i].u.report.link_id == m[i].u.report.link_id);
             CHECK(back[i].u.report.flags == m[i].u.report.flags);
+            CHECK(back[i].u.report.tx_wait_100us == m[i].u.report.tx_wait_100us);
             CHECK(back[i].u.report.report_us == m[i].u.report.report_us);
             CHECK(back[i].u.report.rx_highest == m[i].u.report.rx_highest);
             CHECK(back[i].u.report.rx_packets == m[i].u.report.rx_packets);

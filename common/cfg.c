@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../mux/sched.h" /* only sched_find() and sched_names(), to check mux.scheduler */
 #include "log.h"
 #include "util.h"
 
@@ -117,6 +116,13 @@ __attribute__((format(printf, 4, 5))) static int fail_line(struct ld *l, int lin
     vfail(l, line, path, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+static const struct cfg_names *scheduler_names;
+
+void cfg_set_scheduler_names(const struct cfg_names *names)
+{
+    scheduler_names = names;
 }
 
 /* Error about setting s (its line), named path ("mux.dead_timeout_ms", "links[1].proxy"). */
@@ -569,9 +575,11 @@ static int do_mux(struct ld *l, const config_setting_t *g)
         } else if (strcmp(name, "scheduler") == 0) {
             const char *v;
             if (want_string(l, s, path, "weighted", &v) < 0) return -1;
-            if (!sched_find(v) || strlen(v) >= sizeof c->scheduler)
-                return fail(l, s, path, "\"%.32s\" is not a scheduler; expected one of: %s", v,
-                            sched_names());
+            bool known = scheduler_names ? scheduler_names->valid(v) : v[0] != 0;
+            if (!known || strlen(v) >= sizeof c->scheduler)
+                return fail(l, s, path, "\"%.32s\" is not a scheduler%s%s", v,
+                            scheduler_names ? "; expected one of: " : "",
+                            scheduler_names ? scheduler_names->list() : "");
             snprintf(c->scheduler, sizeof c->scheduler, "%s", v);
         }
     }

@@ -72,6 +72,15 @@ struct cfg {
  * zeroed and a message in err of the form "FILE:LINE: SETTING: what is wrong; what is expected"
  * (SETTING is a path such as "mux.dead_timeout_ms" or "links[1].proxy"). Files over 1 MiB and
  * @include are refused. The settings, their ranges and defaults: conf/master.conf, slave.conf. */
+/* The names mux.scheduler accepts. The config loader knows nothing of the multiplexer: the
+ * program gives it the check before loading (common/daemon.c does). Without one, any name of
+ * up to 15 characters is taken (and mux_new refuses an unknown one). */
+struct cfg_names {
+    bool (*valid)(const char *name);
+    const char *(*list)(void); /* "a, b, c", for the error message */
+};
+void cfg_set_scheduler_names(const struct cfg_names *names);
+
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
 /* The same from a string (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../mux/mux.h"
+#include "../mux/sched.h"
 #include "../mux/session.h"
 #include "../mux/wire.h"
 #include "../tundev/tundev.h"
@@ -24,6 +25,12 @@ static void usage(FILE *f, const char *prog, const char *usage_extra)
             "%s",
             prog, tundev_kind, prog, prog, prog, prog, usage_extra ? usage_extra : "");
 }
+
+static bool scheduler_known(const char *name)
+{
+    return sched_find(name) != NULL;
+}
+static const struct cfg_names scheduler_names = {scheduler_known, sched_names};
 
 int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage_extra,
                       const char *extra_cmd, struct daemon_args *a)
@@ -87,6 +94,7 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
     }
     if (!a->config) return -1;
     char err[512];
+    cfg_set_scheduler_names(&scheduler_names);
     if (cfg_load(a->config, is_master, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         return 2;

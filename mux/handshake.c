@@ -12,7 +12,10 @@
 static void session_reset_links(struct mux *m)
 {
     m->have_owd_ref = false;
-    for (int i = 0; i < m->nlinks; i++) link_reset(m, &m->links[m->order[i]]);
+    for (int i = 0; i < m->nlinks; i++) {
+        txq_flush(m, &m->links[m->order[i]]); /* their gseqs belong to the old session */
+        link_reset(m, &m->links[m->order[i]]);
+    }
     reorder_reset(m->ro, 0);
     ev_timer_stop(m->loop, &m->ro_timer);
     ev_idle_stop(m->loop, &m->ro_idle);

@@ -69,7 +69,7 @@ void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t n
     }
 }
 
-void link_reset(struct mux *m, struct mux_link *ml)
+void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be empty */
 {
     ml->up = ml->heard = ml->peer_hears = ml->peer_down = false;
     ml->last_rx_us = 0;
@@ -85,7 +85,6 @@ void link_reset(struct mux *m, struct mux_link *ml)
     ml->have_owd = false;
     ml->have_fb = false;
     ml->delivered_Bps = ml->loss = 0;
-    txq_flush(m, ml);
     pm_reset(&ml->pm);
     ml->tx_data_end = ml->rep_tx_data_end = 0;
     ml->rep_rx_packets = 0;
@@ -118,12 +117,12 @@ void update_reorder_timeout(struct mux *m)
     m->ro_timeout_us = (uint64_t)t;
 }
 
-void update_state(struct mux *m, struct mux_link *ml, uint64_t now)
+bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
 {
     bool alive = ml->heard && transport_up(ml) && ml->peer_hears && !ml->peer_down &&
                  now - ml->last_rx_us <= (uint64_t)m->cfg.dead_timeout_ms * 1000u;
     m->view[ml->pos].usable = alive;
-    if (alive == ml->up) return;
+    if (alive == ml->up) return false;
     ml->up = alive;
     ml->state_since_us = now;
     const char *name = ml->tl ? ml->tl->name : "?";
@@ -143,9 +142,9 @@ void update_state(struct mux *m, struct mux_link *ml, uint64_t now)
         char buf[64];
         snprintf(buf, sizeof buf, why, role(m));
         LOGI("link %s (id %u): down (%s)", name, ml->id, buf);
-        if (ml->txq_head) txq_relocate(m, ml, now);
     }
     update_reorder_timeout(m);
+    return !alive;
 }
 
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now)
@@ -168,31 +167,4 @@ void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b
     }
     ml->fb = *b;
     ml->have_fb = true;
-}
-
-void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v);
-
-void fill_view(struct mux *m, struct mux_link *ml, uint64_t now)
-{
-    path_view(ml, now, &m->view[ml->pos]);
-}
-
-void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
-{
-    const struct pathmodel *p = &ml->pm;
-    v->have_rate = p->have_rate;
-    v->rate_Bps = p->rate_Bps;
-    v->have_owd = p->have_owd;
-    v->owd_base_us = p->owd_min_rel_us;
-    v->queue_us = p->owd_queue_us;
-    v->loss = p->loss;
-    double timeout = ml->have_rtt ? 3 * ml->srtt : 0;
-    if (timeout < PM_LOSS_TIMEOUT_MIN_US) timeout = PM_LOSS_TIMEOUT_MIN_US;
-    v->inflight = pm_inflight(p, now, (uint64_t)timeout);
-    v->queued = ml->txq_bytes;
-}
-
-void fill_views(struct mux *m, uint64_t now)
-{
-    for (int i = 0; i < m->nlinks; i++) fill_view(m, &m->links[m->order[i]], now);
 }

@@ -24,13 +24,19 @@ void mux_config_defaults(struct mux_config *c)
     c->mtu = 1440;
 }
 
+/* The link's state from what was heard; a link that went down hands its send queue on. */
+static void refresh_link(struct mux *m, struct mux_link *ml, uint64_t now)
+{
+    if (update_state(m, ml, now) && ml->txq_head) txq_relocate(m, ml, now);
+}
+
 static void transport_state(void *ctx, struct link *l, bool up)
 {
     struct mux *m = ctx;
     struct mux_link *ml = &m->links[l->id];
     if (!ml->used || ml->tl != l) return;
     uint64_t now = mono_us();
-    update_state(m, ml, now);
+    refresh_link(m, ml, now);
     if (!up) {
         announce_down(m, l->id, CTRL_DOWN_TRANSPORT, now);
     } else if (!m->cfg.is_master && m->hs_active) {
@@ -87,7 +93,7 @@ static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, si
             if (o->used) {
                 o->peer_down = true;
                 o->peer_hears = false;
-                update_state(m, o, now);
+                refresh_link(m, o, now);
             }
             /* The master is going away: look for its successor at once instead of waiting
              * for rehandshake_ms of silence. */
@@ -201,7 +207,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         m->c.rx_data++;
         m->c.rx_unordered++;
         note_passed(ml, h.gseq);
-        update_state(m, ml, now);
+        refresh_link(m, ml, now);
         m->cb.deliver(m->cb.ctx, payload, plen);
         report_maybe(m, now);
     } else if (h.type == WIRE_DATA) {
@@ -209,7 +215,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         m->c.rx_data++;
         note_passed(ml, h.gseq + 1);
         report_maybe(m, now);
-        update_state(m, ml, now);
+        refresh_link(m, ml, now);
         /* A packet whose gap was already given up is still worth more to TCP than a resend:
          * deliver it out of order. Duplicates are dropped. */
         enum reorder_result rr = reorder_push(m->ro, h.gseq, payload, plen, now);
@@ -232,7 +238,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         m->c.rx_ctrl++;
         note_passed(ml, h.gseq);
         handle_ctrl(m, ml, payload, plen, h.gseq, now);
-        update_state(m, ml, now);
+        refresh_link(m, ml, now);
     }
     if (reorder_stats(m->ro)->held) {
         release_passed(m);
@@ -288,7 +294,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (stale < STALE_MIN_US) stale = STALE_MIN_US;
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *ml = &m->links[m->order[i]];
-        update_state(m, ml, now);
+        refresh_link(m, ml, now);
         /* A link silent for a while may need a new path: tell its transport, then again after
          * 2x, 4x ... the interval (at most a minute) while the silence lasts. */
         uint64_t quiet_since = ml->silent_since_us; /* transport (re)started or session began */
@@ -328,7 +334,7 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
     m->cfg = *cfg;
     m->cb = *cb;
     size_t maxpkt = cfg->mtu > 1500 ? cfg->mtu : 1500;
-    m->ro = reorder_new(cfg->reorder_slots ? cfg->reorder_slots : 4096, maxpkt, deliver, m);
+    m->ro = reorder_new(cfg->reorder_slots ? cfg->reorder_slots : 4096, maxpkt, deliver_in_order, m);
     if (!m->ro) {
         free(m);
         return NULL;

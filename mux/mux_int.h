@@ -1,5 +1,6 @@
 /* mux_int.h: the multiplexer's shared state (struct mux, its links and sessions) and the
- * functions its files (mux.c, txpath.c, linkstat.c, handshake.c, rxorder.c, status.c) share. */
+ * functions its files share (mux.c, send.c, report.c, txqueue.c, txpath.c, view.c, linkstat.c,
+ * handshake.c, rxorder.c, status.c). */
 #ifndef BRAID_MUX_INT_H
 #define BRAID_MUX_INT_H
 
@@ -13,6 +14,14 @@
 #include "wire.h"
 
 #define REORDER_FLOOR_US 10000u /* the reorder timeout's floor: scheduling noise */
+
+/* A tunnel packet waiting in a link's send queue (txqueue.c), its gseq already given. */
+struct txq_pkt {
+    struct txq_pkt *next;
+    uint32_t gseq;
+    uint32_t len;
+    uint8_t data[];
+};
 
 struct mux_link {
     bool used;
@@ -137,6 +146,15 @@ static inline bool transport_up(const struct mux_link *ml)
     return ml->tl && ml->tl->up;
 }
 
+/* view.c */
+/* The link's view for the scheduler, up to date (path model, queue, RTT); all links. */
+void fill_view(struct mux *m, struct mux_link *ml, uint64_t now);
+void fill_views(struct mux *m, uint64_t now);
+/* The path-model part of a link's view (rate, delays, in flight, queued) into v. */
+void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v);
+/* The link may have run out of things to send: tell its path model (pm_app_limited). */
+void note_app_limited(struct mux *m, struct mux_link *ml, uint64_t now);
+
 /* txpath.c */
 /* Seal and send one tunnel packet on a link (DATA, gseq given). Returns 0 or -1. */
 int send_data(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
@@ -151,28 +169,25 @@ void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now);
 void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t now);
 void link_reset(struct mux *m, struct mux_link *ml);
 void update_reorder_timeout(struct mux *m);
-void update_state(struct mux *m, struct mux_link *ml, uint64_t now);
+/* Whether the link is up now (logged when it changes); returns true when it just went down. */
+bool update_state(struct mux *m, struct mux_link *ml, uint64_t now);
 /* A BEAT from the peer for the link: with the previous one, a feedback sample for the scheduler. */
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now);
 
-/* The link's view for the scheduler, up to date (path model, queue, RTT); all links. */
-void fill_view(struct mux *m, struct mux_link *ml, uint64_t now);
-void fill_views(struct mux *m, uint64_t now);
-/* The path-model part of a link's view (rate, delays, in flight, queued) into v. */
-void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v);
+
+/* The gseq a CTRL on the link carries: every DATA below it given to the link was sent before. */
+static inline uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml)
+{
+    return ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
+}
 
 /* txqueue.c */
-struct txq_pkt;
 void txq_init(struct mux *m);
 void txq_free_all(struct mux *m);
-/* The gseq a CTRL on the link carries: every DATA below it given to the link was sent before. */
-uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml);
 int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len);
 /* Send what the policy lets the link send now; arms the pacing timer for the rest. */
 void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_flush(struct mux *m, struct mux_link *ml);
-/* The link may have run out of things to send: tell its path model (pm_app_limited). */
-void note_app_limited(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now);
 
 /* report.c */
@@ -192,7 +207,7 @@ void slave_send_hellos(struct mux *m, uint64_t now);
 void handle_reply(struct mux *m, struct mux_link *ml, const uint8_t *buf, size_t len);
 
 /* rxorder.c */
-void deliver(void *ctx, const uint8_t *pkt, size_t len);
+void deliver_in_order(void *ctx, const uint8_t *pkt, size_t len);
 void rearm_reorder(struct mux *m);
 void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
 void release_passed(struct mux *m);

@@ -4,7 +4,7 @@
 
 #include "../common/util.h"
 
-void deliver(void *ctx, const uint8_t *pkt, size_t len)
+void deliver_in_order(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct mux *m = ctx;
     m->cb.deliver(m->cb.ctx, pkt, len);

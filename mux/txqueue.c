@@ -9,13 +9,6 @@
 
 #define TXQ_MAX_PKTS 8192 /* all links together; past it a packet is dropped (counted) */
 
-struct txq_pkt {
-    struct txq_pkt *next;
-    uint32_t gseq;
-    uint32_t len;
-    uint8_t data[];
-};
-
 static struct txq_pkt *pkt_alloc(struct mux *m)
 {
     if (m->txq_count >= TXQ_MAX_PKTS) return NULL;
@@ -35,11 +28,6 @@ static void pkt_release(struct mux *m, struct txq_pkt *p)
     p->next = m->txq_free;
     m->txq_free = p;
     m->txq_count--;
-}
-
-uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml)
-{
-    return ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
 }
 
 int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len)
@@ -99,13 +87,6 @@ void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now)
     }
     note_app_limited(m, ml, now);
 }
-
-void note_app_limited(struct mux *m, struct mux_link *ml, uint64_t now)
-{
-    fill_view(m, ml, now);
-    pm_app_limited(&ml->pm, ml->txq_bytes, m->view[ml->pos].inflight, m->view[ml->pos].min_rtt_us);
-}
-
 static void pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;

@@ -16,6 +16,7 @@
 
 #include "../../common/cfg.h"
 #include "../../common/log.h"
+#include "../../mux/sched.h"
 
 /* base64 of the bytes 0, 1, ... 31 */
 #define KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -489,6 +490,12 @@ static void test_cross_checks(void **state)
     expect_ok(load_m("tunnel = { mtu = 1279; };"));
 }
 
+static bool scheduler_known(const char *name)
+{
+    return sched_find(name) != NULL;
+}
+static const struct cfg_names scheduler_names = {scheduler_known, sched_names};
+
 static void test_scheduler(void **state)
 {
     (void)state;
@@ -507,6 +514,13 @@ static void test_scheduler(void **state)
                "scheduler; expected one of: earliest, earliest-lowlat, weighted");
     expect_fail(load_m("mux = { scheduler = 1; };"), "t.conf:3: mux.scheduler: got an integer",
                 NULL);
+    /* a program that gives no list: any name is taken here (mux_new checks it), "" is not */
+    cfg_set_scheduler_names(NULL);
+    expect_ok(load_m("mux = { scheduler = \"foo\"; };"));
+    assert_string_equal(C.scheduler, "foo");
+    expect_msg(load_m("mux = { scheduler = \"\"; };"),
+               "t.conf:3: mux.scheduler: \"\" is not a scheduler");
+    cfg_set_scheduler_names(&scheduler_names);
 }
 
 /* ---- the key ---- */
@@ -1083,6 +1097,7 @@ static void test_files(void **state)
 
 int main(void)
 {
+    cfg_set_scheduler_names(&scheduler_names);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_master),
         cmocka_unit_test(test_example_slave),

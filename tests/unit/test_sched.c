@@ -423,7 +423,7 @@ static void test_closed_loop(void **state)
 static void test_find(void **state)
 {
     (void)state;
-    assert_ptr_equal(sched_find(NULL), &sched_weighted);
+    assert_ptr_equal(sched_find(NULL), &sched_earliest);
     assert_ptr_equal(sched_find("earliest"), &sched_earliest);
     assert_ptr_equal(sched_find("weighted"), &sched_weighted);
     assert_string_equal(sched_weighted.name, "weighted");

@@ -126,3 +126,13 @@ void handle_reply(struct mux *m, struct mux_link *ml, const uint8_t *buf, size_t
          (unsigned long long)m->c.sessions, ml->tl->name);
     for (int i = 0; i < m->nlinks; i++) send_beat(m, &m->links[m->order[i]], now);
 }
+
+#ifdef BRAID_FUZZ
+void mux_fuzz_session(struct mux *m, const struct session_keys *k)
+{
+    m->hs_active = false;
+    m->cur.valid = true;
+    m->cur.keys = *k;
+    session_reset_links(m);
+}
+#endif

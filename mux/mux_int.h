@@ -185,6 +185,10 @@ static inline uint32_t link_gseq_mark(const struct mux *m, const struct mux_link
 void txq_init(struct mux *m);
 void txq_free_all(struct mux *m);
 int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len);
+/* A packet for the link: sent at once if nothing waits and the policy lets it, else queued
+ * (and the queue drained). Returns -1 if the queues are full. */
+int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+              uint64_t now);
 /* Send what the policy lets the link send now; arms the pacing timer for the rest. */
 void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_flush(struct mux *m, struct mux_link *ml);

@@ -73,7 +73,8 @@ uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_t
     if (lo >= p->next_counter) return 0;
     /* Datagrams sent before now - timeout and not acknowledged are lost: find the first one
      * sent after (send times are in counter order). */
-    if (now_us > loss_timeout_us) {
+    /* (the search only when the oldest unacknowledged datagram is that old: usually none is) */
+    if (now_us > loss_timeout_us && p->ring[lo % PM_RING].t_us < now_us - loss_timeout_us) {
         uint64_t cutoff = now_us - loss_timeout_us;
         uint64_t a = lo, b = p->next_counter; /* first counter in [a, b) with t >= cutoff */
         while (a < b) {

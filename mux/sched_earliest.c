@@ -10,6 +10,7 @@
 #define SE_NO_RTT_US 100000.0      /* a link without an RTT sample yet */
 #define SE_MIN_BUDGET 6000.0       /* bytes: a link may always have a few packets in flight */
 #define SE_STARTUP_GAIN 2.0        /* pacing and budget gain while a link's rate still grows */
+#define SE_STARTUP_DRAIN_US 20000.0
 #define SE_PACE_GAIN 1.25          /* steady state: pace above the rate, so a rise shows */
 #define SE_PROBE_GAIN 1.5          /* budget gain during a probe */
 #define SE_PROBE_PERIOD_US 250000.0 /* one probe (a round trip long) every 250 ms or 4 RTTs */
@@ -183,9 +184,11 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
      * delay spread plus some slack is dropped here, as a router would, rather than queued. */
     double max_wait = fmin(fmax(SE_MAX_WAIT_MIN_US, base_max - base_min + SE_MAX_WAIT_SLACK_US),
                            SE_MAX_WAIT_CAP_US);
-    /* (a link whose rate is not measured yet, or still in startup where the samples show our
-     * own pacing, may queue some packets whatever its guess says: the measurement needs them) */
-    bool measuring = (!v[best].have_rate || bl->startup) &&
+    /* (a link whose rate is not measured yet, still in startup, or whose path is not full -
+     * its queue then drains at our pacing, not at a limit the path showed - may queue some
+     * packets whatever the estimate says: the estimate is a lower bound there) */
+    bool path_full = (double)v[best].inflight + (double)len > budget(bl, &v[best], now);
+    bool measuring = (!v[best].have_rate || bl->startup || !path_full) &&
                      v[best].queued < SE_MEASURE_QUEUE;
     if (best_arr - base_min > max_wait && !measuring) return 0;
     out[0] = best;
@@ -240,6 +243,9 @@ static void se_sent(void *sp, int pos, const struct sched_view *v, size_t len, u
     if (pos < 0 || pos >= s->nmax) return;
     struct se_link *l = &s->l[pos];
     double rate = rate_of(v) * (l->startup ? SE_STARTUP_GAIN : SE_PACE_GAIN);
+    /* in startup, a queue that built up is sent within SE_STARTUP_DRAIN_US (the budget still
+     * bounds what is in flight): the rate shows in a round or two, not after many doublings */
+    if (l->startup) rate = fmax(rate, (double)v->queued / SE_STARTUP_DRAIN_US * 1e6);
     double burst = fmax(SE_BURST_US, 2.0 * (double)len / rate * 1e6);
     double t = (double)now;
     if (l->next_send_us < t - burst) l->next_send_us = t - burst;

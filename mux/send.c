@@ -29,7 +29,7 @@ static bool send_ordered(struct mux *m, const uint8_t *pkt, size_t len, uint64_t
         bool taken = false;
         for (int j = 0; j < c && j < SCHED_MAX_COPIES; j++) {
             struct mux_link *ml = &m->links[m->order[out[j]]];
-            int rc = s->send_wait ? txq_push(m, ml, g, pkt, len)
+            int rc = s->send_wait ? txq_offer(m, ml, g, pkt, len, now)
                                   : send_data(m, ml, g, pkt, len, false, now);
             if (rc != 0) {
                 if (!s->send_wait) m->view[out[j]].usable = false; /* transport reports too */
@@ -39,7 +39,6 @@ static bool send_ordered(struct mux *m, const uint8_t *pkt, size_t len, uint64_t
             if (taken) m->c.tx_dup++;
             taken = true;
             ml->tx_data_end = g + 1;
-            if (s->send_wait) txq_drain(m, ml, now);
         }
         if (taken) {
             m->tx_gseq++;

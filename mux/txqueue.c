@@ -46,6 +46,24 @@ int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *p
     return 0;
 }
 
+int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+              uint64_t now)
+{
+    const struct sched_ops *s = m->sched;
+    size_t wlen = len + WIRE_OVERHEAD;
+    /* nothing queued and the link may send: no copy into the queue (the view is this
+     * packet's, filled by mux_send) */
+    if (!ml->txq_head && s->send_wait(m->sched_state, ml->pos, &m->view[ml->pos], wlen, now) == 0) {
+        send_data(m, ml, gseq, pkt, len, false, now);
+        if (s->sent) s->sent(m->sched_state, ml->pos, &m->view[ml->pos], wlen, now);
+        note_app_limited(m, ml, now);
+        return 0;
+    }
+    if (txq_push(m, ml, gseq, pkt, len) != 0) return -1;
+    txq_drain(m, ml, now);
+    return 0;
+}
+
 static struct txq_pkt *txq_pop(struct mux_link *ml)
 {
     struct txq_pkt *p = ml->txq_head;

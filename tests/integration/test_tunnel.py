@@ -60,6 +60,54 @@ class TunnelTest(unittest.TestCase):
                 for k in DROP_COUNTERS:
                     self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
 
+    # a fast link and a slow one with a deep queue (1 Mbit/s, 150 ms, 1 s of queue): the
+    # earliest-arrival scheduler must keep the slow link's packets from arriving after their gap
+    # was given up, and a dead slow link must cost nothing once it is detected
+    FAST_SLOW = [{"up": "rate=20mbit,delay=10ms", "down": "rate=20mbit,delay=10ms"},
+                 {"up": "rate=1mbit,delay=150ms,queue=1s", "down": "rate=1mbit,delay=150ms,queue=1s"}]
+
+    def assertNoGapsGivenUp(self, b):
+        for who in ("master", "slave"):
+            c = counters(b, who)
+            self.assertEqual(c["rx_gaps_timeout"], 0, "%s gave gaps up: %r" % (who, c))
+            self.assertEqual(c["rx_late_delivered"], 0, "%s: %r" % (who, c))
+            for k in DROP_COUNTERS:
+                self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
+
+    # Known shortfall (issue 8): at a flow's start the fast link's rate is still the 1 Mbit/s
+    # first guess, so the scheduler predicts the window's burst to wait long on it and gives
+    # 20-30 packets to the slow link; about 10 of them arrive after their gap was given up
+    # (delivered out of order, counted rx_gaps_timeout). Once the fast link is measured the slow
+    # one carries nothing (a second transfer in the same session is clean). Marked as expected
+    # to fail so that the fix shows up here as an unexpected success.
+    @unittest.expectedFailure
+    def test_fast_and_deep_queued_slow_link_no_gaps(self):
+        """Fast + slow deep-queued link: 10,000 frames each way arrive complete and in order, and
+        neither end gives a gap up (no packet on the slow link arrives too late)."""
+        with braid.Braid(nlinks=2, emu=self.FAST_SLOW) as b:
+            b.start()
+            res = run_transfer(b, 10000)
+            self.assertComplete(res)
+            for r in res.values():
+                self.assertEqual(r["out_of_order"], 0, frames.summary(r))
+            self.assertNoGapsGivenUp(b)
+
+    def test_fast_and_blackholed_slow_link_no_gaps(self):
+        """The same with the slow link blackholed: once it is detected dead, 10,000 frames each
+        way arrive complete and in order over the fast link, without a gap given up."""
+        with braid.Braid(nlinks=2, emu=self.FAST_SLOW) as b:
+            b.start()
+            b.emu_by_link[1].cmd("blackhole both")
+            b.wait_link_state("slave", 1, False, timeout=3)
+            b.wait_link_state("master", 1, False, timeout=3)
+            res = run_transfer(b, 10000)
+            self.assertComplete(res)
+            for r in res.values():
+                self.assertEqual(r["out_of_order"], 0, frames.summary(r))
+            self.assertNoGapsGivenUp(b)
+            for who in ("master", "slave"):
+                self.assertFalse(b.links(who)[1]["up"])
+
     def test_late_packets_delivered_not_dropped(self):
         """With a reorder cap far below the links' delay difference, packets arriving after their
         gap was given up are still delivered (out of order), never dropped."""

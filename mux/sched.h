@@ -71,9 +71,9 @@ struct sched_ops {
      * a position whose view is not usable. Charges the choice to the policy's state. */
     int (*pick)(void *s, const struct sched_view *v, int n, size_t len, uint64_t now_us,
                 int out[SCHED_MAX_COPIES]);
-    /* A packet that may be delivered out of order (small: an ACK, DNS, a ping) and sent at
-     * once, past the send queues: the link for it, or -1 to treat it as any other packet.
-     * NULL: always -1. */
+    /* A packet that may be delivered out of order (the mux asks only for pings and pure TCP
+     * ACKs, mux/pktclass.h) and sent at once, past the send queues: the link for it, or -1 to
+     * treat it as any other packet. NULL: always -1. */
     int (*pick_unordered)(void *s, const struct sched_view *v, int n, size_t len,
                           uint64_t now_us);
     /* May the link at pos put a packet of len bytes on the wire now? 0: yes; otherwise the

@@ -274,9 +274,9 @@ const struct sched_ops sched_earliest = {
     .link_json = se_link_json,
 };
 
-/* The same, and small packets (up to 200 bytes: ACKs, DNS, pings) skip the send queues on the
- * lowest-delay link and are delivered out of order: lower latency under load, at the price of
- * reordering small packets against big ones of the same flow. */
+/* The same, and the packets the mux says may overtake (pings, pure TCP ACKs; up to 200 bytes)
+ * skip the send queues on the lowest-delay link and are delivered out of order: lower latency
+ * under load (bench S5), but measured slower TCP downloads (bench/RESULTS.md). */
 const struct sched_ops sched_earliest_lowlat = {
     .name = "earliest-lowlat",
     .create = se_create,

@@ -3,6 +3,7 @@
 #include "mux_int.h"
 
 #include "../common/util.h"
+#include "pktclass.h"
 
 static bool any_usable(const struct mux *m)
 {
@@ -62,8 +63,9 @@ void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
     uint64_t now = mono_us();
     if (m->cur.valid) {
         fill_views(m, now);
-        /* A small packet the policy sends at once, past the queues, delivered out of order. */
-        if (m->sched->pick_unordered) {
+        /* A packet that may overtake (a ping, a pure TCP ACK) the policy may send at once,
+         * past the queues, delivered out of order. */
+        if (m->sched->pick_unordered && pkt_reorder_safe(pkt, len)) {
             int pos = m->sched->pick_unordered(m->sched_state, m->view, m->nlinks,
                                                len + WIRE_OVERHEAD, now);
             if (pos >= 0) {

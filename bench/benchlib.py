@@ -410,9 +410,13 @@ class Testbed:
     # -- braid
     def genkey(self):
         if not self.key:
-            self.key = subprocess.run([os.path.join(self.build, "braid-master"), "genkey"],
+            self.key = subprocess.run([self.program("braid-master"), "genkey"],
                                       capture_output=True, text=True, check=True).stdout.strip()
         return self.key
+
+    def program(self, name):
+        """Path of braid-master or braid-slave: from --old-build for an "old" variant."""
+        return os.path.join(variant_build(self.scheduler, self.build), name)
 
     def start_braid(self, link_ids, direct=False, names=None, mux=""):
         """Start braid-master and braid-slave; the slave has one link per id in link_ids, link i
@@ -450,12 +454,12 @@ class Testbed:
         for p in (self.master_ctl, self.slave_ctl):
             if os.path.exists(p):
                 os.unlink(p)
-        self.master = spawn("braid-master", [os.path.join(self.build, "braid-master"), "-c",
+        self.master = spawn("braid-master", [self.program("braid-master"), "-c",
                                              self.path("master.conf")],
                             self.path("master.log"), ns=self.M)
         wait_until(lambda: os.path.exists(self.master_ctl) or self.master.poll() is not None,
                    10, "braid-master control socket")
-        self.slave = spawn("braid-slave", [os.path.join(self.build, "braid-slave"), "-c",
+        self.slave = spawn("braid-slave", [self.program("braid-slave"), "-c",
                                            self.path("slave.conf")],
                            self.path("slave.log"), ns=self.S)
         n = len(link_ids)
@@ -990,25 +994,54 @@ def common_args(desc, duration, repeat, scenario):
                          "weighted,earliest); each repeat runs each of them in turn and the "
                          "results are reported per scheduler (default: none set, the daemons' "
                          "default)")
+    ap.add_argument("--old-build", default="",
+                    help="directory of another TUN build (e.g. the commit before a data-path "
+                         "change): each scheduler also runs with its programs, in the same "
+                         "repeats, reported as old-NAME (old: the default scheduler)")
     ap.add_argument("--verbose", action="store_true",
                     help="log what is started and the daemons' configs")
     return ap
 
 
-def parse_schedulers(text, scenario="bench"):
-    """'--scheduler weighted,earliest' -> ['weighted', 'earliest']; '' -> [None] (not set)."""
+OLD_BUILD = ""  # --old-build: the programs of the "old" variants
+
+
+def parse_schedulers(text, scenario="bench", old_build=""):
+    """'--scheduler weighted,earliest' -> ['weighted', 'earliest']; '' -> [None] (not set).
+    With old_build, each is preceded by its old variant: ['old-weighted', 'weighted', ...]
+    (['old', None] without names)."""
+    global OLD_BUILD
     names = [x.strip() for x in (text or "").split(",") if x.strip()]
     for n in names:
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n):
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n) or n == "old" or n.startswith("old-"):
             sys.exit("%s: --scheduler: %r is not a policy name (e.g. weighted, earliest)"
                      % (scenario, n))
     if len(set(names)) != len(names):
         sys.exit("%s: --scheduler: a name is given twice" % scenario)
-    return names or [None]
+    names = names or [None]
+    if not old_build:
+        return names
+    OLD_BUILD = old_build
+    return [v for n in names for v in (("old-" + n) if n else "old", n)]
+
+
+def variant_sched(sched):
+    """The policy name of a variant: old-weighted -> weighted, old -> None (the default)."""
+    if sched == "old":
+        return None
+    if sched and sched.startswith("old-"):
+        return sched[4:]
+    return sched
+
+
+def variant_build(sched, build):
+    """The build directory a variant runs with: --old-build for old ones, else build."""
+    return OLD_BUILD if sched and (sched == "old" or sched.startswith("old-")) else build
 
 
 def mux_setting(sched):
     """The mux group's setting for a scheduler ('' for None: the daemons' default)."""
+    sched = variant_sched(sched)
     return 'scheduler = "%s";' % sched if sched else ""
 
 
@@ -1048,15 +1081,16 @@ def sched_report(scheds, reps, summarise, title, header, ratio_of=()):
     for i in range(len(per[scheds[0]][0])):
         for s in scheds:
             row = list(per[s][0][i])
-            row[0] = "%s %s" % (row[0], s)
+            row[0] = "%s %s" % (row[0], sched_label(s))
             rows.append(row)
     table(title, header, rows)
     kv = []
     for s in scheds:
-        kv += [("%s_%s" % (s, k), v) for k, v in per[s][1]]
+        kv += [("%s_%s" % (sched_label(s), k), v) for k, v in per[s][1]]
     two = len(scheds) == 2
-    hdr = ["figure, median [min-max]"] + list(scheds) + (["%s/%s" % (scheds[1], scheds[0])]
-                                                         if two else [])
+    labels = [sched_label(s) for s in scheds]
+    hdr = ["figure, median [min-max]"] + labels + (["%s/%s" % (labels[1], labels[0])]
+                                                   if two else [])
     frows = []
     for i, (label, _, nd) in enumerate(per[scheds[0]][2]):
         vals = [per[s][2][i][1] for s in scheds]
@@ -1072,10 +1106,10 @@ def sched_report(scheds, reps, summarise, title, header, ratio_of=()):
         for k in ratio_of:
             a, b = old.get(k), new.get(k)
             name = re.sub(r"_(mbit|ms|s|pct|percent)$", "", k)
-            kv.append(("%s_vs_%s_%s" % (scheds[1], scheds[0], name),
+            kv.append(("%s_vs_%s_%s" % (labels[1], labels[0], name),
                        b / a if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a
                        else None))
-    return kv + [("schedulers", ",".join(scheds))]
+    return kv + [("schedulers", ",".join(labels))]
 
 
 def prepare(args, scenario, est_seconds):
@@ -1087,9 +1121,9 @@ def prepare(args, scenario, est_seconds):
         sys.exit(0)
     if args.duration <= 0 or args.repeat < 1:
         sys.exit("%s: --duration must be > 0 and --repeat >= 1" % scenario)
-    args.schedulers = parse_schedulers(args.scheduler, scenario)
-    need = [os.path.join(args.build, "braid-master"), os.path.join(args.build, "braid-slave"),
-            os.path.join(args.tools, "braid-emu")]
+    args.schedulers = parse_schedulers(args.scheduler, scenario, args.old_build)
+    need = [os.path.join(d, p) for d in [args.build] + ([args.old_build] if args.old_build else [])
+            for p in ("braid-master", "braid-slave")] + [os.path.join(args.tools, "braid-emu")]
     for p in need:
         if not os.access(p, os.X_OK):
             sys.exit("%s: %s is missing (build with `make all tools`)" % (scenario, p))

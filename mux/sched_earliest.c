@@ -22,13 +22,18 @@
 #define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
 #define SE_BURST_US 1000.0
 #define SE_MEASURE_QUEUE 262144    /* bytes a link without a measured rate may queue */
-#define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */         /* pacing allows a burst this long (or 2 packets) */
+#define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */
+#define SE_DISCOVER_ROUNDS 16.0    /* a link's first startup after joining, under load (at most
+                                    * this many rounds)... */
+#define SE_DISCOVER_MARGIN_US 10000.0 /* ...keeps data off links slower by this (base delay) */
 
 struct se_link {
     double next_send_us;  /* pacing: earliest time of the next send */
     bool startup;
+    bool discover;        /* the first startup after joining: nothing measured before */
     double round_start_us, round_rate;
     int flat_rounds;
+    double load_start_us; /* startup: when a queue first built up behind the link, 0: not yet */
     uint64_t copies_left; /* redundancy: packets still to duplicate after joining */
     double last_sent_us;  /* last data sent */
 };
@@ -58,9 +63,11 @@ static void se_link_up(void *sp, int pos, uint64_t now)
     struct se_link *l = &s->l[pos];
     l->next_send_us = (double)now;
     l->startup = true;
+    l->discover = true;
     l->round_start_us = (double)now;
     l->round_rate = 0;
     l->flat_rounds = 0;
+    l->load_start_us = 0;
     l->copies_left = SCHED_JOIN_COPIES;
     l->last_sent_us = (double)now;
 }
@@ -99,6 +106,7 @@ static void se_feedback(void *sp, int pos, const struct sched_view *v,
         l->flat_rounds = 0;
     } else if (++l->flat_rounds >= SE_FULL_ROUNDS) {
         l->startup = false;
+        l->discover = false;
     }
     l->round_rate = fmax(l->round_rate, r);
     l->round_start_us = (double)now;
@@ -152,11 +160,31 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
     struct se *s = sp;
     if (n > s->nmax) n = s->nmax;
     bool use_owd = all_owd(v, n);
+    /* While a link that joined discovers its rate (its first startup), the estimate is only a
+     * lower bound and the wait it predicts too long: links whose base delay is higher and whose
+     * rate is not measured either carry no data then, or the first burst of a session would go
+     * to a slow link whose packets arrive after the fast link has caught up (and after their
+     * gap was given up). A link with a measured rate is judged by its prediction as always.
+     * Bounded: discovery ends with the link's startup or after SE_DISCOVER_ROUNDS rounds
+     * under load. */
+    double disc_base = INFINITY;
+    for (int i = 0; i < n; i++) {
+        struct se_link *l = &s->l[i];
+        if (!v[i].usable || !l->discover) continue;
+        if (l->load_start_us == 0 && v[i].queued > 0) l->load_start_us = (double)now;
+        double rounds = SE_DISCOVER_ROUNDS * fmax(min_rtt_of(&v[i]), SE_ROUND_MIN_US);
+        if (l->load_start_us != 0 && (double)now - l->load_start_us >= rounds) {
+            l->discover = false;
+            continue;
+        }
+        disc_base = fmin(disc_base, base_of(&v[i], use_owd));
+    }
     int best = -1, ref = -1;
     double best_arr = 0, ref_arr = 0, base_min = 0, base_max = 0;
     for (int i = 0; i < n; i++) {
         if (!v[i].usable) continue;
         double base = base_of(&v[i], use_owd);
+        if (base > disc_base + SE_DISCOVER_MARGIN_US && !v[i].have_rate) continue;
         double arr = base + wait_of(&v[i], len, true);
         if (best < 0 || base < base_min) base_min = base;
         if (best < 0 || base > base_max) base_max = base;

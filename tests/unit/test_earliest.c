@@ -405,6 +405,57 @@ static void test_slow_link_idle(void **state)
     }
 }
 
+/* The first burst of a session, before any rate is measured: a fast link and a slow one with a
+ * deep buffer (the integration test's pair). The burst stays on the fast link while it
+ * discovers its rate, so nothing arrives late, out of order, behind the slow link's queue. */
+static void test_first_burst(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 2);
+    s.l[0].rate_Bps = 2.5e6; /* 20 Mbit/s, 10 ms */
+    s.l[0].owd_us = 10000;
+    s.l[1].rate_Bps = 125000; /* 1 Mbit/s, 150 ms, 1 s of buffer */
+    s.l[1].owd_us = 150000;
+    s.l[1].buf_us = 1000000;
+    run_for(&s, 1.0); /* idle: nothing measured */
+    offer(&s, 40);    /* a 58 kB burst, then 16 Mbit/s */
+    s.offered_Bps = 2.0e6;
+    run_for(&s, 2.0);
+    print_message("first burst: slow link %llu packets, fast %llu, out of order %llu, gap held "
+                  "up to %.1f ms\n", (unsigned long long)s.l[1].tx_data,
+                  (unsigned long long)s.l[0].tx_data, (unsigned long long)s.rx_out_of_order,
+                  s.max_hold_us / 1e3);
+    assert_int_equal(s.l[1].tx_data, 0);
+    assert_int_equal(s.rx_out_of_order, 0);
+    assert_int_equal(s.dropped_sched, 0);
+    sim_free(&s);
+}
+
+/* The other way round: the low-delay link is the slow one (a DSL line beside a satellite
+ * modem). Keeping data off the high-delay link while the low-delay one discovers its rate is
+ * brief: the fast high-delay link soon carries most of a backlogged flow. */
+static void test_first_burst_slow_low_delay(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 2);
+    s.l[0].rate_Bps = 250000; /* 2 Mbit/s, 10 ms */
+    s.l[0].owd_us = 10000;
+    s.l[1].rate_Bps = 2.5e6;  /* 20 Mbit/s, 150 ms */
+    s.l[1].owd_us = 150000;
+    s.l[1].buf_us = 1000000;
+    run_for(&s, 1.0);
+    s.offered_Bps = -1;
+    run_for(&s, 1.0);
+    struct snap a = snap(&s);
+    run_for(&s, 1.0);
+    double m0 = mbit_since(&s, &a, 0, 1.0), m1 = mbit_since(&s, &a, 1, 1.0);
+    print_message("slow low-delay + fast high-delay, second 2: %.2f + %.2f Mbit/s\n", m0, m1);
+    assert_true(m0 + m1 > 0.9 * 22);
+    sim_free(&s);
+}
+
 /* A link that speeds up 4x is given more within a few hundred ms. */
 static void test_speedup(void **state)
 {
@@ -557,6 +608,8 @@ int main(void)
         cmocka_unit_test(test_earliest_arrival_light),
         cmocka_unit_test(test_backlogged_two_links),
         cmocka_unit_test(test_slow_link_idle),
+        cmocka_unit_test(test_first_burst),
+        cmocka_unit_test(test_first_burst_slow_low_delay),
         cmocka_unit_test(test_speedup),
         cmocka_unit_test(test_slowdown),
         cmocka_unit_test(test_small_packets),

@@ -17,6 +17,8 @@
 #define PM_SPAN_MIN_US 8000u         /* ...or, early on, at least this */
 #define PM_MIN_BPS 2000.0
 #define PM_GUESS_BPS 125000.0        /* app-limited samples set a first rate only above this */
+#define PM_FULL_QUEUE_US 10000.0     /* a path queueing this long behind at least... */
+#define PM_FULL_INFLIGHT 6000        /* ...this many bytes in flight is full (not app-limited) */
 #define PM_MAX_BPS 1.25e9
 #define PM_LOSS_TIMEOUT_MIN_US 500000u /* unreported this long (and 3 srtt): counted lost */
 
@@ -64,7 +66,8 @@ void pm_reset(struct pathmodel *p);
  * order (counter == next_counter; others are ignored). */
 void pm_sent(struct pathmodel *p, uint64_t counter, size_t len, uint64_t now_us);
 /* Called when the link's send queue (queued bytes) may have run dry: if it has, and the path
- * is not even full (in flight below rate x min RTT), what is sent from now on is app-limited:
+ * is not even full (in flight below rate x min RTT, and no queue of PM_FULL_QUEUE_US behind
+ * PM_FULL_INFLIGHT bytes in flight), what is sent from now on is app-limited:
  * its rate samples may raise the estimate, never lower it. */
 void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, double min_rtt_us);
 /* Apply a receive report about the link. Returns 1 with *out filled when it yields a rate

@@ -72,6 +72,9 @@ void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
                 struct mux_link *ml = &m->links[m->order[pos]];
                 if (send_data(m, ml, link_gseq_mark(m, ml), pkt, len, true, now) == 0) {
                     m->c.tx_unordered++;
+                    /* a link carrying only these (a download's ACKs) is idle, not slow: its
+                     * rate samples must not lower its estimate */
+                    note_app_limited(m, ml, now);
                     report_maybe(m, now);
                     return;
                 }

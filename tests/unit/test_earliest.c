@@ -505,6 +505,31 @@ static void test_slowdown(void **state)
     sim_free(&s);
 }
 
+/* The same when the link that slows down is only partly used (the other one carries most of
+ * the flow): its estimate must still fall. Sent only now and then, it always has room by the
+ * old estimate, so its samples looked app-limited (only allowed to raise it) and it stayed
+ * 5x too high; the queue the peer measures behind what is in flight says the path is full. */
+static void test_slowdown_partly_used(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 2);
+    s.l[0].rate_Bps = 2.5e6;
+    s.l[0].owd_us = 10000;
+    s.l[1].rate_Bps = 1.25e6;
+    s.l[1].owd_us = 30000;
+    s.offered_Bps = -1;
+    run_for(&s, 3.0);
+    s.l[1].rate_Bps = 250000; /* 10 -> 2 Mbit/s */
+    s.offered_Bps = 2.0e6;    /* less than link 0 alone */
+    run_for(&s, 3.0);
+    print_message("partly used link after a slow-down to 2 Mbit/s: estimate %.2f Mbit/s\n",
+                  s.l[1].pm.rate_Bps * 8 / 1e6);
+    assert_true(s.l[1].pm.rate_Bps < 1.5 * 250000);
+    assert_true(s.l[1].pm.rate_Bps > 0.5 * 250000);
+    sim_free(&s);
+}
+
 /* Small packets take the lowest-delay link with room, past the send queues; big ones never. */
 static void test_small_packets(void **state)
 {
@@ -612,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_first_burst_slow_low_delay),
         cmocka_unit_test(test_speedup),
         cmocka_unit_test(test_slowdown),
+        cmocka_unit_test(test_slowdown_partly_used),
         cmocka_unit_test(test_small_packets),
         cmocka_unit_test(test_hostile_feedback),
     };

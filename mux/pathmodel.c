@@ -43,8 +43,10 @@ void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, dou
     if (queued > 0) return;
     /* a queue in the path (the peer measures one) behind what is in flight says it is full,
      * whatever the estimate: an estimate too high would otherwise make every sample look
-     * app-limited and never fall */
-    if (p->have_owd && p->owd_queue_us >= PM_FULL_QUEUE_US && inflight >= PM_FULL_INFLIGHT)
+     * app-limited and never fall. (Only once a rate is measured: before, the queue may be a
+     * first burst's own, and its samples would set a first rate far too low.) */
+    if (p->have_rate && p->have_owd && p->owd_queue_us >= PM_FULL_QUEUE_US &&
+        inflight >= PM_FULL_INFLIGHT)
         return;
     if (p->have_rate && min_rtt_us > 0 && (double)inflight >= p->rate_Bps * min_rtt_us / 1e6)
         return;

@@ -25,7 +25,7 @@
 #define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */
 #define SE_DISCOVER_ROUNDS 16.0    /* a link's first startup after joining, under load (at most
                                     * this many rounds)... */
-#define SE_DISCOVER_MARGIN_US 10000.0 /* ...keeps data off links slower by this (base delay) */
+#define SE_DISCOVER_MARGIN_US 30000.0 /* ...keeps data off links slower by this (base delay) */
 
 struct se_link {
     double next_send_us;  /* pacing: earliest time of the next send */

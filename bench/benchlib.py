@@ -1036,7 +1036,7 @@ def variant_sched(sched):
 
 def variant_build(sched, build):
     """The build directory a variant runs with: --old-build for old ones, else build."""
-    return OLD_BUILD if sched and (sched == "old" or sched.startswith("old-")) else build
+    return OLD_BUILD if variant_sched(sched) != sched else build
 
 
 def mux_setting(sched):

@@ -41,15 +41,16 @@ void pm_sent(struct pathmodel *p, uint64_t counter, size_t len, uint64_t now_us)
 void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, double min_rtt_us)
 {
     if (queued > 0) return;
-    /* a queue in the path (the peer measures one) behind what is in flight says it is full,
-     * whatever the estimate: an estimate too high would otherwise make every sample look
-     * app-limited and never fall. (Only once a rate is measured: before, the queue may be a
-     * first burst's own, and its samples would set a first rate far too low.) */
-    if (p->have_rate && p->have_owd && p->owd_queue_us >= PM_FULL_QUEUE_US &&
-        inflight >= PM_FULL_INFLIGHT)
-        return;
-    if (p->have_rate && min_rtt_us > 0 && (double)inflight >= p->rate_Bps * min_rtt_us / 1e6)
-        return;
+    /* Once a rate is measured, the path is full when what is in flight covers rate x min RTT,
+     * or when the peer measures a queue behind it: an estimate too high would otherwise make
+     * every sample look app-limited and never fall. (Before a rate is measured, a queue may be
+     * a first burst's own, and its samples would set a first rate far too low.) */
+    if (p->have_rate) {
+        bool pipe_full = min_rtt_us > 0 && (double)inflight >= p->rate_Bps * min_rtt_us / 1e6;
+        bool queue_seen = p->have_owd && p->owd_queue_us >= PM_FULL_QUEUE_US &&
+                          inflight >= PM_FULL_INFLIGHT;
+        if (pipe_full || queue_seen) return;
+    }
     p->app_limited_until = p->next_counter;
 }
 

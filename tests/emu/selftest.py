@@ -287,10 +287,16 @@ def check_delay(binary, tmp, res, quick):
     for name, conf, samples in (("up", 30.0, [(r[2] - r[1]) / MS for r in s.up]),
                                 ("down", 20.0, [(r[2] - r[1]) / MS for r in s.down])):
         med, p95 = statistics.median(samples or [0]), percentile(samples, 95)
+        low = min(samples or [0])
+        # never early; late by the host's scheduling only: in --quick mode (make check, on a
+        # busy machine) the p95 bound is looser, since a late wake-up of this script or of the
+        # emulator is the host's noise, not the emulator's delay
+        p95_tol = 5.0 if quick else tol
         ok = len(samples) >= 0.99 * len(s.sent) and abs(med - conf) <= tol and \
-            abs(p95 - conf) <= tol
+            low >= conf - 0.5 and p95 - conf <= p95_tol
         res.add("delay %s (%d samples)" % (name, len(samples)), "%g ms" % conf,
-                "median %.3f p95 %.3f ms" % (med, p95), "+-%g ms" % tol, ok)
+                "min %.3f median %.3f p95 %.3f ms" % (low, med, p95),
+                "min -0.5, median +-%g, p95 +%g ms" % (tol, p95_tol), ok)
 
 
 def check_jitter(binary, tmp, res, quick):
@@ -307,12 +313,15 @@ def check_jitter(binary, tmp, res, quick):
         d = [(r[2] - r[1]) / MS for r in s.up]
         seqs = [r[0] for r in s.up]
         inversions = sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
-        lo, p99 = min(d or [0]), percentile(d, 99)
-        hi = 32.0 if quick else 31.0  # 30 ms + the receiver's own latency
-        ok = len(d) == len(s.sent) and lo >= 19.95 and p99 <= hi
+        # the top of the range, 30 ms + the receiver's own latency: the p99, or in --quick mode
+        # (a busy host, where 1 % of 300 wake-ups can be late by several ms) the p90
+        q = 90 if quick else 99
+        lo, top = min(d or [0]), percentile(d, q)
+        hi = 32.0 if quick else 31.0
+        ok = len(d) == len(s.sent) and lo >= 19.95 and top <= hi
         ok = ok and (inversions > 0 if reorder else inversions == 0)
         res.add("jitter reorder=%d" % reorder, "20ms + U(0,10ms)",
-                "min %.2f p99 %.2f ms, %d reordered" % (lo, p99, inversions),
+                "min %.2f p%d %.2f ms, %d reordered" % (lo, q, top, inversions),
                 "20..%g ms, " % hi + ("some reordered" if reorder else "in order"), ok)
 
 

@@ -524,7 +524,7 @@ class Poller(threading.Thread):
     """Polls both daemons' JSON status every `interval` s; keeps per-link counters."""
 
     FIELDS = ("up", "tx_data", "tx_bytes", "rx_bytes", "rx_data", "srtt_ms", "est_Bps", "loss",
-              "inflight_bytes", "queued_bytes", "owd_queue_ms")
+              "inflight_bytes", "queued_bytes", "owd_queue_ms", "rx_late")
 
     def __init__(self, tb, interval=0.1):
         super().__init__(daemon=True)
@@ -998,45 +998,70 @@ def common_args(desc, duration, repeat, scenario):
                     help="directory of another TUN build (e.g. the commit before a data-path "
                          "change): each scheduler also runs with its programs, in the same "
                          "repeats, reported as old-NAME (old: the default scheduler)")
+    ap.add_argument("--variant", action="append", default=[], metavar="TAG=DIR",
+                    help="like --old-build, for any number of builds: each scheduler also runs "
+                         "with the programs of DIR, reported as TAG-NAME (TAG: lower-case "
+                         "letters and digits); repeatable")
     ap.add_argument("--verbose", action="store_true",
                     help="log what is started and the daemons' configs")
     return ap
 
 
-OLD_BUILD = ""  # --old-build: the programs of the "old" variants
+BUILDS = {}  # --old-build and --variant: tag -> directory of the programs of its variants
 
 
-def parse_schedulers(text, scenario="bench", old_build=""):
+def parse_variants(old_build, variants, scenario="bench"):
+    """{tag: dir} from --old-build DIR (tag old) and --variant TAG=DIR options."""
+    out = {"old": old_build} if old_build else {}
+    for v in variants or []:
+        tag, sep, d = v.partition("=")
+        if not sep or not d or not re.fullmatch(r"[a-z][a-z0-9]{0,15}", tag) or tag in out:
+            sys.exit("%s: --variant %r: expected TAG=DIR with a new tag of lower-case letters "
+                     "and digits" % (scenario, v))
+        out[tag] = d
+    return out
+
+
+def parse_schedulers(text, scenario="bench", old_build="", variants=None):
     """'--scheduler weighted,earliest' -> ['weighted', 'earliest']; '' -> [None] (not set).
-    With old_build, each is preceded by its old variant: ['old-weighted', 'weighted', ...]
-    (['old', None] without names)."""
-    global OLD_BUILD
+    With old_build (or variants), each is preceded by its variants: ['old-weighted',
+    'weighted', ...] (['old', None] without names)."""
+    global BUILDS
+    BUILDS = parse_variants(old_build, variants, scenario)
     names = [x.strip() for x in (text or "").split(",") if x.strip()]
     for n in names:
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n) or n == "old" or n.startswith("old-"):
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n) or \
+                any(n == t or n.startswith(t + "-") for t in BUILDS) or n == "old" or \
+                n.startswith("old-"):
             sys.exit("%s: --scheduler: %r is not a policy name (e.g. weighted, earliest)"
                      % (scenario, n))
     if len(set(names)) != len(names):
         sys.exit("%s: --scheduler: a name is given twice" % scenario)
     names = names or [None]
-    if not old_build:
-        return names
-    OLD_BUILD = old_build
-    return [v for n in names for v in (("old-" + n) if n else "old", n)]
+    return [v for n in names
+            for v in [(t + "-" + n) if n else t for t in BUILDS] + [n]]
+
+
+def variant_tag(sched):
+    """The build tag of a variant (old-weighted -> old), None for the build under test."""
+    for t in BUILDS:
+        if sched and (sched == t or sched.startswith(t + "-")):
+            return t
+    return None
 
 
 def variant_sched(sched):
     """The policy name of a variant: old-weighted -> weighted, old -> None (the default)."""
-    if sched == "old":
-        return None
-    if sched and sched.startswith("old-"):
-        return sched[4:]
-    return sched
+    t = variant_tag(sched)
+    if t is None:
+        return sched
+    return sched[len(t) + 1:] or None
 
 
 def variant_build(sched, build):
-    """The build directory a variant runs with: --old-build for old ones, else build."""
-    return OLD_BUILD if variant_sched(sched) != sched else build
+    """The build directory a variant runs with: its --old-build/--variant one, else build."""
+    t = variant_tag(sched)
+    return BUILDS[t] if t else build
 
 
 def mux_setting(sched):
@@ -1121,8 +1146,8 @@ def prepare(args, scenario, est_seconds):
         sys.exit(0)
     if args.duration <= 0 or args.repeat < 1:
         sys.exit("%s: --duration must be > 0 and --repeat >= 1" % scenario)
-    args.schedulers = parse_schedulers(args.scheduler, scenario, args.old_build)
-    need = [os.path.join(d, p) for d in [args.build] + ([args.old_build] if args.old_build else [])
+    args.schedulers = parse_schedulers(args.scheduler, scenario, args.old_build, args.variant)
+    need = [os.path.join(d, p) for d in [args.build] + list(BUILDS.values())
             for p in ("braid-master", "braid-slave")] + [os.path.join(args.tools, "braid-emu")]
     for p in need:
         if not os.access(p, os.X_OK):

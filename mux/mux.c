@@ -221,6 +221,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         enum reorder_result rr = reorder_push(m->ro, h.gseq, payload, plen, now);
         if (rr == REORDER_LATE) {
             m->c.rx_late_delivered++;
+            ml->rx_late++;
             log_limited(&m->lim_late, LOG_DEBUG,
                         "link %s: gseq %u arrived after its gap was given up (reorder timeout "
                         "%.1f ms, next %u): delivered out of order",

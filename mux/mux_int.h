@@ -20,6 +20,7 @@ struct txq_pkt {
     struct txq_pkt *next;
     uint32_t gseq;
     uint32_t len;
+    uint64_t enq_us; /* when it was given to a link (kept when it moves to another) */
     uint8_t data[];
 };
 
@@ -48,6 +49,7 @@ struct mux_link {
     struct replay replay;
     uint64_t rx_packets, rx_bytes, rx_highest;
     uint64_t rx_data;
+    uint64_t rx_late;    /* DATA that arrived after its gap was given up */
     uint16_t peer_ts;
     uint64_t peer_ts_rx_us;
     bool have_peer_ts;
@@ -184,7 +186,8 @@ static inline uint32_t link_gseq_mark(const struct mux *m, const struct mux_link
 /* txqueue.c */
 void txq_init(struct mux *m);
 void txq_free_all(struct mux *m);
-int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len);
+int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+             uint64_t enq_us);
 /* A packet for the link: sent at once if nothing waits and the policy lets it, else queued
  * (and the queue drained). Returns -1 if the queues are full. */
 int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,

@@ -6,10 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* True for a well-formed IPv4 or IPv6 packet that is an ICMP/ICMPv6 echo request or reply, or a
- * TCP segment without payload and without SYN, FIN or RST (a pure ACK or window update):
- * overtaking the packets queued before it costs its flow nothing. False for anything else,
- * including fragments, IPv6 extension headers and truncated or inconsistent headers. */
+/* True for a well-formed IPv4 or IPv6 packet that is an ICMP/ICMPv6 echo request or reply, a
+ * TCP segment without payload and without FIN or RST (a pure ACK, a window update, a SYN or
+ * SYN+ACK), or a UDP datagram to or from port 53 (DNS): overtaking the packets queued before it
+ * costs its flow nothing. False for anything else, including fragments, IPv6 extension headers
+ * and truncated or inconsistent headers. */
 bool pkt_reorder_safe(const uint8_t *pkt, size_t len);
 
 #endif

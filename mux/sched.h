@@ -25,6 +25,7 @@ struct sched_view {
     double loss;          /* 0..1, recent fraction of datagrams lost */
     uint64_t inflight;    /* bytes sent on the link, not yet reported received nor lost */
     uint64_t queued;      /* bytes assigned to the link, waiting in its send queue */
+    uint64_t queue_age_us; /* how long the oldest of them has waited (0: queue empty) */
 };
 
 /* One feedback sample for a link, computed by the mux's path model from the peer's reports. */
@@ -71,8 +72,8 @@ struct sched_ops {
      * a position whose view is not usable. Charges the choice to the policy's state. */
     int (*pick)(void *s, const struct sched_view *v, int n, size_t len, uint64_t now_us,
                 int out[SCHED_MAX_COPIES]);
-    /* A packet that may be delivered out of order (the mux asks only for pings and pure TCP
-     * ACKs, mux/pktclass.h) and sent at once, past the send queues: the link for it, or -1 to
+    /* A packet that may be delivered out of order (the mux asks only for pings, pure TCP ACKs,
+     * SYNs and DNS, mux/pktclass.h) and sent at once, past the send queues: the link for it, or -1 to
      * treat it as any other packet. NULL: always -1. */
     int (*pick_unordered)(void *s, const struct sched_view *v, int n, size_t len,
                           uint64_t now_us);
@@ -93,6 +94,6 @@ const char *sched_names(void);
 
 extern const struct sched_ops sched_weighted;
 extern const struct sched_ops sched_earliest;
-extern const struct sched_ops sched_earliest_lowlat;
+extern const struct sched_ops sched_earliest_inorder;
 
 #endif

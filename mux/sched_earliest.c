@@ -16,12 +16,14 @@
 #define SE_PROBE_PERIOD_US 250000.0 /* one probe (a round trip long) every 250 ms or 4 RTTs */
 #define SE_ROUND_MIN_US 20000.0
 #define SE_FULL_ROUNDS 3           /* startup ends after 3 rounds without 25 % growth */
-#define SE_MAX_WAIT_MIN_US 60000.0 /* queue bound: at least this... */
+#define SE_MAX_WAIT_MIN_US 150000.0 /* hard queue bound: at least this... */
 #define SE_MAX_WAIT_SLACK_US 30000.0 /* ...or the links' base delay spread plus this */
-#define SE_MAX_WAIT_CAP_US 200000.0
+#define SE_MAX_WAIT_CAP_US 300000.0
+#define SE_AQM_TARGET_US 40000.0   /* the send queues' AQM (CoDel's control law): target... */
+#define SE_AQM_INTERVAL_US 400000.0 /* ...and interval (a bond's RTT may reach 300 ms) */
 #define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
 #define SE_BURST_US 1000.0
-#define SE_MEASURE_QUEUE 262144    /* bytes a link without a measured rate may queue */
+#define SE_MEASURE_QUEUE 524288    /* bytes a link whose rate is being measured may queue */
 #define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */
 #define SE_DISCOVER_ROUNDS 16.0    /* a link's first startup after joining, under load (at most
                                     * this many rounds)... */
@@ -38,8 +40,17 @@ struct se_link {
     double last_sent_us;  /* last data sent */
 };
 
+/* The send queues' AQM state (one for all links: together they are the bond's queue). */
+struct se_aqm {
+    bool dropping;
+    double first_above_us; /* 0: the queue is below the target */
+    double drop_next_us;
+    uint32_t count, last_count;
+};
+
 struct se {
     int nmax;
+    struct se_aqm aqm;
     struct se_link l[];
 };
 
@@ -154,6 +165,40 @@ static double wait_of(const struct sched_view *v, size_t len, bool include_queue
     return (ahead + (double)len) / rate * 1e6;
 }
 
+/* The AQM: should a packet that would wait behind a queue whose oldest packet has waited
+ * sojourn_us (measured, not predicted: an estimate too low after a phone sped up does not drop
+ * by itself) be dropped? CoDel's control law (RFC 8289), applied when a packet joins a queue:
+ * once the wait has stayed above the target for an interval, drop one packet, then the next
+ * after interval / sqrt(count), until the wait falls below the target. One drop per round
+ * trip or so is the signal a TCP sender needs to keep no standing queue beyond the target. */
+static bool aqm_drop(struct se_aqm *q, double sojourn_us, uint64_t queued, double now)
+{
+    if (sojourn_us < SE_AQM_TARGET_US || queued <= 2 * 1500 /* two full packets */) {
+        q->first_above_us = 0;
+        q->dropping = false;
+        return false;
+    }
+    if (q->dropping) {
+        if (now < q->drop_next_us) return false;
+        q->count++;
+        q->drop_next_us += SE_AQM_INTERVAL_US / sqrt((double)q->count);
+        if (q->drop_next_us < now) q->drop_next_us = now; /* no drop bursts after a pause */
+        return true;
+    }
+    if (q->first_above_us == 0) {
+        q->first_above_us = now + SE_AQM_INTERVAL_US;
+        return false;
+    }
+    if (now < q->first_above_us) return false;
+    q->dropping = true;
+    /* back to dropping soon after the last time: start near the rate that worked then */
+    uint32_t delta = q->count - q->last_count;
+    q->count = delta > 1 && now - q->drop_next_us < 16 * SE_AQM_INTERVAL_US ? delta : 1;
+    q->last_count = q->count;
+    q->drop_next_us = now + SE_AQM_INTERVAL_US / sqrt((double)q->count);
+    return true;
+}
+
 static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint64_t now,
                    int out[SCHED_MAX_COPIES])
 {
@@ -180,7 +225,7 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
         disc_base = fmin(disc_base, base_of(&v[i], use_owd));
     }
     int best = -1, ref = -1;
-    double best_arr = 0, ref_arr = 0, base_min = 0, base_max = 0;
+    double best_arr = 0, ref_arr = 0, base_min = 0, base_max = 0, base_busy = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (!v[i].usable) continue;
         double base = base_of(&v[i], use_owd);
@@ -188,6 +233,7 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
         double arr = base + wait_of(&v[i], len, true);
         if (best < 0 || base < base_min) base_min = base;
         if (best < 0 || base > base_max) base_max = base;
+        if (v[i].queued > 0 || v[i].inflight > SE_MIN_BUDGET / 2) base_busy = fmax(base_busy, base);
         if (best < 0 || arr < best_arr) {
             best = i;
             best_arr = arr;
@@ -208,8 +254,8 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
         bl->round_rate = 0;
         bl->flat_rounds = 0;
     }
-    /* Bounded send queue (drop-tail): a packet that would wait longer than the links' base
-     * delay spread plus some slack is dropped here, as a router would, rather than queued. */
+    /* Bounded send queue: the AQM keeps the queues' wait short; a packet that would wait longer
+     * than the hard bound (the links' base delay spread plus some slack) is dropped anyway. */
     double max_wait = fmin(fmax(SE_MAX_WAIT_MIN_US, base_max - base_min + SE_MAX_WAIT_SLACK_US),
                            SE_MAX_WAIT_CAP_US);
     /* (a link whose rate is not measured yet, still in startup, or whose path is not full -
@@ -218,7 +264,14 @@ static int se_pick(void *sp, const struct sched_view *v, int n, size_t len, uint
     bool path_full = (double)v[best].inflight + (double)len > budget(bl, &v[best], now);
     bool measuring = (!v[best].have_rate || bl->startup || !path_full) &&
                      v[best].queued < SE_MEASURE_QUEUE;
-    if (best_arr - base_min > max_wait && !measuring) return 0;
+    /* The AQM judges the wait beyond what the links in use need: a fast link's queue that
+     * makes its packets arrive with a slower busy link's is what keeps both busy, not a
+     * standing queue. */
+    double spread = fmax(base_busy - base_of(&v[best], use_owd), 0);
+    if (!measuring && (best_arr - base_min > max_wait ||
+                       aqm_drop(&s->aqm, (double)v[best].queue_age_us - spread, v[best].queued,
+                                (double)now)))
+        return 0;
     out[0] = best;
     int k = 1;
     /* A link that just joined has no model yet: its first packets also go on the best known
@@ -290,6 +343,9 @@ static void se_link_json(void *sp, int pos, const struct sched_view *v, struct s
               budget(l, v, mono_us()), l->startup ? "true" : "false");
 }
 
+/* The packets the mux says may overtake (pings, pure TCP ACKs, SYNs, DNS; up to 200 bytes) skip
+ * the send queues on the lowest-delay link and are delivered out of order: a ping, an ACK or a
+ * name lookup does not wait behind a bulk flow's queue (bench S5). */
 const struct sched_ops sched_earliest = {
     .name = "earliest",
     .create = se_create,
@@ -297,22 +353,20 @@ const struct sched_ops sched_earliest = {
     .link_up = se_link_up,
     .feedback = se_feedback,
     .pick = se_pick,
+    .pick_unordered = se_pick_unordered,
     .send_wait = se_send_wait,
     .sent = se_sent,
     .link_json = se_link_json,
 };
 
-/* The same, and the packets the mux says may overtake (pings, pure TCP ACKs; up to 200 bytes)
- * skip the send queues on the lowest-delay link and are delivered out of order: lower latency
- * under load (bench S5), but measured slower TCP downloads (bench/RESULTS.md). */
-const struct sched_ops sched_earliest_lowlat = {
-    .name = "earliest-lowlat",
+/* The same with every packet in gseq order (what "earliest" was before 2026-12). */
+const struct sched_ops sched_earliest_inorder = {
+    .name = "earliest-inorder",
     .create = se_create,
     .destroy = se_destroy,
     .link_up = se_link_up,
     .feedback = se_feedback,
     .pick = se_pick,
-    .pick_unordered = se_pick_unordered,
     .send_wait = se_send_wait,
     .sent = se_sent,
     .link_json = se_link_json,

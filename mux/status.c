@@ -80,11 +80,13 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   (unsigned long long)ml->pm.reports, (unsigned long long)ml->pm.rejected);
         if (m->sched->link_json) m->sched->link_json(m->sched_state, ml->pos, v, sb);
         sb_printf(sb,
-                  ",\"tx_data\":%llu,\"tx_ctrl\":%llu,\"rx_data\":%llu,\"rx_packets\":%llu,"
+                  ",\"tx_data\":%llu,\"tx_ctrl\":%llu,\"rx_data\":%llu,\"rx_late\":%llu,"
+                  "\"rx_packets\":%llu,"
                   "\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
                   "\"tx_errors\":%llu,\"tx_dropped\":%llu",
                   (unsigned long long)ml->tx_data, (unsigned long long)ml->tx_ctrl,
-                  (unsigned long long)ml->rx_data, (unsigned long long)ml->rx_packets,
+                  (unsigned long long)ml->rx_data, (unsigned long long)ml->rx_late,
+                  (unsigned long long)ml->rx_packets,
                   (unsigned long long)ml->rx_bytes,
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_packets : 0),
                   (unsigned long long)(ml->tl ? ml->tl->c.tx_bytes : 0),

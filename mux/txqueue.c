@@ -30,7 +30,8 @@ static void pkt_release(struct mux *m, struct txq_pkt *p)
     m->txq_count--;
 }
 
-int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len)
+int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *pkt, size_t len,
+             uint64_t enq_us)
 {
     if (len > m->cfg.mtu) return -1;
     struct txq_pkt *p = pkt_alloc(m);
@@ -38,6 +39,7 @@ int txq_push(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *p
     p->next = NULL;
     p->gseq = gseq;
     p->len = (uint32_t)len;
+    p->enq_us = enq_us;
     memcpy(p->data, pkt, len);
     if (ml->txq_tail) ml->txq_tail->next = p;
     else ml->txq_head = p;
@@ -59,7 +61,7 @@ int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *
         note_app_limited(m, ml, now);
         return 0;
     }
-    if (txq_push(m, ml, gseq, pkt, len) != 0) return -1;
+    if (txq_push(m, ml, gseq, pkt, len, now) != 0) return -1;
     txq_drain(m, ml, now);
     return 0;
 }
@@ -134,7 +136,7 @@ void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now)
         int c = m->sched->pick(m->sched_state, m->view, m->nlinks, p->len + WIRE_OVERHEAD, now,
                                out);
         struct mux_link *to = c > 0 ? &m->links[m->order[out[0]]] : NULL;
-        if (!to || to == ml || txq_push(m, to, p->gseq, p->data, p->len) != 0) {
+        if (!to || to == ml || txq_push(m, to, p->gseq, p->data, p->len, p->enq_us) != 0) {
             m->c.tx_queue_drop++;
         } else {
             if (seq_lt(to->tx_data_end, p->gseq + 1)) to->tx_data_end = p->gseq + 1;

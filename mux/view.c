@@ -20,6 +20,7 @@ void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
     if (timeout < PM_LOSS_TIMEOUT_MIN_US) timeout = PM_LOSS_TIMEOUT_MIN_US;
     v->inflight = pm_inflight(p, now, (uint64_t)timeout);
     v->queued = ml->txq_bytes;
+    v->queue_age_us = ml->txq_head && now > ml->txq_head->enq_us ? now - ml->txq_head->enq_us : 0;
 }
 
 void fill_views(struct mux *m, uint64_t now)

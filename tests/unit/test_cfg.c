@@ -505,13 +505,13 @@ static void test_scheduler(void **state)
     assert_string_equal(C.scheduler, "weighted");
     expect_msg(load_s("mux = {\n scheduler = \"foo\";\n};"),
                "t.conf:5: mux.scheduler: \"foo\" is not a scheduler; expected one of: "
-               "earliest, earliest-lowlat, weighted");
+               "earliest, earliest-inorder, weighted");
     expect_msg(load_m("mux = { scheduler = \"\"; };"),
                "t.conf:3: mux.scheduler: \"\" is not a scheduler; expected one of: "
-               "earliest, earliest-lowlat, weighted");
+               "earliest, earliest-inorder, weighted");
     expect_msg(load_m("mux = { scheduler = \"weighted-but-much-too-long-for-any-name\"; };"),
                "t.conf:3: mux.scheduler: \"weighted-but-much-too-long-for-a\" is not a "
-               "scheduler; expected one of: earliest, earliest-lowlat, weighted");
+               "scheduler; expected one of: earliest, earliest-inorder, weighted");
     expect_fail(load_m("mux = { scheduler = 1; };"), "t.conf:3: mux.scheduler: got an integer",
                 NULL);
     /* a program that gives no list: any name is taken here (mux_new checks it), "" is not */

@@ -30,12 +30,16 @@ struct simlink {
     /* the path */
     double rate_Bps, owd_us, buf_us; /* buf_us: drop-tail buffer at the rate */
     double busy_until;
+    /* outages: nothing is delivered before outage_until; what was sent during one then
+     * leaves at burst_Bps (a cellular link's backlog after a gap) */
+    double outage_until, burst_Bps;
     struct simpkt fly[QMAX];
     int fly_head, fly_n;
     /* sender */
     struct pathmodel pm;
     uint64_t counter;
-    uint32_t q[QMAX]; /* local send queue: gseqs (all packets PKT bytes) */
+    uint32_t q[QMAX]; /* local send queue: gseqs (all packets PKT bytes)... */
+    uint64_t qt[QMAX]; /* ...and when each was queued */
     int q_head, q_n;
     uint64_t tx_data, dropped_path;
     double max_queue_us;  /* largest queueing delay a packet met in the path buffer */
@@ -74,7 +78,30 @@ struct sim {
     uint32_t rx_g[RX_SLOTS];  /* ...of this gseq */
     bool check_budget;
     double max_budget_excess;
+    /* an AIMD source (a TCP Reno sketch): a window of packets not yet acknowledged (an ack
+     * comes a reverse delay after the packet arrives), +1 per window, halved on a drop */
+    bool aimd;
+    double cwnd;
+    int outstanding;
+    uint64_t acks_at[QMAX];
+    int acks_head, acks_n;
+    uint64_t last_cut;
+    /* the wait packets had in the sender's queues beyond the links' base delay spread */
+    double wait_base_us; /* the base delay of the slowest link in use (set by the test) */
+    double wait_sum_us, wait_n, wait_max_us;
 };
+
+/* A packet was dropped (by the policy or a path buffer): the AIMD source halves its window,
+ * at most once per 100 ms (about a round trip here). */
+static void sim_loss(struct sim *s)
+{
+    if (!s->aimd) return;
+    s->outstanding--;
+    if (s->now - s->last_cut > 100000) {
+        s->cwnd = s->cwnd / 2 > 2 ? s->cwnd / 2 : 2;
+        s->last_cut = s->now;
+    }
+}
 
 static void sim_init(struct sim *s, int n)
 {
@@ -121,6 +148,7 @@ static void fill_views(struct sim *s)
         v->queue_us = l->pm.owd_queue_us;
         v->inflight = pm_inflight(&l->pm, s->now, 1000000);
         v->queued = (uint64_t)l->q_n * PKT;
+        v->queue_age_us = l->q_n ? s->now - l->qt[l->q_head] : 0;
     }
 }
 
@@ -129,15 +157,18 @@ static void path_send(struct sim *s, int i, uint32_t gseq)
     struct simlink *l = &s->l[i];
     double t = (double)s->now;
     if (l->busy_until < t) l->busy_until = t;
+    bool burst = t < l->outage_until;
+    if (l->busy_until < l->outage_until) l->busy_until = l->outage_until;
     double qdelay = l->busy_until - t;
     pm_sent(&l->pm, l->counter, PKT, s->now);
     if (qdelay > l->buf_us || l->fly_n == QMAX) {
         l->dropped_path++;
         l->counter++;
+        sim_loss(s);
         return;
     }
-    if (qdelay > l->max_queue_us) l->max_queue_us = qdelay;
-    l->busy_until += PKT / l->rate_Bps * 1e6;
+    if (qdelay > l->max_queue_us && !burst) l->max_queue_us = qdelay;
+    l->busy_until += PKT / (burst ? l->burst_Bps : l->rate_Bps) * 1e6;
     struct simpkt *p = &l->fly[(l->fly_head + l->fly_n++) % QMAX];
     p->arrive = (uint64_t)(l->busy_until + l->owd_us);
     p->bytes = PKT;
@@ -155,6 +186,10 @@ static void drain(struct sim *s)
             uint64_t w = s->ops->send_wait(s->st, i, &s->v[i], PKT, s->now);
             if (w != 0) break;
             uint32_t g = l->q[l->q_head];
+            double wait = (double)(s->now - l->qt[l->q_head]) - (s->wait_base_us - l->owd_us);
+            s->wait_sum_us += wait;
+            s->wait_n++;
+            if (wait > s->wait_max_us) s->wait_max_us = wait;
             l->q_head = (l->q_head + 1) % QMAX;
             l->q_n--;
             path_send(s, i, g);
@@ -190,12 +225,14 @@ static void offer(struct sim *s, int npkts)
         if (c == 0) {
             s->dropped_sched++;
             s->gseq++;
+            sim_loss(s);
             continue;
         }
         for (int j = 0; j < c; j++) {
             assert_true(out[j] >= 0 && out[j] < s->n);
             struct simlink *l = &s->l[out[j]];
             assert_true(l->q_n < QMAX);
+            l->qt[(l->q_head + l->q_n) % QMAX] = s->now;
             l->q[(l->q_head + l->q_n++) % QMAX] = s->gseq;
         }
         s->gseq++;
@@ -222,6 +259,9 @@ static void step(struct sim *s)
                 l->rx_highest_at = s->now;
             }
             l->rx_any = true;
+            bool dup = s->rx_g[p->gseq % RX_SLOTS] == p->gseq && s->rx_at[p->gseq % RX_SLOTS];
+            if (s->aimd && !dup && s->acks_n < QMAX)
+                s->acks_at[(s->acks_head + s->acks_n++) % QMAX] = s->now + (uint64_t)rev_delay(s);
             s->rx_at[p->gseq % RX_SLOTS] = s->now;
             s->rx_g[p->gseq % RX_SLOTS] = p->gseq;
             if (p->gseq < s->rx_max_gseq) {
@@ -282,7 +322,18 @@ static void step(struct sim *s)
         }
     }
     /* the source */
-    if (s->offered_Bps < 0) {
+    while (s->acks_n > 0 && s->acks_at[s->acks_head] <= s->now) {
+        s->acks_head = (s->acks_head + 1) % QMAX;
+        s->acks_n--;
+        s->outstanding--;
+        s->cwnd += 1 / s->cwnd;
+    }
+    if (s->aimd) {
+        while (s->outstanding < (int)s->cwnd) {
+            s->outstanding++;
+            offer(s, 1);
+        }
+    } else if (s->offered_Bps < 0) {
         /* backlogged: keep about 30 ms of the links' total rate waiting or more */
         int want = 0;
         double total = 0;
@@ -544,8 +595,8 @@ static void test_small_packets(void **state)
     run_for(&s, 2.0);
     fill_views(&s);
     assert_true(s.v[1].queued > 0 || s.v[1].inflight > 0);
-    assert_null(sched_find("earliest")->pick_unordered); /* keeps every packet in order */
-    s.ops = sched_find("earliest-lowlat"); /* same state layout */
+    assert_null(sched_find("earliest-inorder")->pick_unordered); /* every packet in order */
+    s.ops = sched_find("earliest"); /* same state layout */
     assert_int_equal(s.ops->pick_unordered(s.st, s.v, 2, 100, s.now), 1);
     assert_int_equal(s.ops->pick_unordered(s.st, s.v, 2, PKT, s.now), -1);
     s.v[1].usable = false;
@@ -554,6 +605,93 @@ static void test_small_packets(void **state)
     assert_int_equal(s.ops->pick_unordered(s.st, s.v, 2, 100, s.now), -1);
     int out[SCHED_MAX_COPIES];
     assert_int_equal(s.ops->pick(s.st, s.v, 2, PKT, s.now, out), 0);
+    sim_free(&s);
+}
+
+/* A TCP-like (AIMD) flow over two unequal links: the send queues' AQM keeps what packets wait
+ * beyond the links' delay spread near its target, and the flow still fills both links. */
+static void test_aqm_tcp_like(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 2);
+    s.l[0].rate_Bps = 2.5e6; /* 20 Mbit/s, 10 ms */
+    s.l[0].owd_us = 10000;
+    s.l[1].rate_Bps = 1.25e6; /* 10 Mbit/s, 30 ms */
+    s.l[1].owd_us = 30000;
+    s.wait_base_us = 30000;
+    s.aimd = true;
+    s.cwnd = 400; /* twice what fills the links: a standing queue unless something drops */
+    run_for(&s, 4.0);
+    s.wait_sum_us = s.wait_n = s.wait_max_us = 0;
+    uint64_t drops = s.dropped_sched;
+    struct snap a = snap(&s);
+    run_for(&s, 10.0);
+    double m0 = mbit_since(&s, &a, 0, 10.0), m1 = mbit_since(&s, &a, 1, 10.0);
+    double mean = s.wait_sum_us / s.wait_n;
+    print_message("AIMD flow: %.2f + %.2f Mbit/s, wait beyond the spread: mean %.1f ms, max %.1f "
+                  "ms, %llu AQM drops in 10 s, window %.0f\n", m0, m1, mean / 1e3,
+                  s.wait_max_us / 1e3, (unsigned long long)(s.dropped_sched - drops), s.cwnd);
+    assert_true(m0 + m1 > 0.85 * 30);
+    assert_true(mean < 40000); /* the AQM's target; about 50 ms here without the AQM */
+    assert_true(s.dropped_sched > drops);
+    assert_int_equal(s.l[0].dropped_path + s.l[1].dropped_path, 0);
+    sim_free(&s);
+}
+
+/* A link that stalls 300 ms every second and then delivers what queued at 10x its rate (a
+ * cellular link's backlog after a gap): between the stalls it carries its share again (its
+ * estimate, which falls during a stall, recovers from the burst at once), and the burst does
+ * not inflate its estimate (what it can send during a stall is bounded by its budget). */
+static void test_outage_burst_estimate(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 2);
+    for (int i = 0; i < 2; i++) {
+        s.l[i].rate_Bps = 500000; /* 4 Mbit/s, 20 ms */
+        s.l[i].owd_us = 20000;
+    }
+    s.l[0].burst_Bps = 5e6;
+    s.offered_Bps = -1;
+    double max_est = 0;
+    run_for(&s, 2.0);
+    for (int k = 0; k < 10; k++) {
+        s.l[0].outage_until = (double)s.now + 300000;
+        for (int j = 0; j < 100; j++) {
+            run_for(&s, 0.01);
+            if (k >= 2 && s.l[0].pm.have_rate) max_est = fmax(max_est, s.l[0].pm.rate_Bps);
+        }
+    }
+    print_message("link with 300 ms outages every second: estimate up to %.2f Mbit/s (rate 4, "
+                  "burst 40), %llu + %llu packets\n", max_est * 8 / 1e6,
+                  (unsigned long long)s.l[0].tx_data, (unsigned long long)s.l[1].tx_data);
+    assert_true(max_est < 2.0 * 500000);
+    assert_true(s.l[0].rx_data > s.l[1].rx_data / 2);
+    sim_free(&s);
+}
+
+/* A fixed-rate flow of 200 Mbit/s starts at once over three fast idle links (nothing measured
+ * yet): the links' estimates ramp up before the send queues overflow, so (almost) nothing is
+ * dropped at the start. */
+static void test_fast_start(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, 3);
+    for (int i = 0; i < 3; i++) {
+        s.l[i].rate_Bps = 125e6; /* 1 Gbit/s, 0.1 ms */
+        s.l[i].owd_us = 100;
+    }
+    run_for(&s, 1.0);
+    s.offered_Bps = 25e6;
+    run_for(&s, 1.0);
+    uint64_t sent = s.gseq;
+    print_message("200 Mbit/s from idle: %llu of %llu packets dropped, estimates %.0f / %.0f / %.0f "
+                  "Mbit/s\n", (unsigned long long)s.dropped_sched, (unsigned long long)sent,
+                  s.l[0].pm.rate_Bps * 8 / 1e6, s.l[1].pm.rate_Bps * 8 / 1e6,
+                  s.l[2].pm.rate_Bps * 8 / 1e6);
+    assert_true(s.dropped_sched * 1000 <= sent);
     sim_free(&s);
 }
 
@@ -605,10 +743,11 @@ static void test_hostile_feedback(void **state)
     void *st = ops->create(3);
     struct sched_view v[3] = {
         {.usable = true, .have_rate = true, .rate_Bps = NAN, .have_rtt = true,
-         .min_rtt_us = INFINITY, .inflight = UINT64_MAX},
+         .min_rtt_us = INFINITY, .inflight = UINT64_MAX, .queued = UINT64_MAX,
+         .queue_age_us = UINT64_MAX},
         {.usable = false, .have_rate = true, .rate_Bps = 1e6},
         {.usable = true, .have_rate = true, .rate_Bps = -5, .have_rtt = true, .min_rtt_us = -1,
-         .have_owd = true, .owd_base_us = NAN},
+         .have_owd = true, .owd_base_us = NAN, .queued = 5000, .queue_age_us = 10000000},
     };
     struct sched_feedback fb = {.kind = SCHED_FB_REPORT, .interval_s = NAN,
                                 .delivered_Bps = INFINITY, .loss = -3};
@@ -639,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_slowdown),
         cmocka_unit_test(test_slowdown_partly_used),
         cmocka_unit_test(test_small_packets),
+        cmocka_unit_test(test_aqm_tcp_like),
+        cmocka_unit_test(test_outage_burst_estimate),
+        cmocka_unit_test(test_fast_start),
         cmocka_unit_test(test_hostile_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

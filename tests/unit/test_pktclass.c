@@ -1,5 +1,6 @@
-/* test_pktclass.c: unit tests of the tunnel packet classifier (mux/pktclass.c): pings and pure
- * TCP ACKs may overtake, data, SYN/FIN/RST, UDP, fragments and every malformed header may not. */
+/* test_pktclass.c: unit tests of the tunnel packet classifier (mux/pktclass.c): pings, pure TCP
+ * ACKs, SYNs and DNS may overtake; data, FIN/RST, other UDP, fragments and every malformed
+ * header may not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,11 +66,46 @@ static void test_tcp_not_safe(void **state)
     uint8_t t[128], p[256];
     assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x18, 1))));  /* 1 byte of data */
     assert_false(pkt_reorder_safe(p, ip6(p, 6, t, tcp(t, 5, 0x18, 60)))); /* data */
-    assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x02, 0))));  /* SYN */
-    assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x12, 0))));  /* SYN+ACK */
+    assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x02, 4))));  /* SYN with data */
+    assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x03, 0))));  /* SYN+FIN */
     assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x11, 0))));  /* FIN+ACK */
     assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x14, 0))));  /* RST+ACK */
     assert_false(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 5, 0x00, 0))));  /* no ACK */
+}
+
+/* A connection's first segment each way: nothing of its flow can be queued before it. */
+static void test_syn(void **state)
+{
+    (void)state;
+    uint8_t t[128], p[256];
+    assert_true(pkt_reorder_safe(p, ip4(p, 6, t, tcp(t, 10, 0x02, 0)))); /* SYN, options */
+    assert_true(pkt_reorder_safe(p, ip6(p, 6, t, tcp(t, 8, 0x12, 0))));  /* SYN+ACK */
+}
+
+/* a UDP header, ports sport -> dport, then payload bytes of zeros */
+static size_t udp(uint8_t *u, unsigned sport, unsigned dport, size_t payload)
+{
+    memset(u, 0, 8 + payload);
+    u[0] = (uint8_t)(sport >> 8), u[1] = (uint8_t)sport;
+    u[2] = (uint8_t)(dport >> 8), u[3] = (uint8_t)dport;
+    u[4] = (uint8_t)((8 + payload) >> 8), u[5] = (uint8_t)(8 + payload);
+    return 8 + payload;
+}
+
+static void test_dns(void **state)
+{
+    (void)state;
+    uint8_t u[128], p[256];
+    assert_true(pkt_reorder_safe(p, ip4(p, 17, u, udp(u, 40000, 53, 40))));  /* query */
+    assert_true(pkt_reorder_safe(p, ip6(p, 17, u, udp(u, 53, 40000, 90))));  /* answer */
+    assert_false(pkt_reorder_safe(p, ip4(p, 17, u, udp(u, 40000, 5353, 40)))); /* mDNS */
+    assert_false(pkt_reorder_safe(p, ip4(p, 17, u, udp(u, 443, 40000, 90)))); /* QUIC */
+    size_t n = udp(u, 40000, 53, 40);
+    u[4] = 0, u[5] = 7; /* UDP length below its header */
+    assert_false(pkt_reorder_safe(p, ip4(p, 17, u, n)));
+    u[4] = 0, u[5] = 49; /* beyond the IP payload */
+    assert_false(pkt_reorder_safe(p, ip4(p, 17, u, n)));
+    assert_false(pkt_reorder_safe(p, ip4(p, 17, u, 7))); /* truncated header */
 }
 
 static void test_echo(void **state)
@@ -157,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pure_ack_v4_v6), cmocka_unit_test(test_tcp_not_safe),
         cmocka_unit_test(test_echo),           cmocka_unit_test(test_other_protocols),
+        cmocka_unit_test(test_syn),            cmocka_unit_test(test_dns),
         cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

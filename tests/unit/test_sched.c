@@ -430,7 +430,8 @@ static void test_find(void **state)
     assert_null(sched_find("foo"));
     assert_null(sched_find(""));
     assert_null(sched_find("Weighted"));
-    assert_string_equal(sched_names(), "earliest, earliest-lowlat, weighted");
+    assert_string_equal(sched_names(), "earliest, earliest-inorder, weighted");
+    assert_ptr_equal(sched_find("earliest-lowlat"), &sched_earliest); /* the old name */
 }
 
 static const char *json_of(const struct sched_ops *o, void *s, int pos, struct strbuf *sb)

@@ -50,6 +50,7 @@ def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, p
     res = {}
     for d in directions:
         time.sleep(0.5)
+        tb.restart_traces()  # every flow meets the traces from their start (if any)
         poller = B.Poller(tb, 0.1)
         poller.start()
         fl = B.iperf(tb, args.duration, reverse=(d == "down"), tag="%s-%s" % (tag, d))

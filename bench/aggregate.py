@@ -12,6 +12,14 @@ def best_link(links):
     return max(range(len(links)), key=lambda i: (links[i].rate_bps or 0, -links[i].rtt_ms))
 
 
+def best_traces(traces, duration):
+    """{direction: index} of the trace with the most capacity over a flow's window: the flows
+    start at trace time 0 (Testbed.restart_traces), so that is the best link alone for it."""
+    win = duration + 0.5
+    return {"up": max(range(len(traces)), key=lambda i: traces[i][0].mbit(0, win)),
+            "down": max(range(len(traces)), key=lambda i: traces[i][1].mbit(0, win))}
+
+
 class TraceCapacity:
     """Capacity of each link's trace over a flow's window (times from the emulators' starts)."""
 

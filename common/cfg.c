@@ -1454,7 +1454,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->link_mtu = 1500;
     c->beat_interval_ms = 100;
     c->dead_timeout_ms = 300;
-    c->reorder_max_ms = 200;
+    c->reorder_max_ms = 500;
     c->reorder_slots = 4096;
     c->rehandshake_ms = 2000;
     c->log_level = LOG_INFO;

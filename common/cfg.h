@@ -57,7 +57,7 @@ struct cfg {
     /* "mux" group */
     unsigned beat_interval_ms;           /* default 100 */
     unsigned dead_timeout_ms;            /* default 300 */
-    unsigned reorder_max_ms;             /* default 200 */
+    unsigned reorder_max_ms;             /* default 500 */
     unsigned reorder_slots;              /* default 4096 */
     unsigned rehandshake_ms;             /* default 2000 (slave) */
     char scheduler[16];                  /* "scheduler": a policy name, "" = the default */

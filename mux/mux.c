@@ -18,7 +18,7 @@ void mux_config_defaults(struct mux_config *c)
     memset(c, 0, sizeof *c);
     c->beat_interval_ms = 100;
     c->dead_timeout_ms = 300;
-    c->reorder_max_ms = 200;
+    c->reorder_max_ms = 500;
     c->reorder_slots = 4096;
     c->rehandshake_ms = 2000;
     c->mtu = 1440;

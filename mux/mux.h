@@ -20,7 +20,7 @@ struct mux_config {
     struct psk_keys keys;
     unsigned beat_interval_ms; /* default 100 */
     unsigned dead_timeout_ms;  /* default 300 */
-    unsigned reorder_max_ms;   /* default 200: upper bound of the reorder timeout */
+    unsigned reorder_max_ms;   /* default 500: upper bound of the reorder timeout */
     unsigned reorder_slots;    /* default 4096 */
     unsigned rehandshake_ms;   /* slave: default 2000 */
     unsigned mtu;              /* largest tunnel packet */

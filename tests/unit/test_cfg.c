@@ -109,7 +109,7 @@ static void check_common_defaults(const struct cfg *c)
     assert_int_equal(c->link_mtu, 1500);
     assert_int_equal(c->beat_interval_ms, 100);
     assert_int_equal(c->dead_timeout_ms, 300);
-    assert_int_equal(c->reorder_max_ms, 200);
+    assert_int_equal(c->reorder_max_ms, 500);
     assert_int_equal(c->reorder_slots, 4096);
     assert_int_equal(c->rehandshake_ms, 2000);
     assert_string_equal(c->scheduler, "");

@@ -146,7 +146,10 @@ class TunnelTest(unittest.TestCase):
                     fired["t"] = time.monotonic()
                     emu0.cmd("blackhole both")
 
-            res = run_transfer(b, 12000, window=256, loss_timeout=0.3, on_progress=progress)
+            # frames behind a gap of the dead link wait until it is declared dead (about
+            # dead_timeout_ms, 300 ms, after the blackhole; reorder_max_ms is 500): later than
+            # that counts as lost
+            res = run_transfer(b, 12000, window=256, loss_timeout=0.6, on_progress=progress)
             self.assertIn("t", fired)
             # only what was in flight on the dead link before detection may be lost
             self.assertEqual(frames.failover_problems(res, 12000, max_lost=600), [])

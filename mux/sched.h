@@ -73,8 +73,8 @@ struct sched_ops {
     int (*pick)(void *s, const struct sched_view *v, int n, size_t len, uint64_t now_us,
                 int out[SCHED_MAX_COPIES]);
     /* A packet that may be delivered out of order (the mux asks only for pings, pure TCP ACKs,
-     * SYNs and DNS, mux/pktclass.h) and sent at once, past the send queues: the link for it, or -1 to
-     * treat it as any other packet. NULL: always -1. */
+     * SYNs and DNS, mux/pktclass.h) and sent at once, past the send queues: the link for it, or
+     * -1 to treat it as any other packet. NULL: always -1. */
     int (*pick_unordered)(void *s, const struct sched_view *v, int n, size_t len,
                           uint64_t now_us);
     /* May the link at pos put a packet of len bytes on the wire now? 0: yes; otherwise the

@@ -687,8 +687,8 @@ static void test_fast_start(void **state)
     s.offered_Bps = 25e6;
     run_for(&s, 1.0);
     uint64_t sent = s.gseq;
-    print_message("200 Mbit/s from idle: %llu of %llu packets dropped, estimates %.0f / %.0f / %.0f "
-                  "Mbit/s\n", (unsigned long long)s.dropped_sched, (unsigned long long)sent,
+    print_message("200 Mbit/s from idle: %llu of %llu packets dropped, estimates %.0f / %.0f / "
+                  "%.0f Mbit/s\n", (unsigned long long)s.dropped_sched, (unsigned long long)sent,
                   s.l[0].pm.rate_Bps * 8 / 1e6, s.l[1].pm.rate_Bps * 8 / 1e6,
                   s.l[2].pm.rate_Bps * 8 / 1e6);
     assert_true(s.dropped_sched * 1000 <= sent);

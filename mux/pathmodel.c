@@ -179,6 +179,25 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
         uint32_t age = r->report_us - p->hist[oldest].t_us;
         if (age >= PM_SPAN_MIN_US && age < PM_MAX_REPORT_GAP_US) h = &p->hist[oldest];
     }
+    if (h && h->highest < p->app_limited_until) {
+        /* The span reaches back before the link became busy (a flow just started): such a
+         * sample is diluted by the idle time before and may only raise the estimate. A shorter
+         * span within the busy period shows the rate at once (a flow of 200 Mbit/s over fresh
+         * links otherwise waits 40 ms for its first useful sample, and the send queues
+         * overflow meanwhile). */
+        const struct pm_report_hist *b = hist_find(p, r->report_us, PM_SPAN_MIN_US);
+        if (b && b->highest >= p->app_limited_until) {
+            for (int k = 0; k < p->hist_n; k++) { /* the oldest such report */
+                const struct pm_report_hist *c = &p->hist[(p->hist_pos - 1 - k + PM_HIST) %
+                                                          PM_HIST];
+                if (c->highest < p->app_limited_until ||
+                    r->report_us - c->t_us >= PM_MAX_REPORT_GAP_US)
+                    break;
+                if (r->report_us - c->t_us >= PM_SPAN_MIN_US) b = c;
+            }
+            h = b;
+        }
+    }
     int rc = 0;
     if (h && hi >= h->highest) {
         uint32_t dt = r->report_us - h->t_us;

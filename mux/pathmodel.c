@@ -179,23 +179,25 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
         uint32_t age = r->report_us - p->hist[oldest].t_us;
         if (age >= PM_SPAN_MIN_US && age < PM_MAX_REPORT_GAP_US) h = &p->hist[oldest];
     }
+    bool partial = false;
     if (h && h->highest < p->app_limited_until) {
         /* The span reaches back before the link became busy (a flow just started): such a
-         * sample is diluted by the idle time before and may only raise the estimate. A shorter
-         * span within the busy period shows the rate at once (a flow of 200 Mbit/s over fresh
-         * links otherwise waits 40 ms for its first useful sample, and the send queues
-         * overflow meanwhile). */
-        const struct pm_report_hist *b = hist_find(p, r->report_us, PM_SPAN_MIN_US);
-        if (b && b->highest >= p->app_limited_until) {
-            for (int k = 0; k < p->hist_n; k++) { /* the oldest such report */
-                const struct pm_report_hist *c = &p->hist[(p->hist_pos - 1 - k + PM_HIST) %
-                                                          PM_HIST];
-                if (c->highest < p->app_limited_until ||
-                    r->report_us - c->t_us >= PM_MAX_REPORT_GAP_US)
-                    break;
-                if (r->report_us - c->t_us >= PM_SPAN_MIN_US) b = c;
-            }
+         * sample is diluted by the idle time before. A shorter span within the busy period
+         * (at least PM_SPAN_MIN_US and PM_SPAN_MIN_PKTS datagrams) shows a new flow's rate
+         * at once: a flow of 200 Mbit/s over fresh links otherwise waits 40 ms for its first
+         * useful sample, and the send queues overflow meanwhile. Being short, it is noisy:
+         * like an app-limited sample it may raise the estimate, never lower it. */
+        const struct pm_report_hist *b = NULL;
+        for (int k = 0; k < p->hist_n; k++) { /* the oldest report in the busy period */
+            const struct pm_report_hist *c = &p->hist[(p->hist_pos - 1 - k + PM_HIST) % PM_HIST];
+            if (c->highest < p->app_limited_until || c->highest > hi ||
+                r->report_us - c->t_us >= PM_MAX_REPORT_GAP_US)
+                break;
+            if (r->report_us - c->t_us >= PM_SPAN_MIN_US) b = c;
+        }
+        if (b && hi - b->highest >= PM_SPAN_MIN_PKTS) {
             h = b;
+            partial = true;
         }
     }
     int rc = 0;
@@ -207,10 +209,10 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
         s.interval_s = dt / 1e6;
         s.delivered_Bps = clampd((double)dbytes / s.interval_s, 0, PM_MAX_BPS);
         s.loss = dhi > 0 && dpk < dhi ? 1.0 - (double)dpk / (double)dhi : 0.0;
-        s.app_limited = h->highest < p->app_limited_until;
+        s.app_limited = h->highest < p->app_limited_until || partial;
         if (dhi >= 4) p->loss = 0.75 * p->loss + 0.25 * s.loss;
-        /* an app-limited sample only shows a lower bound: it may raise the estimate, never
-         * set it below the usual first guess (a link carrying only beats would look like a
+        /* an app-limited (or partial) sample only shows a lower bound: it may raise the
+         * estimate, never set it below the usual first guess (a link carrying only beats would look like a
          * 1 kB/s link) */
         double floor = p->have_rate ? p->rate_Bps : PM_GUESS_BPS;
         if (!s.app_limited || s.delivered_Bps > floor)

@@ -14,7 +14,8 @@
 #define PM_SAMPLES 64                /* rate samples kept for the max filter */
 #define PM_RATE_WINDOW_US 200000u    /* the rate is the max of the samples of the last 200 ms */
 #define PM_SPAN_US 40000u            /* a rate sample spans at least 40 ms (peer's clock)... */
-#define PM_SPAN_MIN_US 8000u         /* ...or, early on, at least this */
+#define PM_SPAN_MIN_US 8000u         /* ...or, early on or when the link just became busy, this */
+#define PM_SPAN_MIN_PKTS 4           /* (the latter: over at least this many datagrams) */
 #define PM_MIN_BPS 2000.0
 #define PM_GUESS_BPS 125000.0        /* app-limited samples set a first rate only above this */
 #define PM_FULL_QUEUE_US 10000.0     /* a path queueing this long behind at least... */

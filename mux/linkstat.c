@@ -7,7 +7,7 @@
 
 #include "../common/util.h"
 
-#define MIN_RTT_WINDOW_US 10000000u
+#define MIN_CONFIRM_US 1000.0 /* an RTT or delay sample this close to the minimum confirms it */
 #define OWD_PEAK_FADE_US 3000000.0 /* time constant of a link's delay peak fading to its mean */
 
 /* The link's RTT in the scheduler's view. */
@@ -31,10 +31,8 @@ void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now)
     } else {
         ml->rttvar = 0.75 * ml->rttvar + 0.25 * fabs(ml->srtt - rtt);
         ml->srtt = 0.875 * ml->srtt + 0.125 * rtt;
-        if (rtt <= ml->min_rtt || now - ml->min_rtt_at > MIN_RTT_WINDOW_US) {
-            ml->min_rtt = rtt;
-            ml->min_rtt_at = now;
-        }
+        pm_min_update(&ml->min_rtt, &ml->min_rtt_at, rtt,
+                      fmax(MIN_CONFIRM_US, 0.1 * ml->min_rtt), now);
     }
     view_rtt(m, ml);
 }
@@ -63,10 +61,7 @@ void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t n
     double peak = ml->owd + (ml->owd_peak - ml->owd) * fade;
     ml->owd_peak = x > peak ? x : peak;
     ml->owd_peak_at = now;
-    if (x <= ml->owd_min || now - ml->owd_min_at > MIN_RTT_WINDOW_US) {
-        ml->owd_min = x;
-        ml->owd_min_at = now;
-    }
+    pm_min_update(&ml->owd_min, &ml->owd_min_at, x, MIN_CONFIRM_US, now);
 }
 
 void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be empty */

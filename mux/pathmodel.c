@@ -95,6 +95,16 @@ uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_t
     return p->tx_cum - cum_before(p, lo);
 }
 
+void pm_min_update(double *min, uint64_t *at, double x, double tolerance, uint64_t now_us)
+{
+    if (x <= *min || now_us - *at > PM_MIN_WINDOW_US) {
+        *min = x;
+        *at = now_us;
+    } else if (x <= *min + tolerance) {
+        *at = now_us;
+    }
+}
+
 static double clampd(double v, double lo, double hi)
 {
     if (!(v >= lo)) return lo; /* also NaN */

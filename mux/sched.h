@@ -15,7 +15,8 @@ struct sched_view {
     bool usable;          /* link up and transport up: may carry data */
     bool have_rtt;        /* srtt_us/min_rtt_us are valid */
     double srtt_us;       /* smoothed round-trip time */
-    double min_rtt_us;    /* minimum round-trip time over the last 10 s */
+    double min_rtt_us;    /* minimum round-trip time over the last 10 s... */
+    double min_rtt_age_us; /* ...last confirmed this long ago (a sample within 1 ms or 10 %) */
     bool have_rate;       /* rate_Bps is valid (receive reports have measured it) */
     double rate_Bps;      /* delivery rate: windowed max of recent samples, bytes/s */
     bool have_owd;        /* owd_base_us is valid */

@@ -24,6 +24,10 @@
 #define SE_SMALL_LEN 232           /* with overhead: tunnel packets up to 200 bytes */
 #define SE_BURST_US 1000.0
 #define SE_MEASURE_QUEUE 524288    /* bytes a link whose rate is being measured may queue */
+#define SE_RTT_CHECK_US 8500000.0  /* a min RTT unconfirmed this long (it expires at 10 s): drain
+                                    * the link's path queue until a sample confirms it... */
+#define SE_RTT_CHECK_MAX_US 150000.0 /* ...for at most this long (less than the rate filter's
+                                      * 200 ms: the drain's own samples cannot lower the rate) */
 #define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */
 #define SE_DISCOVER_ROUNDS 16.0    /* a link's first startup after joining, under load (at most
                                     * this many rounds)... */
@@ -127,6 +131,18 @@ static void se_feedback(void *sp, int pos, const struct sched_view *v,
 static double budget(const struct se_link *l, const struct sched_view *v, uint64_t now)
 {
     double rtt = min_rtt_of(v);
+    /* The scheduler may keep a queue standing on a fast link for long (its packets then arrive
+     * with a slower link's); an RTT sample behind it cannot confirm the link's min RTT, which
+     * would expire to the queued RTT, inflate the pipe the link is credited with and let its
+     * queue grow further (S1 with BBR fell to the fast link alone that way). Before that,
+     * hold no more in flight than the pipe for a moment, so the queue drains and the next
+     * sample confirms the minimum (BBR's ProbeRTT, per link, only when needed). Bounded: the
+     * link delivers less while it drains, and samples of a longer drain would pull its rate
+     * estimate, then its budget, down (a first version without the bound left a link at the
+     * rate floor for good); a drain that confirms nothing lets the minimum expire as before. */
+    if (v->have_rtt && v->have_rate && v->min_rtt_age_us > SE_RTT_CHECK_US &&
+        v->min_rtt_age_us < SE_RTT_CHECK_US + SE_RTT_CHECK_MAX_US)
+        return fmax(0.5 * rate_of(v) * rtt / 1e6, 2 * 1500.0);
     double gain = 1.0;
     if (l->startup) {
         gain = SE_STARTUP_GAIN;

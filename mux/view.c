@@ -19,6 +19,7 @@ void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
     double timeout = ml->have_rtt ? 3 * ml->srtt : 0;
     if (timeout < PM_LOSS_TIMEOUT_MIN_US) timeout = PM_LOSS_TIMEOUT_MIN_US;
     v->inflight = pm_inflight(p, now, (uint64_t)timeout);
+    v->min_rtt_age_us = ml->have_rtt && now > ml->min_rtt_at ? (double)(now - ml->min_rtt_at) : 0;
     v->queued = ml->txq_bytes;
     v->queue_age_us = ml->txq_head && now > ml->txq_head->enq_us ? now - ml->txq_head->enq_us : 0;
 }

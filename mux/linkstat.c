@@ -7,7 +7,6 @@
 
 #include "../common/util.h"
 
-#define MIN_CONFIRM_US 1000.0 /* an RTT or delay sample this close to the minimum confirms it */
 #define OWD_PEAK_FADE_US 3000000.0 /* time constant of a link's delay peak fading to its mean */
 
 /* The link's RTT in the scheduler's view. */
@@ -31,8 +30,7 @@ void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now)
     } else {
         ml->rttvar = 0.75 * ml->rttvar + 0.25 * fabs(ml->srtt - rtt);
         ml->srtt = 0.875 * ml->srtt + 0.125 * rtt;
-        pm_min_update(&ml->min_rtt, &ml->min_rtt_at, rtt,
-                      fmax(MIN_CONFIRM_US, 0.1 * ml->min_rtt), now);
+        pm_min_update(&ml->min_rtt, &ml->min_rtt_at, rtt, PM_MIN_CONFIRM_FRAC, now);
     }
     view_rtt(m, ml);
 }
@@ -61,7 +59,8 @@ void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t n
     double peak = ml->owd + (ml->owd_peak - ml->owd) * fade;
     ml->owd_peak = x > peak ? x : peak;
     ml->owd_peak_at = now;
-    pm_min_update(&ml->owd_min, &ml->owd_min_at, x, MIN_CONFIRM_US, now);
+    /* (relative delays: their offset is arbitrary, so only the absolute tolerance) */
+    pm_min_update(&ml->owd_min, &ml->owd_min_at, x, 0, now);
 }
 
 void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be empty */

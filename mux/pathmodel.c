@@ -95,8 +95,9 @@ uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_t
     return p->tx_cum - cum_before(p, lo);
 }
 
-void pm_min_update(double *min, uint64_t *at, double x, double tolerance, uint64_t now_us)
+void pm_min_update(double *min, uint64_t *at, double x, double frac, uint64_t now_us)
 {
+    double tolerance = fmax(PM_MIN_CONFIRM_US, frac * fabs(*min));
     if (x <= *min || now_us - *at > PM_MIN_WINDOW_US) {
         *min = x;
         *at = now_us;
@@ -111,14 +112,20 @@ static double clampd(double v, double lo, double hi)
     return v > hi ? hi : v;
 }
 
+/* The k-th newest remembered report (k < hist_n). */
+static const struct pm_report_hist *hist_back(const struct pathmodel *p, int k)
+{
+    return &p->hist[(p->hist_pos - 1 - k + PM_HIST) % PM_HIST];
+}
+
 /* Newest remembered report at least span_us older than t (peer's clock), or NULL. */
 static const struct pm_report_hist *hist_find(const struct pathmodel *p, uint32_t t,
                                               uint32_t span_us)
 {
     for (int k = 0; k < p->hist_n; k++) {
-        int i = (p->hist_pos - 1 - k + PM_HIST) % PM_HIST;
-        uint32_t age = t - p->hist[i].t_us;
-        if (age >= span_us && age < PM_MAX_REPORT_GAP_US) return &p->hist[i];
+        const struct pm_report_hist *h = hist_back(p, k);
+        uint32_t age = t - h->t_us;
+        if (age >= span_us && age < PM_MAX_REPORT_GAP_US) return h;
     }
     return NULL;
 }
@@ -199,7 +206,7 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
          * like an app-limited sample it may raise the estimate, never lower it. */
         const struct pm_report_hist *b = NULL;
         for (int k = 0; k < p->hist_n; k++) { /* the oldest report in the busy period */
-            const struct pm_report_hist *c = &p->hist[(p->hist_pos - 1 - k + PM_HIST) % PM_HIST];
+            const struct pm_report_hist *c = hist_back(p, k);
             if (c->highest < p->app_limited_until || c->highest > hi ||
                 r->report_us - c->t_us >= PM_MAX_REPORT_GAP_US)
                 break;
@@ -222,8 +229,8 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
         s.app_limited = h->highest < p->app_limited_until || partial;
         if (dhi >= 4) p->loss = 0.75 * p->loss + 0.25 * s.loss;
         /* an app-limited (or partial) sample only shows a lower bound: it may raise the
-         * estimate, never set it below the usual first guess (a link carrying only beats would look like a
-         * 1 kB/s link) */
+         * estimate, never set it below the usual first guess (a link carrying only beats
+         * would look like a 1 kB/s link) */
         double floor = p->have_rate ? p->rate_Bps : PM_GUESS_BPS;
         if (!s.app_limited || s.delivered_Bps > floor)
             rate_update(p, s.delivered_Bps, now_us);

@@ -21,8 +21,10 @@
 #define PM_FULL_QUEUE_US 10000.0     /* a path queueing this long behind at least... */
 #define PM_FULL_INFLIGHT 6000        /* ...this many bytes in flight is full (not app-limited) */
 #define PM_MAX_BPS 1.25e9
-#define PM_LOSS_TIMEOUT_MIN_US 500000u
-#define PM_MIN_WINDOW_US 10000000u   /* a min RTT or base delay unconfirmed this long expires */ /* unreported this long (and 3 srtt): counted lost */
+#define PM_LOSS_TIMEOUT_MIN_US 500000u /* unreported this long (and 3 srtt): counted lost */
+#define PM_MIN_WINDOW_US 10000000u   /* a min RTT or base delay unconfirmed this long expires */
+#define PM_MIN_CONFIRM_US 1000.0     /* a sample this close to the minimum confirms it... */
+#define PM_MIN_CONFIRM_FRAC 0.1      /* ...or this fraction of it (pm_min_update, RTTs) */
 
 struct pm_sample {
     double interval_s;    /* peer's clock */
@@ -80,12 +82,13 @@ void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, dou
 int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
               struct pm_sample *out);
 /* A windowed minimum (a link's min RTT, its base one-way delay): a new low replaces *min; a
- * sample within tolerance of it confirms it (restarts its window: the clock's resolution and
- * noise make an exact repeat rare); once nothing has confirmed it for PM_MIN_WINDOW_US, the
- * next sample replaces it (the path may have changed). A queue kept standing on the link for
- * that long would then pass for its base delay: the scheduler drains a link whose minimum
- * has gone unconfirmed for a while (sched.h, min_rtt_age_us). */
-void pm_min_update(double *min, uint64_t *at, double x, double tolerance, uint64_t now_us);
+ * sample within PM_MIN_CONFIRM_US or frac x |*min| of it confirms it (restarts its window: the
+ * clock's resolution and the bursts' own queueing make an exact repeat rare); once nothing has
+ * confirmed it for PM_MIN_WINDOW_US, the next sample replaces it (the path may have changed).
+ * A queue kept standing on the link for that long would then pass for its base delay: the
+ * scheduler drains a link whose minimum has gone unconfirmed for a while (sched.h,
+ * min_rtt_age_us). */
+void pm_min_update(double *min, uint64_t *at, double x, double frac, uint64_t now_us);
 
 /* Bytes in flight: sent after the highest acknowledged counter, and not sent longer than
  * loss_timeout_us ago (those count as lost). */

@@ -27,7 +27,8 @@
 #define SE_RTT_CHECK_US 8500000.0  /* a min RTT unconfirmed this long (it expires at 10 s): drain
                                     * the link's path queue until a sample confirms it... */
 #define SE_RTT_CHECK_MAX_US 150000.0 /* ...for at most this long (less than the rate filter's
-                                      * 200 ms: the drain's own samples cannot lower the rate) */
+                                      * 200 ms: the drain's own samples cannot lower the rate), */
+#define SE_RTT_CHECK_GAIN 0.5      /* ...with at most this x rate x min RTT in flight */
 #define SE_IDLE_RESTART_US 1000000.0 /* data again after this long: startup again */
 #define SE_DISCOVER_ROUNDS 16.0    /* a link's first startup after joining, under load (at most
                                     * this many rounds)... */
@@ -142,7 +143,7 @@ static double budget(const struct se_link *l, const struct sched_view *v, uint64
      * rate floor for good); a drain that confirms nothing lets the minimum expire as before. */
     if (v->have_rtt && v->have_rate && v->min_rtt_age_us > SE_RTT_CHECK_US &&
         v->min_rtt_age_us < SE_RTT_CHECK_US + SE_RTT_CHECK_MAX_US)
-        return fmax(0.5 * rate_of(v) * rtt / 1e6, 2 * 1500.0);
+        return fmax(SE_RTT_CHECK_GAIN * rate_of(v) * rtt / 1e6, 2 * 1500.0 /* two packets */);
     double gain = 1.0;
     if (l->startup) {
         gain = SE_STARTUP_GAIN;

@@ -313,8 +313,8 @@ static void step(struct sim *s)
                     l->min_rtt_at = s->now;
                     l->have_min_rtt = true;
                 }
-                pm_min_update(&l->min_rtt, &l->min_rtt_at, smp.rtt_us,
-                              fmax(1000, 0.1 * l->min_rtt), s->now);
+                pm_min_update(&l->min_rtt, &l->min_rtt_at, smp.rtt_us, PM_MIN_CONFIRM_FRAC,
+                              s->now);
             }
             if (rc == 1) {
                 fill_views(s);

@@ -81,6 +81,9 @@ void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be em
     ml->delivered_Bps = ml->loss = 0;
     pm_reset(&ml->pm);
     ml->tx_data_end = ml->rep_tx_data_end = 0;
+    ml->sendable = false;
+    ml->mark_capped = false;
+    ml->mark_cap_until = 0;
     ml->rep_rx_packets = 0;
     ml->rx_highest_at_us = 0;
     ml->peer_wait_us = 0;
@@ -88,16 +91,22 @@ void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be em
     m->sched->link_up(m->sched_state, ml->pos, mono_us());
 }
 
+bool rx_live(const struct mux *m, const struct mux_link *ml, uint64_t now)
+{
+    return ml->up ||
+           (ml->heard && now - ml->last_rx_us <= (uint64_t)m->cfg.dead_timeout_ms * 1000u);
+}
+
 /* The reorder timeout: how much later than the fastest link's packets the slowest link's may
- * arrive, from the measured one-way delays in this direction (with 4 mean deviations of
- * headroom, or the link's recent delay peak if higher: a packet that came late raised it), plus
- * a floor for scheduling noise; at most reorder_max_ms. */
-void update_reorder_timeout(struct mux *m)
+ * arrive, from the measured one-way delays in this direction on the links that deliver (with 4
+ * mean deviations of headroom, or the link's recent delay peak if higher: a packet that came late
+ * raised it), plus a floor for scheduling noise; at most reorder_max_ms. */
+void update_reorder_timeout(struct mux *m, uint64_t now)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
-        if (!ml->up || !ml->have_owd) continue;
+        if (!rx_live(m, ml, now) || !ml->have_owd) continue;
         if (ml->owd_min < lo) lo = ml->owd_min;
         double h = ml->owd + 4 * ml->owd_var;
         if (ml->owd_peak > h) h = ml->owd_peak;
@@ -113,32 +122,43 @@ void update_reorder_timeout(struct mux *m)
 
 bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
 {
+    uint64_t dead = (uint64_t)m->cfg.dead_timeout_ms * 1000u;
     bool alive = ml->heard && transport_up(ml) && ml->peer_hears && !ml->peer_down &&
-                 now - ml->last_rx_us <= (uint64_t)m->cfg.dead_timeout_ms * 1000u;
-    m->view[ml->pos].usable = alive;
-    if (alive == ml->up) return false;
-    ml->up = alive;
-    ml->state_since_us = now;
-    const char *name = ml->tl ? ml->tl->name : "?";
-    if (alive) {
-        ml->ups++;
-        m->sched->link_up(m->sched_state, ml->pos, now);
-        LOGI("link %s (id %u): up%s", name, ml->id,
-             ml->have_rtt ? "" : " (no RTT sample yet)");
-    } else {
-        ml->downs++;
-        const char *why = !transport_up(ml) ? "transport down"
-                          : ml->peer_down   ? "the %s reported it down"
-                          : !ml->peer_hears && now - ml->last_rx_us <=
-                                                   (uint64_t)m->cfg.dead_timeout_ms * 1000u
-                              ? "the %s does not hear us on it"
-                              : "no beats from the %s";
-        char buf[64];
-        snprintf(buf, sizeof buf, why, role(m));
-        LOGI("link %s (id %u): down (%s)", name, ml->id, buf);
+                 now - ml->last_rx_us <= dead;
+    /* The peer's receive reports (they travel on any link) say it received something new on the
+     * link lately: it may carry data even while nothing comes back on it (a one-way outage: a
+     * phone's uplink gone while its downlink works). */
+    bool heard_by_peer = transport_up(ml) && !ml->peer_down && ml->pm.have_acked &&
+                         now - ml->pm.acked_at <= dead;
+    bool was = ml->sendable;
+    ml->sendable = alive || heard_by_peer;
+    m->view[ml->pos].usable = ml->sendable;
+    /* (re)joins the scheduler when it may carry data again */
+    if (ml->sendable && !was) m->sched->link_up(m->sched_state, ml->pos, now);
+    if (alive != ml->up) {
+        ml->up = alive;
+        ml->state_since_us = now;
+        const char *name = ml->tl ? ml->tl->name : "?";
+        if (alive) {
+            ml->ups++;
+            LOGI("link %s (id %u): up%s", name, ml->id,
+                 ml->have_rtt ? "" : " (no RTT sample yet)");
+        } else {
+            ml->downs++;
+            const char *why = !transport_up(ml) ? "transport down"
+                              : ml->peer_down   ? "the %s reported it down"
+                              : !ml->peer_hears && now - ml->last_rx_us <= dead
+                                  ? "the %s does not hear us on it"
+                                  : "no beats from the %s";
+            char buf[64];
+            snprintf(buf, sizeof buf, why, role(m));
+            LOGI("link %s (id %u): down (%s)%s", name, ml->id, buf,
+                 ml->sendable ? "; it still carries data: the peer's reports say it hears it"
+                              : "");
+        }
+        update_reorder_timeout(m, now);
     }
-    update_reorder_timeout(m);
-    return !alive;
+    return was && !ml->sendable;
 }
 
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now)

@@ -24,7 +24,8 @@ void mux_config_defaults(struct mux_config *c)
     c->mtu = 1440;
 }
 
-/* The link's state from what was heard; a link that went down hands its send queue on. */
+/* The link's state from what was heard; a link that can no longer carry data hands its send
+ * queue on. */
 static void refresh_link(struct mux *m, struct mux_link *ml, uint64_t now)
 {
     if (update_state(m, ml, now) && ml->txq_head) txq_relocate(m, ml, now);
@@ -242,7 +243,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         refresh_link(m, ml, now);
     }
     if (reorder_stats(m->ro)->held) {
-        release_passed(m);
+        release_passed(m, now);
         rearm_reorder(m);
     }
     /* A link heard again after silence: tell the peer at once rather than at the next beat, so
@@ -321,7 +322,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         /* a budget freed by the loss timeout has no report to announce it */
         if (ml->txq_head) txq_drain(m, ml, now);
     }
-    update_reorder_timeout(m);
+    update_reorder_timeout(m, now);
 }
 
 /* ---------------------------------------------------------------- lifecycle */

@@ -31,7 +31,9 @@ struct mux_link {
     int pos;             /* index in m->order / m->view */
     struct link *tl;     /* transport */
     /* state */
-    bool up;             /* usable for data */
+    bool up;             /* both ends hear each other on it */
+    bool sendable;       /* may carry data: up, or the peer's reports say it hears it; the
+                          * scheduler's view is usable then */
     bool heard;          /* an authenticated datagram arrived this session */
     bool peer_hears;     /* the peer's latest BEAT says it hears us */
     bool peer_down;      /* the peer sent LINK_DOWN for this link */
@@ -77,6 +79,9 @@ struct mux_link {
     struct txq_pkt *txq_head, *txq_tail;
     uint64_t txq_bytes;       /* with WIRE_OVERHEAD per packet */
     uint32_t tx_data_end;     /* 1 + gseq of the last DATA given to this link */
+    bool mark_capped;         /* packets were moved off the link: its gseq mark stays at... */
+    uint32_t mark_cap;        /* ...at most the lowest of them... */
+    uint64_t mark_cap_until;  /* ...until then */
     /* receive reports this end sends about the link */
     uint64_t rx_highest_at_us;
     uint64_t rep_rx_packets;  /* rx_packets when last reported */
@@ -118,7 +123,7 @@ struct mux {
     uint32_t tx_gseq;
     /* send queues (txqueue.c) and receive reports (report.c) */
     struct txq_pkt *txq_free;
-    unsigned txq_count;
+    unsigned txq_count;       /* packets in the send queues */
     ev_timer pace_timer;
     uint64_t pace_due;
     ev_timer report_timer;
@@ -170,18 +175,16 @@ void announce_down(struct mux *m, uint8_t id, uint8_t reason, uint64_t now);
 void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now);
 void owd_sample(struct mux *m, struct mux_link *ml, uint16_t peer_ts, uint64_t now);
 void link_reset(struct mux *m, struct mux_link *ml);
-void update_reorder_timeout(struct mux *m);
-/* Whether the link is up now (logged when it changes); returns true when it just went down. */
+void update_reorder_timeout(struct mux *m, uint64_t now);
+/* The link delivers to this end: up, or heard within dead_timeout_ms (its other direction may
+ * be dead: the link still carries the peer's data). */
+bool rx_live(const struct mux *m, const struct mux_link *ml, uint64_t now);
+/* Whether the link is up now (logged when it changes) and whether it may carry data; returns
+ * true when it just stopped being able to (its send queue must move). */
 bool update_state(struct mux *m, struct mux_link *ml, uint64_t now);
 /* A BEAT from the peer for the link: with the previous one, a feedback sample for the scheduler. */
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now);
 
-
-/* The gseq a CTRL on the link carries: every DATA below it given to the link was sent before. */
-static inline uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml)
-{
-    return ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
-}
 
 /* txqueue.c */
 void txq_init(struct mux *m);
@@ -196,6 +199,10 @@ int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *
 void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_flush(struct mux *m, struct mux_link *ml);
 void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now);
+/* The gseq a CTRL (or an unordered DATA) on the link carries: every DATA below it given to the
+ * link was sent before; after packets were moved off the link, at most the lowest of them until
+ * `until` (the peer's reorder buffer then holds their gaps: they arrive on another link). */
+uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now);
 
 /* report.c */
 void report_init(struct mux *m);
@@ -217,7 +224,7 @@ void handle_reply(struct mux *m, struct mux_link *ml, const uint8_t *buf, size_t
 void deliver_in_order(void *ctx, const uint8_t *pkt, size_t len);
 void rearm_reorder(struct mux *m);
 void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
-void release_passed(struct mux *m);
+void release_passed(struct mux *m, uint64_t now);
 void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void note_passed(struct mux_link *ml, uint32_t upto);
 

@@ -188,6 +188,12 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
             if (ad < raw && raw - ad < 8e6) s.rtt_us = raw - ad;
         }
     }
+    /* the peer accepted its highest datagram on the link ack_delay ago: it heard the link then */
+    uint64_t heard = r->ack_delay_us < now_us ? now_us - r->ack_delay_us : 0;
+    if (heard > 0 && (!p->have_acked || heard > p->acked_at)) {
+        p->have_acked = true;
+        p->acked_at = heard;
+    }
     p->acked = hi;
 
     const struct pm_report_hist *h = hist_find(p, r->report_us, PM_SPAN_US);

@@ -48,6 +48,9 @@ struct pathmodel {
     uint32_t last_report_us; /* peer's clock */
     uint64_t last_report_at; /* our clock */
     uint64_t acked;          /* highest counter reported received */
+    bool have_acked;
+    uint64_t acked_at;       /* our clock when the peer last accepted a datagram on the link (the
+                              * report's time minus its ack delay): it hears the link */
     struct pm_report_hist hist[PM_HIST];
     int hist_n, hist_pos;
     struct { uint64_t t_us; double Bps; } samp[PM_SAMPLES];

@@ -44,14 +44,19 @@ void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
     expire_reorder(w->data);
 }
 
-/* Links are FIFO: a gseq below every up link's progress that is still missing was lost. */
-void release_passed(struct mux *m)
+/* Links are FIFO: a gseq below every live link's progress that is still missing was lost. A
+ * link silent for less than a reorder timeout still counts: what it carried may still come (a
+ * phone's radio outage holds packets, it does not always drop them), and the timeout gives its
+ * gaps up anyway. */
+void release_passed(struct mux *m, uint64_t now)
 {
     bool any = false;
     uint32_t min = 0;
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
-        if (!ml->up) continue;
+        if (!rx_live(m, ml, now) &&
+            (!ml->have_passed || now - ml->last_rx_us >= m->ro_timeout_us))
+            continue;
         if (!ml->have_passed) return;
         if (!any || seq_lt(ml->passed, min)) min = ml->passed;
         any = true;

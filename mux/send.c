@@ -70,7 +70,7 @@ void mux_send(struct mux *m, const uint8_t *pkt, size_t len)
                                                len + WIRE_OVERHEAD, now);
             if (pos >= 0) {
                 struct mux_link *ml = &m->links[m->order[pos]];
-                if (send_data(m, ml, link_gseq_mark(m, ml), pkt, len, true, now) == 0) {
+                if (send_data(m, ml, link_gseq_mark(m, ml, now), pkt, len, true, now) == 0) {
                     m->c.tx_unordered++;
                     /* a link carrying only these (a download's ACKs) is idle, not slow: its
                      * rate samples must not lower its estimate */

@@ -58,12 +58,13 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
         sb_printf(sb, ",\"transport\":");
         sb_json_str(sb, desc);
         sb_printf(sb,
-                  ",\"transport_up\":%s,\"up\":%s,\"peer_hears\":%s,\"since_s\":%.3f,"
+                  ",\"transport_up\":%s,\"up\":%s,\"sendable\":%s,\"peer_hears\":%s,"
+                  "\"since_s\":%.3f,"
                   "\"last_rx_ms\":%.1f,\"ups\":%llu,\"downs\":%llu,"
                   "\"rtt_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,\"min_rtt_ms\":%.3f,"
                   "\"delivered_Bps\":%.0f,\"loss\":%.4f",
                   transport_up(ml) ? "true" : "false", ml->up ? "true" : "false",
-                  ml->peer_hears ? "true" : "false",
+                  ml->sendable ? "true" : "false", ml->peer_hears ? "true" : "false",
                   ml->state_since_us ? (double)(now - ml->state_since_us) / 1e6 : 0.0,
                   ml->heard ? (double)(now - ml->last_rx_us) / 1e3 : -1.0,
                   (unsigned long long)ml->ups, (unsigned long long)ml->downs,

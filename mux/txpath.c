@@ -36,7 +36,7 @@ static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t
 void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now)
 {
     if (!m->cur.valid || !transport_up(ml)) return;
-    if (send_dgram(m, ml, WIRE_CTRL, link_gseq_mark(m, ml), msgs, len, false, now) == 0) {
+    if (send_dgram(m, ml, WIRE_CTRL, link_gseq_mark(m, ml, now), msgs, len, false, now) == 0) {
         ml->tx_ctrl++;
         m->c.tx_ctrl++;
     }

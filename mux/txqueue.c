@@ -125,24 +125,59 @@ void txq_flush(struct mux *m, struct mux_link *ml)
     while ((p = txq_pop(ml))) pkt_release(m, p);
 }
 
-/* A link went down with packets queued: they go to the other links (same gseq: they arrive
- * late, and the reorder buffer puts them back in place), or are dropped if none is up. */
+/* Put p in the link's send queue in gseq order: a packet moved from another link usually goes
+ * near the head (the receiver holds its gap). */
+static void txq_insert(struct mux_link *ml, struct txq_pkt *p)
+{
+    struct txq_pkt **pp = &ml->txq_head;
+    while (*pp && !seq_lt(p->gseq, (*pp)->gseq)) pp = &(*pp)->next;
+    p->next = *pp;
+    *pp = p;
+    if (!p->next) ml->txq_tail = p;
+    ml->txq_bytes += p->len + WIRE_OVERHEAD;
+}
+
+/* Packet gseq was moved off the link at now: its mark stays at most gseq until `until`. */
+static void note_moved(struct mux_link *ml, uint32_t gseq, uint64_t now, uint64_t until)
+{
+    if (!ml->mark_capped || now >= ml->mark_cap_until || seq_lt(gseq, ml->mark_cap))
+        ml->mark_cap = gseq;
+    ml->mark_capped = true;
+    ml->mark_cap_until = until;
+}
+
+uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now)
+{
+    uint32_t g = ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
+    if (ml->mark_capped && now < ml->mark_cap_until && seq_lt(ml->mark_cap, g))
+        return ml->mark_cap;
+    return g;
+}
+
+/* A link that can no longer carry data had packets queued: they go to the other links, in gseq
+ * order into their queues (same gseq: the reorder buffer puts them back in place), or are
+ * dropped if none can take them. The link's gseq mark stays below them meanwhile: the peer's
+ * reorder buffer holds their gaps open while they travel (docs/PROTOCOL.md, gseq). */
 void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now)
 {
     struct txq_pkt *p;
+    uint64_t until = now + (uint64_t)m->cfg.reorder_max_ms * 1000u;
     while ((p = txq_pop(ml))) {
         fill_views(m, now);
+        m->view[ml->pos].usable = false; /* (it is: it cannot carry data) */
         int out[SCHED_MAX_COPIES];
         int c = m->sched->pick(m->sched_state, m->view, m->nlinks, p->len + WIRE_OVERHEAD, now,
                                out);
         struct mux_link *to = c > 0 ? &m->links[m->order[out[0]]] : NULL;
-        if (!to || to == ml || txq_push(m, to, p->gseq, p->data, p->len, p->enq_us) != 0) {
+        if (!to || to == ml) {
             m->c.tx_queue_drop++;
-        } else {
-            if (seq_lt(to->tx_data_end, p->gseq + 1)) to->tx_data_end = p->gseq + 1;
-            m->c.tx_relocated++;
+            pkt_release(m, p);
+            continue;
         }
-        pkt_release(m, p);
+        note_moved(ml, p->gseq, now, until);
+        txq_insert(to, p);
+        if (seq_lt(to->tx_data_end, p->gseq + 1)) to->tx_data_end = p->gseq + 1;
+        m->c.tx_relocated++;
     }
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *o = &m->links[m->order[i]];

@@ -82,7 +82,6 @@ void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be em
     pm_reset(&ml->pm);
     ml->tx_data_end = ml->rep_tx_data_end = 0;
     ml->sendable = false;
-    ml->mark_capped = false;
     ml->mark_cap_until = 0;
     ml->rep_rx_packets = 0;
     ml->rx_highest_at_us = 0;

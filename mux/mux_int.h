@@ -79,9 +79,9 @@ struct mux_link {
     struct txq_pkt *txq_head, *txq_tail;
     uint64_t txq_bytes;       /* with WIRE_OVERHEAD per packet */
     uint32_t tx_data_end;     /* 1 + gseq of the last DATA given to this link */
-    bool mark_capped;         /* packets were moved off the link: its gseq mark stays at... */
-    uint32_t mark_cap;        /* ...at most the lowest of them... */
-    uint64_t mark_cap_until;  /* ...until then */
+    uint32_t mark_cap;        /* packets were moved off the link: its gseq mark stays at most the
+                               * lowest of them... */
+    uint64_t mark_cap_until;  /* ...until then (0: none moved) */
     /* receive reports this end sends about the link */
     uint64_t rx_highest_at_us;
     uint64_t rep_rx_packets;  /* rx_packets when last reported */

@@ -140,18 +140,14 @@ static void txq_insert(struct mux_link *ml, struct txq_pkt *p)
 /* Packet gseq was moved off the link at now: its mark stays at most gseq until `until`. */
 static void note_moved(struct mux_link *ml, uint32_t gseq, uint64_t now, uint64_t until)
 {
-    if (!ml->mark_capped || now >= ml->mark_cap_until || seq_lt(gseq, ml->mark_cap))
-        ml->mark_cap = gseq;
-    ml->mark_capped = true;
+    if (now >= ml->mark_cap_until || seq_lt(gseq, ml->mark_cap)) ml->mark_cap = gseq;
     ml->mark_cap_until = until;
 }
 
 uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now)
 {
     uint32_t g = ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
-    if (ml->mark_capped && now < ml->mark_cap_until && seq_lt(ml->mark_cap, g))
-        return ml->mark_cap;
-    return g;
+    return now < ml->mark_cap_until && seq_lt(ml->mark_cap, g) ? ml->mark_cap : g;
 }
 
 /* A link that can no longer carry data had packets queued: they go to the other links, in gseq

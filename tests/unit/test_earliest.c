@@ -811,6 +811,9 @@ static void test_hostile_feedback(void **state)
                             .owd_min_rel_us = INT32_MIN, .owd_queue_us = UINT32_MAX};
     assert_true(pm_report(&p, &r, 1100000, NULL) >= 0);
     assert_int_equal(pm_inflight(&p, 1100000, 10000000), 50000);
+    /* the peer heard the link when the report says (report time minus ack delay: 0 here) */
+    assert_true(p.have_acked);
+    assert_int_equal(p.acked_at, 1100000);
     assert_true(p.owd_queue_us <= 1e7 && p.owd_min_rel_us >= -1e7);
     struct pathmodel before = p;
     struct ctrl_report bad[] = {
@@ -826,6 +829,7 @@ static void test_hostile_feedback(void **state)
         assert_int_equal(pm_inflight(&p, 1100100, 10000000), 50000);
         assert_true(p.rate_Bps == before.rate_Bps);
     }
+    assert_int_equal(p.acked_at, 1100000); /* rejected and stale reports say nothing of it */
     assert_int_equal(p.rejected, 3); /* never sent, beyond the counter space, backwards */
     assert_int_equal(p.stale, 2);    /* same time, older */
     /* a huge ack delay gives no RTT sample; a huge byte count gives a bounded rate */
@@ -838,6 +842,14 @@ static void test_hostile_feedback(void **state)
     assert_true(isfinite(smp.delivered_Bps) && smp.delivered_Bps <= PM_MAX_BPS);
     assert_true(p.rate_Bps <= PM_MAX_BPS);
     assert_int_equal(pm_inflight(&p, 1200000, 10000000), 0);
+    /* an ack delay longer than our clock: no time at which the peer heard the link (it neither
+     * moves back nor comes from the future) */
+    assert_int_equal(p.acked_at, 1100000);
+    struct ctrl_report late = {.flags = CTRL_REPORT_F_RX, .report_us = 5000 + 60000,
+                               .rx_highest = 99, .rx_packets = 100, .rx_bytes = 0,
+                               .ack_delay_us = 150000};
+    assert_true(pm_report(&p, &late, 1210000, NULL) >= 0);
+    assert_int_equal(p.acked_at, 1100000); /* 1210000 - 150000 is older than what it knew */
     pm_free(&p);
 
     /* the policy with non-finite and extreme view values */

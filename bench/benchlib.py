@@ -434,6 +434,29 @@ class Testbed:
                                       capture_output=True, text=True, check=True).stdout.strip()
         return self.key
 
+    def key_settings(self):
+        """The key settings of (master.conf, slave.conf) for this build: key pairs (wire
+        version 3 on, which has `genpsk`), or one shared key for an older build run beside."""
+        prog = self.program("braid-master")
+        new = subprocess.run([prog, "genpsk"], capture_output=True, text=True).returncode == 0
+        if not new:
+            k = 'key = "%s";\n' % self.genkey()
+            return k, k
+
+        def run(*args, stdin=None):
+            return subprocess.run([prog] + list(args), input=stdin, capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        mpriv, spriv, psk = run("genkey"), run("genkey"), run("genpsk")
+        for name, key in (("master.key", mpriv), ("slave.key", spriv)):
+            fd = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key + "\n")
+        mpub, spub = run("pubkey", stdin=mpriv + "\n"), run("pubkey", stdin=spriv + "\n")
+        return ('private_key_file = "%s";\nsites = ( { public_key = "%s"; psk = "%s"; } );\n'
+                % (self.path("master.key"), spub, psk),
+                'private_key_file = "%s";\nmaster_public_key = "%s";\npsk = "%s";\n'
+                % (self.path("slave.key"), mpub, psk))
+
     def program(self, name):
         """Path of braid-master or braid-slave: from --old-build for an "old" variant."""
         return os.path.join(variant_build(self.scheduler, self.build), name)
@@ -444,16 +467,16 @@ class Testbed:
         `mux` goes into `mux = { ... };` of both configs, after self.scheduler's setting."""
         self.stop_braid()
         mux = " ".join(x for x in (mux_setting(self.scheduler), mux) if x)
-        key = self.genkey()
+        mkeys, skeys = self.key_settings()
         self.direct = direct
         self.nlinks = len(link_ids)
         self.master_ctl = self.path("master.sock")
         self.slave_ctl = self.path("slave.sock")
         with open(self.path("master.conf"), "w") as f:
-            f.write('key = "%s";\nlisten = "%s:%d";\n'
+            f.write('%slisten = "%s:%d";\n'
                     'tunnel = { name = "braid0"; address = "%s/30"; };\n'
                     'control_socket = "%s";\nlog_level = "info";\n%s\n'
-                    % (key, MASTER_WAN, MASTER_PORT, TUN_MASTER, self.master_ctl,
+                    % (mkeys, MASTER_WAN, MASTER_PORT, TUN_MASTER, self.master_ctl,
                        "mux = { %s };" % mux if mux else ""))
         links = []
         for i in link_ids:
@@ -463,14 +486,14 @@ class Testbed:
             links.append('{ name = "%s"; id = %d; bind = "%s"; master = "%s"; }'
                          % (nm, i, SLAVE_WAN, target))
         with open(self.path("slave.conf"), "w") as f:
-            f.write('key = "%s";\nmaster = "%s:%d";\nlinks = (\n  %s\n);\n'
+            f.write('%smaster = "%s:%d";\nlinks = (\n  %s\n);\n'
                     'tunnel = { name = "braid0"; address = "%s/30"; };\n'
                     'control_socket = "%s";\nlog_level = "info";\n%s\n'
-                    % (key, MASTER_WAN, MASTER_PORT, ",\n  ".join(links), TUN_SLAVE,
+                    % (skeys, MASTER_WAN, MASTER_PORT, ",\n  ".join(links), TUN_SLAVE,
                        self.slave_ctl, "mux = { %s };" % mux if mux else ""))
         for who in ("master", "slave"):
             with open(self.path(who + ".conf")) as f:
-                log("%s.conf:\n%s" % (who, re.sub(r'key = "[^"]*"', 'key = "..."', f.read())))
+                log("%s.conf:\n%s" % (who, re.sub(r'(key|psk) = "[^"]*"', r'\1 = "..."', f.read())))
         for p in (self.master_ctl, self.slave_ctl):
             if os.path.exists(p):
                 os.unlink(p)

@@ -15,13 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "log.h"
 #include "util.h"
 
 /* Which program uses a setting. */
 enum role { R_BOTH, R_MASTER, R_SLAVE };
 /* Where a setting lives. */
-enum scope { SC_TOP, SC_TUNNEL, SC_MUX, SC_LINK, SC_COUNT };
+enum scope { SC_TOP, SC_TUNNEL, SC_MUX, SC_LINK, SC_SITE, SC_COUNT };
 
 struct known {
     const char *name;
@@ -30,7 +31,13 @@ struct known {
 };
 
 static const struct known known_top[] = {
-    {"key", R_BOTH, NULL},
+    {"key", R_BOTH, NULL}, /* (refused with the way to move to key pairs) */
+    {"private_key", R_BOTH, NULL},
+    {"private_key_file", R_BOTH, NULL},
+    {"master_public_key", R_SLAVE, "braid-master knows its sites' public keys in \"sites\""},
+    {"psk", R_SLAVE, "braid-master has a psk per site, in \"sites\""},
+    {"sites", R_MASTER, "braid-slave talks to one master, given by \"master\" and "
+                        "\"master_public_key\""},
     {"listen", R_MASTER, "braid-slave connects to the address in \"master\" instead"},
     {"master", R_SLAVE, "braid-master listens on the address in \"listen\" instead"},
     {"links", R_SLAVE, "braid-master learns the links from the slave's datagrams"},
@@ -62,13 +69,18 @@ static const struct known known_link[] = {
     {"username", R_BOTH, NULL}, {"password", R_BOTH, NULL},  {"master", R_BOTH, NULL},
     {"proxy_timeout_ms", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
 };
+static const struct known known_site[] = {
+    {"name", R_BOTH, NULL}, {"public_key", R_BOTH, NULL}, {"psk", R_BOTH, NULL},
+    {NULL, R_BOTH, NULL},
+};
 static const struct known *const scope_known[SC_COUNT] = {known_top, known_tunnel, known_mux,
-                                                          known_link};
+                                                          known_link, known_site};
 static const char *const scope_where[SC_COUNT] = {
     "at the top level of the file",
     "in the \"tunnel\" group",
     "in the \"mux\" group",
     "in a link group inside \"links\"",
+    "in a site group inside \"sites\"",
 };
 
 #define CFG_MAX_FILE (1024 * 1024) /* a config is a few hundred bytes; refuse anything huge */
@@ -87,6 +99,7 @@ struct ld {
     size_t errlen;
     /* settings seen, for required settings and cross-checks */
     const config_setting_t *key_s, *listen_s, *master_s, *links_s;
+    const config_setting_t *priv_s, *privfile_s, *mpub_s, *sites_s;
     const config_setting_t *beat_s, *dead_s, *rehs_s, *mtu_s, *addr6_s;
     struct link_aux aux[CFG_MAX_LINKS];
 };
@@ -231,7 +244,7 @@ static int check_name(struct ld *l, const config_setting_t *s, enum scope sc, co
     char list[256] = "";
     size_t used = 0;
     for (const struct known *k = scope_known[sc]; k->name; k++) {
-        if (!role_ok(l, k->role)) continue;
+        if (!role_ok(l, k->role) || (sc == SC_TOP && strcmp(k->name, "key") == 0)) continue;
         int n = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", k->name);
         if (n < 0 || (size_t)n >= sizeof list - used) break;
         used += (size_t)n;
@@ -451,28 +464,93 @@ static int want_ipport(struct ld *l, const config_setting_t *s, const char *path
     return 0;
 }
 
-/* ---- the key ---- */
+/* ---- keys ---- */
 
-static int do_key(struct ld *l, const config_setting_t *s)
+/* A 32-byte key in base64 (a private key, a public key or a PSK) into out. */
+static int want_key(struct ld *l, const config_setting_t *s, const char *path, const char *what,
+                    uint8_t out[32])
 {
-    static const char expect[] = "expected 32 bytes of base64 as printed by `braid-master genkey`";
-    const char *b64;
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
-        return fail(l, s, "key", "got %s; %s, in quotes", type_desc(s), expect);
-    b64 = config_setting_get_string(s);
-    if (!b64) return fail(l, s, "key", "cannot read the string; %s", expect);
-    size_t len = strlen(b64);
-    size_t max = len / 4 * 3 + 3;
-    unsigned char *bin = malloc(max);
-    if (!bin) return fail(l, s, "key", "out of memory decoding the key");
-    size_t n = 0;
-    int rc = sodium_base642bin(bin, max, b64, len, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL);
-    if (rc == 0 && n == sizeof l->c->psk) memcpy(l->c->psk, bin, sizeof l->c->psk);
-    sodium_memzero(bin, max);
-    free(bin);
-    if (rc != 0) return fail(l, s, "key", "not valid base64; %s", expect);
-    if (n != sizeof l->c->psk) return fail(l, s, "key", "%s, got %zu bytes", expect, n);
+        return fail(l, s, path, "got %s; expected %s: 44 characters of base64 in quotes", type_desc(s),
+                    what);
+    const char *v = config_setting_get_string(s);
+    char why[128];
+    if (!v || key_from_b64(v, out, why, sizeof why) != 0)
+        return fail(l, s, path, "%s: %s", v ? why : "cannot read the string", what);
     return 0;
+}
+
+static int do_old_key(struct ld *l, const config_setting_t *s)
+{
+    return fail(l, s, "key",
+                "braid no longer uses one shared key: each end has its own key pair. Set "
+                "private_key_file (a file from `braid-%s genkey`), and %s; the old key may stay "
+                "as the optional psk (README: \"Moving from a shared key\")",
+                l->master ? "master" : "slave",
+                l->master ? "a \"sites\" entry with the slave's public_key"
+                          : "master_public_key (`braid-master pubkey` on the master)");
+}
+
+static int do_site(struct ld *l, const config_setting_t *g, int idx)
+{
+    char path[48];
+    snprintf(path, sizeof path, "sites[%d]", idx);
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+        return fail(l, g, path,
+                    "got %s; expected a group { name = \"home\"; public_key = \"...\"; }",
+                    type_desc(g));
+    struct cfg *c = l->c;
+    bool have_pub = false;
+    snprintf(c->site_name, sizeof c->site_name, "site%d", idx);
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char sp[96];
+        snprintf(sp, sizeof sp, "%s.%.32s", path, name ? name : "?");
+        if (check_name(l, s, SC_SITE, sp) < 0) return -1;
+        if (strcmp(name, "name") == 0) {
+            const char *v;
+            if (want_string(l, s, sp, "home", &v) < 0) return -1;
+            if (!valid_linkname(v))
+                return fail(l, s, sp,
+                            "\"%.40s\" is not a valid name; expected 1 to %d letters, digits, "
+                            "'-', '_' or '.'",
+                            v, CFG_NAME_LEN - 1);
+            snprintf(c->site_name, sizeof c->site_name, "%s", v);
+        } else if (strcmp(name, "public_key") == 0) {
+            if (want_key(l, s, sp, "the site's public key, as `braid-slave pubkey` prints it",
+                         c->peer_key) < 0)
+                return -1;
+            have_pub = true;
+        } else if (strcmp(name, "psk") == 0) {
+            if (want_key(l, s, sp, "a pre-shared key from `braid-master genpsk`", c->psk) < 0)
+                return -1;
+            c->has_psk = true;
+        }
+    }
+    if (!have_pub)
+        return fail(l, g, path,
+                    "missing \"public_key\" (the slave's public key: run `braid-slave pubkey < "
+                    "FILE` on the slave's private key file)");
+    return 0;
+}
+
+static int do_sites(struct ld *l, const config_setting_t *s)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_LIST)
+        return fail(l, s, "sites",
+                    "got %s; expected a list of site groups in parentheses, e.g. sites = ( { "
+                    "name = \"home\"; public_key = \"...\"; } );",
+                    type_desc(s));
+    int n = config_setting_length(s);
+    if (n == 0) return fail(l, s, "sites", "the list is empty; expected one site group");
+    if (n > 1)
+        return fail(l, config_setting_get_elem(s, 1), "sites[1]",
+                    "this braid serves one site per master (%d given); run one master per site "
+                    "for now",
+                    n);
+    return do_site(l, config_setting_get_elem(s, 0), 0);
 }
 
 /* ---- groups ---- */
@@ -900,8 +978,33 @@ static int do_root(struct ld *l, const config_setting_t *root)
         long long iv;
         int rc = 0;
         if (strcmp(name, "key") == 0) {
-            rc = do_key(l, s);
-            l->key_s = s;
+            return do_old_key(l, s);
+        } else if (strcmp(name, "private_key") == 0) {
+            rc = want_key(l, s, path,
+                          l->master ? "a private key from `braid-master genkey`"
+                                    : "a private key from `braid-slave genkey`",
+                          c->private_key);
+            c->has_private_key = rc == 0;
+            l->priv_s = s;
+        } else if (strcmp(name, "private_key_file") == 0) {
+            if (want_string(l, s, path, "/etc/braid/private.key", &v) < 0) return -1;
+            size_t vl = strlen(v);
+            if (vl == 0 || vl >= sizeof c->private_key_file)
+                return fail(l, s, path, "%zu bytes long; expected a path of 1 to %zu bytes", vl,
+                            sizeof c->private_key_file - 1);
+            memcpy(c->private_key_file, v, vl + 1);
+            c->private_key_file_line = config_setting_source_line(s);
+            l->privfile_s = s;
+        } else if (strcmp(name, "master_public_key") == 0) {
+            rc = want_key(l, s, path, "the master's public key, as `braid-master pubkey` prints it",
+                          c->peer_key);
+            l->mpub_s = s;
+        } else if (strcmp(name, "psk") == 0) {
+            rc = want_key(l, s, path, "a pre-shared key from `braid-master genpsk`", c->psk);
+            c->has_psk = rc == 0;
+        } else if (strcmp(name, "sites") == 0) {
+            rc = do_sites(l, s);
+            l->sites_s = s;
         } else if (strcmp(name, "listen") == 0) {
             rc = want_ipport(l, s, path, "0.0.0.0:7000", &c->listen);
             l->listen_s = s;
@@ -941,10 +1044,24 @@ static int do_root(struct ld *l, const config_setting_t *root)
         }
         if (rc < 0) return -1;
     }
-    if (!l->key_s)
+    if (l->priv_s && l->privfile_s)
+        return fail(l, l->privfile_s, "private_key_file",
+                    "private_key is set too; expected one of the two (private_key_file is the "
+                    "safer: a file only its owner can read)");
+    if (!l->priv_s && !l->privfile_s)
         return fail_line(l, 0, NULL,
-                         "missing required setting \"key\" (the pre-shared key: 32 bytes of base64 "
-                         "as printed by `braid-master genkey`)");
+                         "missing required setting \"private_key_file\" (a file holding this "
+                         "end's private key: `braid-%s genkey > FILE; chmod 600 FILE`)",
+                         l->master ? "master" : "slave");
+    if (!l->master && !l->mpub_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"master_public_key\" (the master's public "
+                         "key: `braid-master pubkey < FILE` on the master's private key file)");
+    if (l->master && !l->sites_s)
+        return fail_line(l, 0, NULL,
+                         "missing required setting \"sites\" (the site this master serves, e.g. "
+                         "sites = ( { name = \"home\"; public_key = \"...\"; } ); with the "
+                         "slave's public key)");
     if (l->master && !l->listen_s)
         return fail_line(l, 0, NULL,
                          "missing required setting \"listen\" (the UDP address to listen on, e.g. "
@@ -1530,6 +1647,27 @@ int cfg_load_string(const char *text, const char *name, bool is_master, struct c
     return load_text(text, name, is_master, out, err, errlen);
 }
 
+/* private_key_file, relative to the config file's folder unless absolute. */
+static int read_private_key(const char *cfgpath, struct cfg *c, char *err, size_t errlen)
+{
+    char full[1100];
+    const char *f = c->private_key_file;
+    const char *slash = strrchr(cfgpath, '/');
+    if (f[0] != '/' && slash)
+        snprintf(full, sizeof full, "%.*s/%s", (int)(slash - cfgpath), cfgpath, f);
+    else
+        snprintf(full, sizeof full, "%s", f);
+    char why[1400];
+    if (key_read_file(full, c->private_key, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s:%d: private_key_file: %s", cfgpath, c->private_key_file_line,
+                 why);
+        sodium_memzero(c, sizeof *c);
+        return -1;
+    }
+    c->has_private_key = true;
+    return 0;
+}
+
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen)
 {
     char scratch[8];
@@ -1587,5 +1725,6 @@ int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_
     }
     sodium_memzero(buf, cap);
     free(buf);
+    if (rc == 0 && out->private_key_file[0]) rc = read_private_key(path, out, err, errlen);
     return rc;
 }

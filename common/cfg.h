@@ -38,7 +38,16 @@ struct cfg_link {
 struct cfg {
     char path[512];
     bool is_master;
-    uint8_t psk[32];                     /* "key" */
+    /* identities (PROTOCOL.md section 2) */
+    uint8_t private_key[32];             /* "private_key", or the file "private_key_file" */
+    bool has_private_key;                /* (cfg_load_string does not read key files) */
+    char private_key_file[512];          /* "private_key_file", relative to the config's folder */
+    int private_key_file_line;
+    uint8_t peer_key[32];                /* slave: "master_public_key"; master: the site's
+                                          * "public_key" */
+    uint8_t psk[32];                     /* slave: "psk"; master: the site's "psk"; zero: none */
+    bool has_psk;
+    char site_name[CFG_NAME_LEN];        /* master: the site's "name" */
     /* master */
     struct addr listen;                  /* "listen" */
     /* slave */

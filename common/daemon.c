@@ -1,8 +1,9 @@
-/* daemon.c: command line, sub-commands (genkey, status), signal handling and MTU arithmetic
+/* daemon.c: command line, sub-commands (genkey, pubkey, genpsk, status), signal handling and MTU arithmetic
  * shared by braid-master and braid-slave. */
 #include "daemon.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "../mux/wire.h"
 #include "../tundev/tundev.h"
 #include "control.h"
+#include "keys.h"
 #include "log.h"
 
 static void usage(FILE *f, const char *prog, const char *usage_extra)
@@ -19,11 +21,13 @@ static void usage(FILE *f, const char *prog, const char *usage_extra)
     fprintf(f,
             "usage: %s -c FILE [-v]      run (TUN or notun build: this one is \"%s\")\n"
             "       %s -t -c FILE        check the configuration and exit\n"
-            "       %s genkey            print a new pre-shared key for the \"key\" setting\n"
+            "       %s genkey            print a new private key (for private_key_file)\n"
+            "       %s pubkey            read a private key on stdin, print its public key\n"
+            "       %s genpsk            print a new pre-shared key (the optional psk)\n"
             "       %s status -c FILE    print link status from the running daemon\n"
             "       %s json -c FILE      the same as JSON\n"
             "%s",
-            prog, tundev_kind, prog, prog, prog, prog, usage_extra ? usage_extra : "");
+            prog, tundev_kind, prog, prog, prog, prog, prog, prog, usage_extra ? usage_extra : "");
 }
 
 static bool scheduler_known(const char *name)
@@ -41,6 +45,8 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
     if (i < argc && argv[i][0] != '-') {
         const char *c = argv[i++];
         if (strcmp(c, "genkey") == 0) a->cmd = CMD_GENKEY;
+        else if (strcmp(c, "pubkey") == 0) a->cmd = CMD_PUBKEY;
+        else if (strcmp(c, "genpsk") == 0) a->cmd = CMD_GENPSK;
         else if (strcmp(c, "status") == 0) a->cmd = CMD_STATUS;
         else if (strcmp(c, "json") == 0) a->cmd = CMD_JSON;
         else if (extra_cmd && strcmp(c, extra_cmd) == 0) {
@@ -71,7 +77,8 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
             return 2;
         }
     }
-    if (!a->config && a->cmd != CMD_GENKEY && a->cmd != CMD_EXTRA) {
+    if (!a->config && a->cmd != CMD_GENKEY && a->cmd != CMD_PUBKEY && a->cmd != CMD_GENPSK &&
+        a->cmd != CMD_EXTRA) {
         fprintf(stderr, "%s: no configuration file given (-c FILE); examples are in conf/\n",
                 prog);
         usage(stderr, prog, usage_extra);
@@ -86,10 +93,31 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
         fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
         return 1;
     }
-    if (a->cmd == CMD_GENKEY) {
-        char key[PSK_B64_MAXLEN];
-        psk_generate(key, sizeof key);
+    if (a->cmd == CMD_GENKEY || a->cmd == CMD_GENPSK) {
+        char key[KEY_B64_LEN];
+        key_generate_b64(key);
         printf("%s\n", key);
+        sodium_memzero(key, sizeof key);
+        return 0;
+    }
+    if (a->cmd == CMD_PUBKEY) {
+        char line[256];
+        uint8_t priv[KEY_LEN], pub[KEY_LEN];
+        char why[128];
+        size_t n = fread(line, 1, sizeof line - 1, stdin);
+        line[n] = 0;
+        int rc = key_from_b64(line, priv, why, sizeof why);
+        sodium_memzero(line, sizeof line);
+        if (rc != 0 || noise_pubkey(priv, pub) != 0) {
+            fprintf(stderr, "%s pubkey: the private key on stdin: %s (e.g. `%s pubkey < FILE`)\n",
+                    prog, rc != 0 ? why : "not usable", prog);
+            sodium_memzero(priv, sizeof priv);
+            return 1;
+        }
+        sodium_memzero(priv, sizeof priv);
+        char out[KEY_B64_LEN];
+        key_to_b64(pub, out);
+        printf("%s\n", out);
         return 0;
     }
     if (!a->config) return -1;
@@ -112,6 +140,27 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
     }
     log_set_level(a->verbose ? LOG_DEBUG : (enum log_level)cfg->log_level);
     return -1;
+}
+
+int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog)
+{
+    if (!cfg->has_private_key) {
+        fprintf(stderr, "%s: %s: no private key was read (private_key_file)\n", prog, cfg->path);
+        return 1;
+    }
+    if (identity_init(&mc->self, cfg->private_key) != 0) {
+        fprintf(stderr, "%s: %s: the private key is not usable; make a new one with `%s genkey`\n",
+                prog, cfg->path, prog);
+        return 1;
+    }
+    peer_init(&mc->peer, cfg->peer_key, cfg->psk);
+    if (sodium_memcmp(cfg->peer_key, mc->self.key.pub, KEY_LEN) == 0) {
+        fprintf(stderr, "%s: %s: the %s public key is this end's own; expected the %s's\n", prog,
+                cfg->path, cfg->is_master ? "site's" : "master's",
+                cfg->is_master ? "slave" : "master");
+        return 1;
+    }
+    return 0;
 }
 
 static ev_signal sig_int, sig_term;

@@ -9,7 +9,8 @@
 #include "cfg.h"
 #include "strbuf.h"
 
-enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_STATUS, CMD_JSON, CMD_EXTRA };
+enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_PUBKEY, CMD_GENPSK, CMD_STATUS, CMD_JSON,
+                  CMD_EXTRA };
 
 struct daemon_args {
     enum daemon_cmd cmd;
@@ -32,7 +33,11 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
 void daemon_signals(struct ev_loop *loop);
 
 struct mux;
+struct mux_config;
 struct tundev;
+/* The config's keys into the mux config (this end's identity, the peer's public key and PSK).
+ * Returns 0, or 1 after printing why not. */
+int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog);
 /* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
 void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
                    struct strbuf *out);
@@ -40,7 +45,7 @@ void daemon_status(const struct mux *mux, const struct tundev *tun, const char *
 /* Tunnel MTU for the config: the configured one, or link_mtu minus the outer IP/UDP headers,
  * braid's overhead and the SOCKS5 UDP header (10 bytes for an IPv4 master, 22 for IPv6). Both
  * ends leave room for the SOCKS5 header whatever their links are, so that they agree on the MTU
- * and the master's packets fit through a phone's relay: 1430 over IPv4, 1398 over IPv6. */
+ * and the master's packets fit through a phone's relay: 1426 over IPv4, 1394 over IPv6. */
 unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer);
 
 #endif

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     struct mux_config mc;
     mux_config_defaults(&mc);
     mc.is_master = true;
-    psk_derive(cfg->psk, &mc.keys);
+    if (daemon_keys(cfg, &mc, prog) != 0) goto out;
     mc.beat_interval_ms = cfg->beat_interval_ms;
     mc.dead_timeout_ms = cfg->dead_timeout_ms;
     mc.reorder_max_ms = cfg->reorder_max_ms;

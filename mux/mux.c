@@ -41,9 +41,7 @@ static void transport_state(void *ctx, struct link *l, bool up)
     if (!up) {
         announce_down(m, l->id, CTRL_DOWN_TRANSPORT, now);
     } else if (!m->cfg.is_master && m->hs_active) {
-        uint8_t hello[HELLO_LEN];
-        hs_client_hello(&m->hs, &m->cfg.keys, l->id, hello);
-        link_send(l, hello, sizeof hello);
+        slave_send_init(m, ml);
     }
 }
 
@@ -126,13 +124,9 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
                     addr_str(from, as, sizeof as), wire_strerror(rc));
         return;
     }
-    if (h.type == WIRE_HELLO) {
-        if (m->cfg.is_master) handle_hello(m, buf, len, h.link_id, from, fromlen);
-        else m->c.malformed++;
-        return;
-    }
-    if (h.type == WIRE_HELLO_REPLY) {
-        if (!m->cfg.is_master && via) handle_reply(m, via, buf, len);
+    if (h.type == WIRE_HANDSHAKE) {
+        if (m->cfg.is_master) handle_init(m, buf, len, h.link_id, from, fromlen);
+        else if (via) handle_reply(m, via, buf, len);
         else m->c.malformed++;
         return;
     }
@@ -141,8 +135,8 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         return;
     }
     struct mux_session *s = NULL;
-    if (m->cur.valid && m->cur.keys.phase == h.phase) s = &m->cur;
-    else if (m->pending.valid && m->pending.keys.phase == h.phase) s = &m->pending;
+    if (m->cur.valid && m->cur.keys.local_index == h.index) s = &m->cur;
+    else if (m->pending.valid && m->pending.keys.local_index == h.index) s = &m->pending;
     if (!s) {
         m->c.no_session++;
         char as[ADDR_STRLEN];

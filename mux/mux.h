@@ -17,7 +17,8 @@
 
 struct mux_config {
     bool is_master;
-    struct psk_keys keys;
+    struct identity self;      /* this end's static key pair */
+    struct peer peer;          /* the other end: its public key and PSK (master: the site) */
     unsigned beat_interval_ms; /* default 100 */
     unsigned dead_timeout_ms;  /* default 300 */
     unsigned reorder_max_ms;   /* default 500: upper bound of the reorder timeout */
@@ -41,11 +42,13 @@ struct mux_callbacks {
 
 struct mux_counters {
     uint64_t malformed;          /* too short/long, bad version, reserved bits, bad CTRL */
-    uint64_t no_session;         /* no keys for the datagram's key phase */
+    uint64_t no_session;         /* no session for the datagram's receiver index */
     uint64_t replay;             /* replay window rejected the counter */
     uint64_t auth_fail;          /* AEAD authentication failed */
     uint64_t wrong_link;         /* slave: link id differs from the link it arrived on */
-    uint64_t hello_rx, hello_ratelimited, hello_bad;
+    uint64_t hello_rx, hello_ratelimited, hello_bad; /* handshake INITs (master), RESPONSEs (slave) */
+    uint64_t hello_replay;       /* master: INITs not newer than the site's last (replays) */
+    uint64_t cookie_tx, cookie_rx; /* cookie replies sent (master, under load) / taken (slave) */
     uint64_t sessions;           /* sessions established */
     uint64_t tx_data, tx_data_bytes, tx_no_link; /* tunnel packets sent / dropped: no live link */
     uint64_t tx_too_big;         /* tunnel packet larger than the MTU */

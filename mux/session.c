@@ -1,203 +1,170 @@
-/* session.c: pre-shared key derivation and the HELLO/HELLO_REPLY handshake (X25519 via
- * crypto_kx, XChaCha20-Poly1305 under K_hs, keyed BLAKE2b session keys), PROTOCOL.md 2 and 5. */
+/* session.c: identities and the handshake's crypto steps (docs/PROTOCOL.md sections 2 and 5):
+ * Noise IKpsk2 (mux/noise.c) inside wire version 3's handshake messages (mux/hsmsg.c). */
 #include "session.h"
 
-#include <assert.h>
 #include <sodium.h>
 #include <string.h>
 
-#include "../common/util.h"
-
-#define KDF_CONTEXT "braid-v1"
-#define KDF_ID_HS 1
-#define KDF_ID_MIX 2
-
-/* HELLO / HELLO_REPLY layout (section 5). */
-#define HS_NONCE_OFF 8
-#define HS_NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define HS_CT_OFF (HS_NONCE_OFF + HS_NONCE_LEN)
-#define HS_BODY_LEN 80
-#define HS_TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define KEY_LEN 32
-/* HELLO body */
-#define HELLO_SPK_OFF 0
-#define HELLO_FEAT_OFF 32
-#define HELLO_ZERO_OFF 36
-/* HELLO_REPLY body */
-#define REPLY_MPK_OFF 0
-#define REPLY_SPK_OFF 32
-#define REPLY_PHASE_OFF 64
-#define REPLY_ZERO_OFF 65
-
-_Static_assert(sizeof(KDF_CONTEXT) - 1 == crypto_kdf_CONTEXTBYTES, "KDF context is 8 bytes");
-_Static_assert(HS_CT_OFF == 32, "handshake ciphertext starts at byte 32");
-_Static_assert(HS_CT_OFF + HS_BODY_LEN + HS_TAG_LEN == HELLO_LEN, "HELLO is 128 bytes");
-_Static_assert(crypto_kx_PUBLICKEYBYTES == KEY_LEN && crypto_kx_SECRETKEYBYTES == KEY_LEN &&
-                   crypto_kx_SESSIONKEYBYTES == KEY_LEN,
-               "X25519 key sizes");
-_Static_assert(PSK_LEN == crypto_kdf_KEYBYTES, "PSK is a KDF master key");
-_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == KEY_LEN, "K_hs size");
+#include "../common/keys.h"
 
 int session_crypto_init(void)
 {
     return sodium_init() >= 0 ? 0 : -1;
 }
 
-void psk_generate(char *out, size_t outlen)
+int identity_init(struct identity *id, const uint8_t priv[NOISE_KEY_LEN])
 {
-    assert(outlen >= sodium_base64_ENCODED_LEN(PSK_LEN, sodium_base64_VARIANT_ORIGINAL));
-    uint8_t raw[PSK_LEN];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(out, outlen, raw, sizeof(raw), sodium_base64_VARIANT_ORIGINAL);
-    sodium_memzero(raw, sizeof(raw));
-}
-
-void psk_derive(const uint8_t psk[PSK_LEN], struct psk_keys *k)
-{
-    crypto_kdf_derive_from_key(k->hs, sizeof(k->hs), KDF_ID_HS, KDF_CONTEXT, psk);
-    crypto_kdf_derive_from_key(k->mix, sizeof(k->mix), KDF_ID_MIX, KDF_CONTEXT, psk);
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-    uint8_t acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc |= p[i];
-    return acc == 0;
-}
-
-/* K = BLAKE2b-256(key = K_mix, label || kx || spk || mpk). */
-static void mix_key(uint8_t out[KEY_LEN], const uint8_t mix[KEY_LEN], const char label[3],
-                    const uint8_t kx[KEY_LEN], const uint8_t spk[KEY_LEN],
-                    const uint8_t mpk[KEY_LEN])
-{
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, mix, KEY_LEN, KEY_LEN);
-    crypto_generichash_update(&st, (const uint8_t *)label, 3);
-    crypto_generichash_update(&st, kx, KEY_LEN);
-    crypto_generichash_update(&st, spk, KEY_LEN);
-    crypto_generichash_update(&st, mpk, KEY_LEN);
-    crypto_generichash_final(&st, out, KEY_LEN);
-    sodium_memzero(&st, sizeof(st));
-}
-
-/* Seal an 80-byte body into a 128-byte HELLO or HELLO_REPLY. */
-static void hs_seal(const struct psk_keys *k, uint8_t type, uint8_t link_id,
-                    const uint8_t body[HS_BODY_LEN], uint8_t out[HELLO_LEN])
-{
-    out[0] = (uint8_t)((WIRE_VERSION << 6) | (type << 4));
-    out[1] = link_id;
-    memset(out + 2, 0, 6);
-    randombytes_buf(out + HS_NONCE_OFF, HS_NONCE_LEN);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + HS_CT_OFF, NULL, body, HS_BODY_LEN, out,
-                                               WIRE_HDR_LEN, NULL, out + HS_NONCE_OFF, k->hs);
-}
-
-/* Validate and decrypt a HELLO or HELLO_REPLY of the expected type into body. */
-static int hs_open(const struct psk_keys *k, uint8_t type, const uint8_t *dg, size_t len,
-                   uint8_t body[HS_BODY_LEN])
-{
-    struct wire_hdr h;
-    int rc = wire_peek(dg, len, &h);
-    if (rc != WIRE_OK) return rc;
-    if (h.type != type) return WIRE_ERR_TYPE;
-    if (!all_zero(dg + 2, 6)) return WIRE_ERR_RESERVED;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(body, NULL, NULL, dg + HS_CT_OFF,
-                                                   HS_BODY_LEN + HS_TAG_LEN, dg, WIRE_HDR_LEN,
-                                                   dg + HS_NONCE_OFF, k->hs) != 0)
-        return WIRE_ERR_AUTH;
+    memcpy(id->key.priv, priv, NOISE_KEY_LEN);
+    if (noise_pubkey(id->key.priv, id->key.pub) != 0) {
+        sodium_memzero(id, sizeof *id);
+        return -1;
+    }
+    hs_peer_keys(id->key.pub, &id->mine);
     return 0;
 }
 
-/* ---- slave side ---- */
-
-void hs_client_start(struct hs_client *c)
+void peer_init(struct peer *p, const uint8_t pub[NOISE_KEY_LEN], const uint8_t psk[NOISE_KEY_LEN])
 {
-    crypto_kx_keypair(c->pk, c->sk);
+    memcpy(p->pub, pub, NOISE_KEY_LEN);
+    memcpy(p->psk, psk, NOISE_KEY_LEN);
+    hs_peer_keys(pub, &p->keys);
+}
+
+void key_generate_b64(char out[45])
+{
+    uint8_t raw[NOISE_KEY_LEN];
+    randombytes_buf(raw, sizeof raw);
+    key_to_b64(raw, out);
+    sodium_memzero(raw, sizeof raw);
+}
+
+static void noise_start(struct noise_hs *hs, bool initiator, const struct identity *me,
+                        const uint8_t *rs, const uint8_t *psk)
+{
+    static const uint8_t zero[NOISE_KEY_LEN];
+    noise_hs_init(hs, initiator, (const uint8_t *)HS_PROLOGUE, sizeof HS_PROLOGUE - 1, &me->key,
+                  rs, psk ? psk : zero);
+}
+
+/* ---- slave ---- */
+
+int hs_client_start(struct hs_client *c, const struct identity *me, const struct peer *master,
+                    uint64_t wall_sec, uint32_t wall_nsec)
+{
+    noise_start(&c->noise, true, me, master->pub, master->psk);
+    randombytes_buf(&c->index, sizeof c->index);
+    uint8_t ts[HS_TS_LEN];
+    hs_tai64n(wall_sec, wall_nsec, ts);
+    int rc = hs_init_write(&c->noise, NULL, 0, c->index, ts, &master->keys, NULL, c->init);
+    return rc < 0 ? HS_ERR_NOISE : 0;
+}
+
+void hs_client_init_msg(struct hs_client *c, const struct peer *master, uint8_t link_id,
+                        uint8_t out[HS_INIT_LEN])
+{
+    memcpy(out, c->init, HS_INIT_LEN);
+    out[1] = link_id;
+    /* MAC1 and MAC2 cover the link id: computed per link */
+    size_t m1 = HS_INIT_LEN - 2 * HS_MAC_LEN;
+    crypto_generichash(out + m1, HS_MAC_LEN, out, m1, master->keys.mac1, sizeof master->keys.mac1);
+    if (c->have_cookie)
+        crypto_generichash(out + m1 + HS_MAC_LEN, HS_MAC_LEN, out, m1 + HS_MAC_LEN, c->cookie,
+                           sizeof c->cookie);
+    else
+        memset(out + m1 + HS_MAC_LEN, 0, HS_MAC_LEN);
+    memcpy(c->sent_mac1, out + m1, HS_MAC_LEN);
+}
+
+int hs_client_response(struct hs_client *c, const struct identity *me, const uint8_t *dg,
+                       size_t len, struct session_keys *out)
+{
+    uint8_t kind, link;
+    if (hs_peek(dg, len, &kind, &link) != 0 || kind != HS_KIND_RESPONSE) return HS_ERR_FORMAT;
+    if (!hs_mac1_ok(dg, len, &me->mine)) return HS_ERR_MAC1;
+    if (hs_receiver_index(dg, len) != c->index) return HS_ERR_STALE;
+    struct noise_hs saved = c->noise; /* (a forged answer must not spoil the handshake) */
+    uint32_t remote;
+    int rc = hs_response_read(&c->noise, dg, len, &remote);
+    if (rc != 0) {
+        c->noise = saved;
+        sodium_memzero(&saved, sizeof saved);
+        return rc;
+    }
+    sodium_memzero(&saved, sizeof saved);
+    struct session_keys k = {.local_index = c->index, .remote_index = remote};
+    if (noise_split(&c->noise, k.tx, k.rx, NULL) != 0) return HS_ERR_NOISE;
+    *out = k;
+    sodium_memzero(&k, sizeof k);
+    return 0;
+}
+
+int hs_client_cookie(struct hs_client *c, const struct peer *master, const uint8_t *dg,
+                     size_t len)
+{
+    uint8_t kind, link;
+    if (hs_peek(dg, len, &kind, &link) != 0 || kind != HS_KIND_COOKIE) return HS_ERR_FORMAT;
+    if (hs_receiver_index(dg, len) != c->index) return HS_ERR_STALE;
+    uint8_t cookie[HS_COOKIE_LEN];
+    int rc = hs_cookie_reply_read(&master->keys, dg, len, c->sent_mac1, cookie);
+    if (rc != 0) return rc;
+    memcpy(c->cookie, cookie, sizeof cookie);
+    c->have_cookie = true;
+    return 0;
 }
 
 void hs_client_wipe(struct hs_client *c)
 {
-    sodium_memzero(c, sizeof(*c));
+    noise_hs_wipe(&c->noise);
+    sodium_memzero(c->init, sizeof c->init);
 }
 
-void hs_client_hello(const struct hs_client *c, const struct psk_keys *k, uint8_t link_id,
-                     uint8_t out[HELLO_LEN])
-{
-    uint8_t body[HS_BODY_LEN] = {0};
-    memcpy(body + HELLO_SPK_OFF, c->pk, KEY_LEN);
-    put_be32(body + HELLO_FEAT_OFF, 0); /* features: none defined */
-    hs_seal(k, WIRE_HELLO, link_id, body, out);
-}
+/* ---- master ---- */
 
-int hs_client_reply(const struct hs_client *c, const struct psk_keys *k, const uint8_t *dg,
-                    size_t len, struct session_keys *out)
+int hs_server_read(struct hs_server *s, const struct identity *me, const uint8_t *dg, size_t len)
 {
-    uint8_t body[HS_BODY_LEN];
-    int rc = hs_open(k, WIRE_HELLO_REPLY, dg, len, body);
-    if (rc != 0) return rc;
-
-    const uint8_t *mpk = body + REPLY_MPK_OFF;
-    uint8_t phase = body[REPLY_PHASE_OFF];
-    uint8_t kx_m2s[KEY_LEN], kx_s2m[KEY_LEN];
-    if (phase > 1 || !all_zero(body + REPLY_ZERO_OFF, HS_BODY_LEN - REPLY_ZERO_OFF)) {
-        rc = WIRE_ERR_RESERVED;
-    } else if (sodium_memcmp(body + REPLY_SPK_OFF, c->pk, KEY_LEN) != 0) {
-        rc = HS_ERR_STALE;
-    } else if (crypto_kx_client_session_keys(kx_m2s, kx_s2m, c->pk, c->sk, mpk) != 0) {
-        rc = HS_ERR_CRYPTO;
-    } else {
-        mix_key(out->tx, k->mix, "s2m", kx_s2m, c->pk, mpk);
-        mix_key(out->rx, k->mix, "m2s", kx_m2s, c->pk, mpk);
-        out->phase = phase;
+    noise_start(&s->noise, false, me, NULL, NULL);
+    int rc = hs_init_read(&s->noise, dg, len, &s->remote_index, s->ts);
+    if (rc != 0) {
+        noise_hs_wipe(&s->noise);
+        return rc;
     }
-    sodium_memzero(kx_m2s, sizeof(kx_m2s));
-    sodium_memzero(kx_s2m, sizeof(kx_s2m));
-    sodium_memzero(body, sizeof(body));
-    return rc;
-}
-
-/* ---- master side ---- */
-
-int hs_server_open_hello(const struct psk_keys *k, const uint8_t *dg, size_t len, uint8_t spk[32])
-{
-    uint8_t body[HS_BODY_LEN];
-    int rc = hs_open(k, WIRE_HELLO, dg, len, body);
-    if (rc != 0) return rc;
-    /* features (bytes 32-35) are ignored: none are defined; the padding must be zero. */
-    if (!all_zero(body + HELLO_ZERO_OFF, HS_BODY_LEN - HELLO_ZERO_OFF)) return WIRE_ERR_RESERVED;
-    memcpy(spk, body + HELLO_SPK_OFF, KEY_LEN);
+    memcpy(s->e, s->noise.re, NOISE_KEY_LEN);
     return 0;
 }
 
-int hs_server_answer(const struct psk_keys *k, const uint8_t spk[32], uint8_t phase,
+int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t local_index,
                      struct hs_server_result *out)
 {
-    if (phase > 1) return WIRE_ERR_INVAL;
-    uint8_t mpk[KEY_LEN], msk[KEY_LEN], kx_s2m[KEY_LEN], kx_m2s[KEY_LEN];
-    crypto_kx_keypair(mpk, msk);
-    int rc = crypto_kx_server_session_keys(kx_s2m, kx_m2s, mpk, msk, spk);
-    sodium_memzero(msk, sizeof(msk));
-    if (rc != 0) {
-        rc = HS_ERR_CRYPTO;
-    } else {
-        memmove(out->spk, spk, KEY_LEN); /* spk may point into *out */
-        memcpy(out->mpk, mpk, KEY_LEN);
-        mix_key(out->keys.rx, k->mix, "s2m", kx_s2m, spk, mpk);
-        mix_key(out->keys.tx, k->mix, "m2s", kx_m2s, spk, mpk);
-        out->keys.phase = phase;
+    memcpy(s->noise.psk, site->psk, NOISE_KEY_LEN);
+    struct hs_server_result r = {0};
+    memcpy(r.e, s->e, NOISE_KEY_LEN);
+    int n = noise_write_msg2(&s->noise, NULL, NULL, 0, r.msg2, sizeof r.msg2);
+    if (n < 0) {
+        noise_hs_wipe(&s->noise);
+        return HS_ERR_NOISE;
     }
-    sodium_memzero(kx_s2m, sizeof(kx_s2m));
-    sodium_memzero(kx_m2s, sizeof(kx_m2s));
-    return rc;
+    r.keys.local_index = local_index;
+    r.keys.remote_index = s->remote_index;
+    /* the responder sends with the second key (responder to initiator) */
+    noise_split(&s->noise, r.keys.rx, r.keys.tx, NULL);
+    noise_hs_wipe(&s->noise);
+    *out = r;
+    sodium_memzero(&r, sizeof r);
+    return 0;
 }
 
-void hs_server_reply(const struct psk_keys *k, const struct hs_server_result *res, uint8_t link_id,
-                     uint8_t out[HELLO_LEN])
+void hs_server_response(const struct hs_server_result *res, const struct peer *site,
+                        uint8_t link_id, uint8_t out[HS_RESPONSE_LEN])
 {
-    uint8_t body[HS_BODY_LEN] = {0};
-    memcpy(body + REPLY_MPK_OFF, res->mpk, KEY_LEN);
-    memcpy(body + REPLY_SPK_OFF, res->spk, KEY_LEN);
-    body[REPLY_PHASE_OFF] = res->keys.phase;
-    hs_seal(k, WIRE_HELLO_REPLY, link_id, body, out);
+    out[0] = HS_BYTE0;
+    out[1] = link_id;
+    out[2] = HS_KIND_RESPONSE;
+    out[3] = 0;
+    uint32_t v[2] = {res->keys.local_index, res->keys.remote_index};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++) out[4 + 4 * k + i] = (uint8_t)(v[k] >> (24 - 8 * i));
+    memcpy(out + 12, res->msg2, sizeof res->msg2);
+    size_t m1 = HS_RESPONSE_LEN - 2 * HS_MAC_LEN;
+    crypto_generichash(out + m1, HS_MAC_LEN, out, m1, site->keys.mac1, sizeof site->keys.mac1);
+    memset(out + m1 + HS_MAC_LEN, 0, HS_MAC_LEN);
 }

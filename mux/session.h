@@ -1,5 +1,8 @@
-/* session.h: pre-shared key handling, HELLO/HELLO_REPLY handshake and per-session keys.
- * Implements docs/PROTOCOL.md sections 2 and 5 with libsodium; no I/O, no timers. */
+/* session.h: identities (static key pairs, peers' public keys and PSKs) and the handshake's
+ * crypto steps on each end: the slave's INIT and its reading of the RESPONSE or a COOKIE_REPLY,
+ * the master's reading of an INIT and its RESPONSE; the session keys and indices they give.
+ * Implements docs/PROTOCOL.md sections 2 and 5 with mux/noise.c and mux/hsmsg.c; no I/O, no
+ * timers (times are arguments). */
 #ifndef BRAID_SESSION_H
 #define BRAID_SESSION_H
 
@@ -7,75 +10,94 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hsmsg.h"
+#include "noise.h"
 #include "wire.h"
-
-#define PSK_LEN 32
-#define HELLO_LEN 128
-#define PSK_B64_MAXLEN 64
-
-/* Keys derived once from the configured pre-shared key. */
-struct psk_keys {
-    uint8_t hs[32];  /* K_hs */
-    uint8_t mix[32]; /* K_mix */
-};
 
 /* Must be called once before anything else here (sodium_init). Returns 0 or -1. */
 int session_crypto_init(void);
 
-/* Fresh random PSK as base64 (NUL-terminated, libsodium "original" variant with padding) into
- * out (>= PSK_B64_MAXLEN bytes). The config loader (common/cfg.c) decodes it. */
-void psk_generate(char *out, size_t outlen);
-void psk_derive(const uint8_t psk[PSK_LEN], struct psk_keys *k);
+/* This end: its static key pair and the keys derived from its public key. */
+struct identity {
+    struct noise_keypair key;
+    struct hs_peer_keys mine; /* MAC1 of messages to us; the cookie replies we send */
+};
+/* 0, or -1 if priv is not a usable X25519 private key. */
+int identity_init(struct identity *id, const uint8_t priv[NOISE_KEY_LEN]);
 
-/* Session keys for one direction pair, from the point of view of one end. */
+/* The other end (the slave's master, or a site of the master): its public key, the PSK shared
+ * with it (all zero when none is configured) and the keys derived from its public key. */
+struct peer {
+    uint8_t pub[NOISE_KEY_LEN];
+    uint8_t psk[NOISE_KEY_LEN];
+    struct hs_peer_keys keys;
+};
+void peer_init(struct peer *p, const uint8_t pub[NOISE_KEY_LEN], const uint8_t psk[NOISE_KEY_LEN]);
+
+/* A session's keys from one end's point of view, and its indices: datagrams to this end carry
+ * local_index, datagrams to the peer remote_index (section 3). */
 struct session_keys {
     uint8_t tx[WIRE_KEY_LEN];
     uint8_t rx[WIRE_KEY_LEN];
-    uint8_t phase;
+    uint32_t local_index;
+    uint32_t remote_index;
 };
 
-/* ---- slave side ---- */
+/* ---- slave (initiator) ---- */
+#define HS_ERR_STALE (-100) /* a RESPONSE or COOKIE_REPLY to another INIT (old or foreign) */
 struct hs_client {
-    uint8_t pk[32];
-    uint8_t sk[32];
+    struct noise_hs noise;
+    uint32_t index;                  /* our sender index for this handshake */
+    uint8_t init[HS_INIT_LEN];       /* the INIT (link id and MACs filled in per link) */
+    bool have_cookie;
+    uint8_t cookie[HS_COOKIE_LEN];
+    uint8_t sent_mac1[HS_MAC_LEN];   /* MAC1 of the last INIT sent (a cookie reply answers it) */
 };
-/* New ephemeral key pair. */
-void hs_client_start(struct hs_client *c);
-/* Wipe the ephemeral key pair (sodium_memzero) once the session keys are made or abandoned. */
+/* A new handshake: fresh ephemeral key and index, timestamp from the wall clock given. The
+ * cookie of an earlier handshake, if any, is kept. */
+int hs_client_start(struct hs_client *c, const struct identity *me, const struct peer *master,
+                    uint64_t wall_sec, uint32_t wall_nsec);
+/* The INIT for link_id (MAC2 with the latest cookie, if one came). */
+void hs_client_init_msg(struct hs_client *c, const struct peer *master, uint8_t link_id,
+                        uint8_t out[HS_INIT_LEN]);
+/* A RESPONSE (len bytes): MAC1, index, Noise message 2; the session keys into *out. Returns 0,
+ * HS_ERR_FORMAT, HS_ERR_MAC1, HS_ERR_STALE (answers another INIT) or HS_ERR_NOISE (wrong
+ * keys or PSK, tampered); after HS_ERR_NOISE the handshake must start again. */
+int hs_client_response(struct hs_client *c, const struct identity *me, const uint8_t *dg,
+                       size_t len, struct session_keys *out);
+/* A COOKIE_REPLY: the cookie is kept for the next INITs. 0, HS_ERR_FORMAT, HS_ERR_STALE or
+ * HS_ERR_COOKIE. */
+int hs_client_cookie(struct hs_client *c, const struct peer *master, const uint8_t *dg,
+                     size_t len);
+/* Wipe the handshake's secrets (the cookie stays). */
 void hs_client_wipe(struct hs_client *c);
-/* Build a HELLO for link_id into out[HELLO_LEN]. */
-void hs_client_hello(const struct hs_client *c, const struct psk_keys *k, uint8_t link_id,
-                     uint8_t out[HELLO_LEN]);
-/* Check a HELLO_REPLY (len bytes): authenticates, checks the echoed spk is ours, derives the
- * session keys (tx = K_s2m, rx = K_m2s, phase from the reply). Returns 0, or a negative
- * wire_err / -100 when the echo does not match (a stale or foreign reply). Errors: the
- * wire_peek errors (length != HELLO_LEN, version, reserved/P/E bits), WIRE_ERR_TYPE (not a
- * HELLO_REPLY), WIRE_ERR_RESERVED (bytes 2-7 nonzero, phase byte > 1, nonzero body padding),
- * WIRE_ERR_AUTH (wrong key or tampered), HS_ERR_STALE, HS_ERR_CRYPTO (mpk unusable).
- * *out is written only on success. */
-#define HS_ERR_STALE (-100)
-#define HS_ERR_CRYPTO (-101)
-int hs_client_reply(const struct hs_client *c, const struct psk_keys *k, const uint8_t *dg,
-                    size_t len, struct session_keys *out);
 
-/* ---- master side ---- */
-/* Result of a valid HELLO: the session it offers. */
-struct hs_server_result {
-    uint8_t spk[32];
-    uint8_t mpk[32];
-    struct session_keys keys; /* tx = K_m2s, rx = K_s2m, phase as given */
+/* ---- master (responder) ---- */
+/* What an INIT said, once read. */
+struct hs_server {
+    struct noise_hs noise;
+    uint32_t remote_index;      /* the initiator's sender index */
+    uint8_t ts[HS_TS_LEN];      /* its timestamp */
+    uint8_t e[NOISE_KEY_LEN];   /* its ephemeral key: the same INIT again is a retransmission */
 };
-/* Authenticate a HELLO (len bytes) and extract spk. Returns 0 or a negative error: the
- * wire_peek errors, WIRE_ERR_TYPE (not a HELLO), WIRE_ERR_RESERVED (bytes 2-7 or body bytes
- * 36-79 nonzero; the features word is ignored), WIRE_ERR_AUTH (wrong key or tampered). */
-int hs_server_open_hello(const struct psk_keys *k, const uint8_t *dg, size_t len, uint8_t spk[32]);
-/* Make a fresh ephemeral key pair and the session keys for spk with the given phase.
- * Returns 0, or HS_ERR_CRYPTO if spk is not a valid public key (e.g. a low-order point),
- * or WIRE_ERR_INVAL if phase > 1. The ephemeral secret key is wiped before returning. */
-int hs_server_answer(const struct psk_keys *k, const uint8_t spk[32], uint8_t phase,
+/* Read an INIT whose header, MAC1 (and MAC2 under load) the caller checked: the initiator's
+ * static key is in s->noise.rs afterwards. 0, HS_ERR_FORMAT or HS_ERR_NOISE. */
+int hs_server_read(struct hs_server *s, const struct identity *me, const uint8_t *dg, size_t len);
+/* The session the master offers in answer. */
+struct hs_server_result {
+    uint8_t e[NOISE_KEY_LEN];           /* the INIT's ephemeral key */
+    uint8_t msg2[NOISE_MSG2_LEN(0)];    /* Noise message 2, kept to answer retransmissions */
+    struct session_keys keys;
+};
+/* Answer with the site's PSK and our index for the session. The handshake's secrets are
+ * wiped. 0 or HS_ERR_NOISE (a low-order ephemeral key). */
+int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t local_index,
                      struct hs_server_result *out);
-/* Build the HELLO_REPLY for a session made by hs_server_answer, sent on link_id. */
-void hs_server_reply(const struct psk_keys *k, const struct hs_server_result *res, uint8_t link_id,
-                     uint8_t out[HELLO_LEN]);
+/* The RESPONSE for a session made by hs_server_answer, sent on link_id. */
+void hs_server_response(const struct hs_server_result *res, const struct peer *site,
+                        uint8_t link_id, uint8_t out[HS_RESPONSE_LEN]);
+
+/* Fresh random 32 bytes as base64 (a PSK or a private key) into out[KEY_B64_LEN]. */
+void key_generate_b64(char out[45]);
 
 #endif

@@ -22,7 +22,7 @@ static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t
     struct wire_hdr h = {0};
     h.type = type;
     h.unordered = unordered;
-    h.phase = m->cur.keys.phase;
+    h.index = m->cur.keys.remote_index;
     h.link_id = ml->id;
     h.counter = ml->tx_counter++;
     h.gseq = gseq;

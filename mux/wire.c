@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "../common/util.h"
-#include "session.h"
 
-_Static_assert(WIRE_OVERHEAD == 32, "PROTOCOL.md section 3: 32 bytes of overhead");
+_Static_assert(WIRE_OVERHEAD == 36, "PROTOCOL.md section 3: 36 bytes of overhead");
 _Static_assert(WIRE_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "tag length");
 _Static_assert(WIRE_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "key length");
 _Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12, "nonce length");
@@ -39,11 +38,7 @@ const char *wire_strerror(int err)
     case WIRE_ERR_TYPE:
         return "unexpected datagram type";
     case WIRE_ERR_INVAL:
-        return "invalid header field (key phase or counter out of range)";
-    case HS_ERR_STALE:
-        return "handshake reply answers another HELLO (stale or foreign)";
-    case HS_ERR_CRYPTO:
-        return "handshake key exchange failed (invalid public key)";
+        return "invalid header field (counter out of range)";
     default:
         return "unknown error";
     }
@@ -57,6 +52,7 @@ int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h)
     if ((b0 >> 6) != WIRE_VERSION) return WIRE_ERR_VERSION;
     if (b0 & WIRE_F_RESERVED) return WIRE_ERR_RESERVED;
     uint8_t type = (b0 >> 4) & 3u;
+    memset(h, 0, sizeof *h);
     switch (type) {
     case WIRE_DATA:
         if (len < WIRE_MIN_DATA) return WIRE_ERR_SHORT;
@@ -65,18 +61,20 @@ int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h)
         if (len < WIRE_MIN_CTRL) return WIRE_ERR_SHORT;
         if (b0 & WIRE_F_UNORDERED) return WIRE_ERR_RESERVED;
         break;
-    default: /* HELLO, HELLO_REPLY: fixed size, P and E must be 0 */
-        if (len < HELLO_LEN) return WIRE_ERR_SHORT;
-        if (len > HELLO_LEN) return WIRE_ERR_LONG;
-        if (b0 & (WIRE_F_PHASE | WIRE_F_ECHO | WIRE_F_UNORDERED)) return WIRE_ERR_RESERVED;
-        break;
+    case WIRE_HANDSHAKE: /* the rest is mux/hsmsg.c's to check */
+        if (len < 2) return WIRE_ERR_SHORT;
+        h->type = type;
+        h->link_id = dg[1];
+        return WIRE_OK;
+    default:
+        return WIRE_ERR_RESERVED;
     }
     h->type = type;
-    h->phase = (b0 & WIRE_F_PHASE) ? 1 : 0;
     h->echo_valid = (b0 & WIRE_F_ECHO) != 0;
     h->unordered = (b0 & WIRE_F_UNORDERED) != 0;
     h->link_id = dg[1];
     h->counter = get_be48(dg + 2);
+    h->index = get_be32(dg + 8);
     h->gseq = 0;
     h->ts = 0;
     h->echo = 0;
@@ -95,7 +93,7 @@ int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8
               size_t payload_len, const uint8_t key[WIRE_KEY_LEN])
 {
     if (h->type != WIRE_DATA && h->type != WIRE_CTRL) return WIRE_ERR_TYPE;
-    if (h->phase > 1 || h->counter > WIRE_COUNTER_MAX) return WIRE_ERR_INVAL;
+    if (h->counter > WIRE_COUNTER_MAX) return WIRE_ERR_INVAL;
     if (h->type == WIRE_DATA && payload_len == 0) return WIRE_ERR_EMPTY;
     if (h->type != WIRE_DATA && h->unordered) return WIRE_ERR_INVAL;
     if (payload_len > WIRE_MAX_DGRAM - WIRE_OVERHEAD) return WIRE_ERR_LONG;
@@ -107,10 +105,11 @@ int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8
     /* Move the payload first: it may overlap any part of out. */
     if (payload_len > 0 && payload != body) memmove(body, payload, payload_len);
 
-    out[0] = (uint8_t)((WIRE_VERSION << 6) | (h->type << 4) | (h->phase ? WIRE_F_PHASE : 0) |
-                       (h->echo_valid ? WIRE_F_ECHO : 0) | (h->unordered ? WIRE_F_UNORDERED : 0));
+    out[0] = (uint8_t)((WIRE_VERSION << 6) | (h->type << 4) | (h->echo_valid ? WIRE_F_ECHO : 0) |
+                       (h->unordered ? WIRE_F_UNORDERED : 0));
     out[1] = h->link_id;
     put_be48(out + 2, h->counter);
+    put_be32(out + 8, h->index);
     put_be32(inner, h->gseq);
     put_be16(inner + 4, h->ts);
     put_be16(inner + 6, h->echo);

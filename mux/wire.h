@@ -7,31 +7,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 2 /* 2: receive reports (CTRL kind 3) and per-link send queues */
-enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HELLO = 2, WIRE_HELLO_REPLY = 3 };
+#define WIRE_VERSION 3 /* 3: receiver index, Noise IKpsk2 handshake (2: receive reports) */
+enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HANDSHAKE = 2 };
 
-#define WIRE_HDR_LEN 8   /* clear header (AEAD additional data) */
+#define WIRE_HDR_LEN 12  /* clear header (AEAD additional data) */
 #define WIRE_INNER_LEN 8 /* encrypted inner header: gseq, ts, echo */
 #define WIRE_TAG_LEN 16
-#define WIRE_OVERHEAD (WIRE_HDR_LEN + WIRE_INNER_LEN + WIRE_TAG_LEN) /* 32 */
+#define WIRE_OVERHEAD (WIRE_HDR_LEN + WIRE_INNER_LEN + WIRE_TAG_LEN) /* 36 */
 #define WIRE_MAX_DGRAM 65507 /* largest UDP payload over IPv4 */
 #define WIRE_KEY_LEN 32
 #define WIRE_COUNTER_MAX ((UINT64_C(1) << 48) - 1)
 
 /* Byte 0 flag bits. */
-#define WIRE_F_PHASE 0x08
+#define WIRE_F_RESERVED 0x0a /* bits 3 and 1 */
 #define WIRE_F_ECHO 0x04
-#define WIRE_F_RESERVED 0x02
 #define WIRE_F_UNORDERED 0x01 /* DATA only: deliver at once, outside the gseq order (section 3) */
 
 /* Decoded header of a DATA or CTRL datagram (clear part + inner part). */
 struct wire_hdr {
     uint8_t type;     /* enum wire_type */
-    uint8_t phase;    /* key phase 0/1 */
     bool echo_valid;  /* E bit */
     bool unordered;   /* U bit (DATA only) */
     uint8_t link_id;
     uint64_t counter; /* 48 bits */
+    uint32_t index;   /* receiver index: the session at the receiver (section 5) */
     uint32_t gseq;
     uint16_t ts;   /* 250 us units */
     uint16_t echo; /* 250 us units */
@@ -47,35 +46,34 @@ enum wire_err {
     WIRE_ERR_SPACE = -6,    /* output buffer too small (encode) */
     WIRE_ERR_EMPTY = -7,    /* DATA without payload (wire_seal; on receive it is WIRE_ERR_SHORT) */
     WIRE_ERR_TYPE = -8,     /* not a DATA/CTRL datagram where one is required (or vice versa) */
-    WIRE_ERR_INVAL = -9,    /* wire_seal: phase > 1 or counter > WIRE_COUNTER_MAX (caller bug) */
+    WIRE_ERR_INVAL = -9,    /* wire_seal: counter > WIRE_COUNTER_MAX (caller bug) */
 };
 const char *wire_strerror(int err);
 
-/* Parse only the clear header (byte 0, link id, counter) of any datagram type without
- * authenticating. Checks length minima (DATA 33, CTRL 32, HELLO/REPLY 128), maximum, version
- * and reserved bits. Fills type, phase, echo_valid, link_id, counter. Returns WIRE_OK or error.
- * Checks, in order: longer than WIRE_MAX_DGRAM (LONG), empty (SHORT), version (VERSION),
- * reserved bits (RESERVED), type minimum (SHORT). A 32-byte DATA (empty payload) is
- * WIRE_ERR_SHORT: it is dropped as malformed before any crypto. HELLO/HELLO_REPLY must be
- * exactly 128 bytes (SHORT/LONG) and have P = E = 0 (RESERVED); their counter field is
- * reported as is (the handshake code requires it to be 0). gseq/ts/echo are set to 0. */
+/* Parse only the clear header (byte 0, link id, counter, receiver index) of a DATA or CTRL
+ * datagram without authenticating; for a handshake message (type 2) only the type and link id
+ * (mux/hsmsg.h checks the rest). Checks length minima (DATA 37, CTRL 36), maximum, version and
+ * reserved bits. Returns WIRE_OK or error. Checks, in order: longer than WIRE_MAX_DGRAM (LONG),
+ * empty (SHORT), version (VERSION), type 3 or reserved bits (RESERVED), type minimum (SHORT). A
+ * 36-byte DATA (empty payload) is WIRE_ERR_SHORT: it is dropped as malformed before any
+ * crypto. gseq/ts/echo are set to 0. */
 int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h);
 
-/* Build a DATA or CTRL datagram into out: clear header from h (type, phase, echo_valid,
- * link_id, counter), inner header (gseq, ts, echo), payload, tag. Returns the datagram length
+/* Build a DATA or CTRL datagram into out: clear header from h (type, echo_valid, unordered,
+ * link_id, counter, index), inner header (gseq, ts, echo), payload, tag. Returns the datagram length
  * (payload_len + WIRE_OVERHEAD) or WIRE_ERR_SPACE. payload may alias out + WIRE_HDR_LEN +
  * WIRE_INNER_LEN (in-place encryption, no copy); any other overlap with out also works (it is
  * moved with memmove) but costs a copy. Other errors (out is then untouched): WIRE_ERR_TYPE
  * (type not DATA/CTRL), WIRE_ERR_EMPTY (DATA with payload_len 0), WIRE_ERR_LONG (datagram
- * would exceed WIRE_MAX_DGRAM), WIRE_ERR_INVAL (phase > 1, or counter > WIRE_COUNTER_MAX: the
- * sender must start a new session before its counters run out; it never wraps). */
+ * would exceed WIRE_MAX_DGRAM), WIRE_ERR_INVAL (counter > WIRE_COUNTER_MAX: the sender must
+ * start a new session before its counters run out; it never wraps). */
 int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8_t *payload,
               size_t payload_len, const uint8_t key[WIRE_KEY_LEN]);
 
 /* Authenticate and decrypt a DATA or CTRL datagram in place. On success fills all of h,
  * sets *payload and *payload_len to the plaintext inside dg and returns WIRE_OK. On failure
  * returns an error and dg's content is unspecified; nothing from it may be used.
- * Runs the wire_peek checks first (same errors), then WIRE_ERR_TYPE for HELLO/HELLO_REPLY,
+ * Runs the wire_peek checks first (same errors), then WIRE_ERR_TYPE for a handshake message,
  * then WIRE_ERR_AUTH. A DATA payload is always >= 1 byte (shorter is rejected by the checks). */
 int wire_open(uint8_t *dg, size_t len, const uint8_t key[WIRE_KEY_LEN], struct wire_hdr *h,
               uint8_t **payload, size_t *payload_len);

@@ -62,15 +62,19 @@ for i in 0 1; do
 done
 inM ip addr add 198.18.0.1/32 dev lo
 
-KEY=$("$B"/braid-master genkey)
+(umask 077 && "$B"/braid-master genkey >"$T"/master.key && "$B"/braid-slave genkey >"$T"/slave.key)
+MPUB=$("$B"/braid-master pubkey <"$T"/master.key)
+SPUB=$("$B"/braid-slave pubkey <"$T"/slave.key)
 cat >"$T"/master.conf <<EOF
-key = "$KEY";
+private_key_file = "master.key";
+sites = ( { name = "site"; public_key = "$SPUB"; } );
 listen = "198.18.0.1:7000";
 tunnel = { name = "braid0"; address = "198.18.100.1/30"; };
 control_socket = "$T/master.sock";
 EOF
 cat >"$T"/slave.conf <<EOF
-key = "$KEY";
+private_key_file = "slave.key";
+master_public_key = "$MPUB";
 master = "198.18.0.1:7000";
 links = ( { name = "wan0"; interface = "vs0"; },
           { name = "wan1"; interface = "vs1"; } );
@@ -104,8 +108,8 @@ check wait_for 10 slave "j['mux']['session'] and j['mux']['links_up'] == 2"
 DESC="master: session and both links up"
 check wait_for 5 master "j['mux']['session'] and j['mux']['links_up'] == 2"
 
-DESC="tunnel interfaces have MTU 1430 (1500 - 28 - 32 - 10 for a SOCKS5 header)"
-check test "$(inS cat /sys/class/net/braid0/mtu)" = 1430
+DESC="tunnel interfaces have MTU 1426 (1500 - 28 - 36 - 10 for a SOCKS5 header)"
+check test "$(inS cat /sys/class/net/braid0/mtu)" = 1426
 
 DESC="ping through the tunnel (20 packets, none lost)"
 check to "$T"/ping.log inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1

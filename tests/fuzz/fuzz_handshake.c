@@ -1,29 +1,20 @@
-/* fuzz_handshake.c: libFuzzer target for the handshake parsers: hs_server_open_hello and
- * hs_client_reply on raw datagrams and on authenticated datagrams with fuzzer-chosen bodies. */
-/* Input: byte 0 selects the mode, the rest is the data. A fixed PSK and a fixed slave key pair
- * are used throughout.
- *   mode 0: the data is a datagram for hs_server_open_hello; if accepted, the master answers
- *           (hs_server_answer, hs_server_reply) and the reply must be accepted by a slave with
- *           that spk only if it is ours.
- *   mode 1: the data is a datagram for hs_client_reply.
- *   mode 2: the data is clear bytes 0-7 then the 80-byte body (zero-padded), sealed under K_hs
- *           so that the body checks are reached; fed to both parsers.
- *   mode 3: as mode 2, but body bytes 32-63 are set to our spk, so that a HELLO_REPLY reaches
- *           the key exchange with a fuzzer-chosen mpk and phase.
- * Seeds: build with -DFUZZ_WRITE_SEEDS (plain gcc, linked with libbraid.a and libsodium) to get
- * a program that writes tests/fuzz/seeds/fuzz_handshake/ files into the directory given. */
+/* fuzz_handshake.c: libFuzzer target for the handshake's session steps (mux/session.c) as the
+ * master and the slave run them on received datagrams: the master's MAC1 check, reading an INIT
+ * and answering it; the slave's reading of a RESPONSE or a COOKIE_REPLY.
+ * Input: byte 0 selects the mode, the rest is the datagram. Fixed keys throughout.
+ *   mode 0: to the master (as mux/handshake.c handle_init does, without the rate limits).
+ *   mode 1: to a slave that sent a fixed INIT.
+ *   mode 2/3: as 0/1, with the header and MAC1 made valid first (so the Noise steps are
+ *           reached with fuzzer-chosen contents).
+ * Seeds: build with -DFUZZ_WRITE_SEEDS (plain gcc -D_GNU_SOURCE, with mux/session.c, hsmsg.c, noise.c,
+ * common/keys.c and libsodium) for a program that writes tests/fuzz/seeds/fuzz_handshake/
+ * files into the directory given. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../mux/session.h"
-#include "../../mux/wire.h"
-
-static const uint8_t FUZZ_PSK[PSK_LEN] = {
-    0x62, 0x72, 0x61, 0x69, 0x64, 0x2d, 0x66, 0x75, 0x7a, 0x7a, 0x2d, 0x70, 0x73, 0x6b, 0x2d, 0x30,
-    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf};
-static const uint8_t FUZZ_SEED[crypto_kx_SEEDBYTES] = {"braid fuzz slave key pair seed!"};
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -33,119 +24,131 @@ static const uint8_t FUZZ_SEED[crypto_kx_SEEDBYTES] = {"braid fuzz slave key pai
         }                                                                                          \
     } while (0)
 
-static struct psk_keys K;
-static struct hs_client C;
+static struct identity SLAVE, MASTER;
+static struct peer SITE, TO_MASTER;
 
 static void setup(void)
 {
     static int init;
     if (init) return;
     if (sodium_init() < 0) abort();
-    psk_derive(FUZZ_PSK, &K);
-    if (crypto_kx_seed_keypair(C.pk, C.sk, FUZZ_SEED) != 0) abort();
+    uint8_t k[32], psk[32];
+    memset(k, 0x11, sizeof k);
+    CHECK(identity_init(&SLAVE, k) == 0);
+    memset(k, 0x22, sizeof k);
+    CHECK(identity_init(&MASTER, k) == 0);
+    memset(psk, 0x33, sizeof psk);
+    peer_init(&SITE, SLAVE.key.pub, psk);
+    peer_init(&TO_MASTER, MASTER.key.pub, psk);
     init = 1;
 }
 
-static void server_side(const uint8_t *dg, size_t len)
+static void client(struct hs_client *c)
 {
-    uint8_t spk[32];
-    if (hs_server_open_hello(&K, dg, len, spk) != 0) return;
+    memset(c, 0, sizeof *c);
+    CHECK(hs_client_start(c, &SLAVE, &TO_MASTER, 1764900000, 0) == 0);
+    c->index = 0x01020304u; /* fixed, for seeds */
+}
+
+static void to_master(const uint8_t *dg, size_t len)
+{
+    uint8_t kind, link;
+    if (hs_peek(dg, len, &kind, &link) != 0 || kind != HS_KIND_INIT) return;
+    if (!hs_mac1_ok(dg, len, &MASTER.mine)) return;
+    struct hs_server s;
+    if (hs_server_read(&s, &MASTER, dg, len) != 0) return;
+    /* only the fixed slave's key can be in a valid INIT */
+    CHECK(memcmp(s.noise.rs, SLAVE.key.pub, 32) == 0);
     struct hs_server_result res;
-    if (hs_server_answer(&K, spk, (uint8_t)(len & 1u), &res) != 0) return;
-    CHECK(memcmp(res.spk, spk, 32) == 0);
-    uint8_t reply[HELLO_LEN];
-    hs_server_reply(&K, &res, dg[1], reply);
-    struct session_keys sk;
-    int rc = hs_client_reply(&C, &K, reply, sizeof(reply), &sk);
-    if (memcmp(spk, C.pk, 32) == 0) {
-        CHECK(rc == 0);
-        CHECK(memcmp(sk.tx, res.keys.rx, 32) == 0 && memcmp(sk.rx, res.keys.tx, 32) == 0);
-        CHECK(sk.phase == res.keys.phase);
-    } else {
-        CHECK(rc == HS_ERR_STALE);
+    if (hs_server_answer(&s, &SITE, 7, &res) == 0) {
+        uint8_t out[HS_RESPONSE_LEN];
+        hs_server_response(&res, &SITE, link, out);
+        CHECK(hs_mac1_ok(out, sizeof out, &SLAVE.mine));
     }
 }
 
-static void client_side(const uint8_t *dg, size_t len)
+static void to_slave(const uint8_t *dg, size_t len)
 {
-    struct session_keys sk;
-    int rc = hs_client_reply(&C, &K, dg, len, &sk);
-    CHECK(rc <= 0);
-    if (rc == 0) CHECK(sk.phase <= 1);
+    struct hs_client c;
+    client(&c);
+    uint8_t init[HS_INIT_LEN];
+    hs_client_init_msg(&c, &TO_MASTER, 0, init);
+    struct session_keys k;
+    int rc = hs_client_response(&c, &SLAVE, dg, len, &k);
+    CHECK(rc == 0 || rc == HS_ERR_FORMAT || rc == HS_ERR_MAC1 || rc == HS_ERR_STALE ||
+          rc == HS_ERR_NOISE);
+    if (rc == 0) CHECK(k.local_index == c.index);
+    rc = hs_client_cookie(&c, &TO_MASTER, dg, len);
+    CHECK(rc == 0 || rc == HS_ERR_FORMAT || rc == HS_ERR_STALE || rc == HS_ERR_COOKIE);
+    hs_client_wipe(&c);
 }
 
-static void sealed(const uint8_t *data, size_t size, int force_echo)
+static void fix(uint8_t *dg, size_t len, uint8_t kind, const struct hs_peer_keys *to)
 {
-    uint8_t clear[8] = {0}, body[80] = {0}, dg[HELLO_LEN];
-    memcpy(clear, data, size < 8 ? size : 8);
-    if (size > 8) memcpy(body, data + 8, size - 8 < 80 ? size - 8 : 80);
-    if (force_echo) memcpy(body + 32, C.pk, 32);
-    memcpy(dg, clear, 8);
-    memset(dg + 8, 0x24, 24); /* fixed nonce: deterministic runs */
-    crypto_aead_xchacha20poly1305_ietf_encrypt(dg + 32, NULL, body, sizeof(body), dg, 8, NULL,
-                                               dg + 8, K.hs);
-    server_side(dg, sizeof(dg));
-    client_side(dg, sizeof(dg));
+    dg[0] = HS_BYTE0;
+    dg[2] = kind;
+    dg[3] = 0;
+    crypto_generichash(dg + len - 2 * HS_MAC_LEN, HS_MAC_LEN, dg, len - 2 * HS_MAC_LEN, to->mac1,
+                       sizeof to->mac1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
     if (size < 1) return 0;
-    switch (data[0] % 4) {
-    case 0:
-        server_side(data + 1, size - 1);
-        break;
-    case 1:
-        client_side(data + 1, size - 1);
-        break;
+    uint8_t buf[512];
+    size_t len = size - 1;
+    if (len > sizeof buf) return 0;
+    memcpy(buf, data + 1, len);
+    switch (data[0] & 3) {
+    case 0: to_master(buf, len); break;
+    case 1: to_slave(buf, len); break;
     case 2:
-        sealed(data + 1, size - 1, 0);
+        if (len != HS_INIT_LEN) return 0;
+        fix(buf, len, HS_KIND_INIT, &MASTER.mine);
+        to_master(buf, len);
         break;
     default:
-        sealed(data + 1, size - 1, 1);
+        if (len != HS_RESPONSE_LEN) return 0;
+        fix(buf, len, HS_KIND_RESPONSE, &SLAVE.mine);
+        to_slave(buf, len);
         break;
     }
     return 0;
 }
 
 #ifdef FUZZ_WRITE_SEEDS
-static void write_seed(const char *dir, const char *name, uint8_t mode, const uint8_t *p,
-                       size_t len)
+static void put(const char *dir, const char *name, uint8_t mode, const uint8_t *m, size_t len)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
-    if (!f || fputc(mode, f) == EOF || fwrite(p, 1, len, f) != len || fclose(f) != 0) {
-        perror(path);
-        exit(1);
-    }
+    if (!f) abort();
+    fputc(mode, f);
+    fwrite(m, 1, len, f);
+    fclose(f);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
-        return 1;
-    }
+    if (argc != 2) return 2;
     setup();
-    uint8_t dg[HELLO_LEN];
-    hs_client_hello(&C, &K, 1, dg);
-    write_seed(argv[1], "hello", 0, dg, sizeof(dg));
-
+    struct hs_client c;
+    client(&c);
+    uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN], cr[HS_COOKIE_REPLY_LEN];
+    hs_client_init_msg(&c, &TO_MASTER, 0, init);
+    struct hs_server s;
+    CHECK(hs_server_read(&s, &MASTER, init, sizeof init) == 0);
     struct hs_server_result res;
-    if (hs_server_answer(&K, C.pk, 1, &res) != 0) return 1;
-    hs_server_reply(&K, &res, 1, dg);
-    write_seed(argv[1], "reply", 1, dg, sizeof(dg));
-
-    uint8_t plain[88] = {0x60, 1};
-    memcpy(plain + 8, C.pk, 32);
-    write_seed(argv[1], "sealed_hello", 2, plain, sizeof(plain));
-    plain[0] = 0x70;
-    memcpy(plain + 8, res.mpk, 32);
-    memset(plain + 40, 0, 32); /* overwritten with our spk in mode 3 */
-    plain[72] = 1;
-    write_seed(argv[1], "sealed_reply", 3, plain, sizeof(plain));
+    CHECK(hs_server_answer(&s, &SITE, 7, &res) == 0);
+    hs_server_response(&res, &SITE, 0, resp);
+    uint8_t cookie[HS_COOKIE_LEN] = {1};
+    hs_cookie_reply_write(&MASTER.mine, 0, init, cookie, cr);
+    put(argv[1], "init", 0, init, sizeof init);
+    put(argv[1], "init-fixed", 2, init, sizeof init);
+    put(argv[1], "response", 1, resp, sizeof resp);
+    put(argv[1], "response-fixed", 3, resp, sizeof resp);
+    put(argv[1], "cookie", 1, cr, sizeof cr);
     return 0;
 }
 #endif

@@ -102,7 +102,7 @@ static void mode_sealed(const uint8_t *data, size_t size)
     if (size < 16) return;
     struct wire_hdr h = {
         .type = data[0] & 1u,
-        .phase = (data[0] >> 1) & 1u,
+        .index = (data[0] >> 1) & 1u ? 0xffffffffu : (uint32_t)data[0] * 0x01000193u,
         .echo_valid = (data[0] >> 2) & 1u,
         .link_id = data[1],
         .counter = get_be48(data + 2),
@@ -127,7 +127,7 @@ static void mode_sealed(const uint8_t *data, size_t size)
     uint8_t *pl = NULL;
     size_t pll = 0;
     CHECK(wire_open(dg, cap, FUZZ_KEY, &o, &pl, &pll) == WIRE_OK);
-    CHECK(o.type == h.type && o.phase == h.phase && o.echo_valid == h.echo_valid);
+    CHECK(o.type == h.type && o.index == h.index && o.echo_valid == h.echo_valid);
     CHECK(o.link_id == h.link_id && o.counter == h.counter && o.gseq == h.gseq);
     CHECK(o.ts == h.ts && o.echo == h.echo);
     CHECK(pll == plen && (plen == 0 || memcmp(pl, payload, plen) == 0));
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     int n = wire_seal(dg, sizeof(dg), &h, pkt, sizeof(pkt), FUZZ_KEY);
     write_seed(argv[1], "raw_data", 0, dg, (size_t)n);
     h.type = WIRE_CTRL;
-    h.phase = 1;
+    h.index = 0xc0ffee01u;
     h.echo_valid = true;
     h.echo = 3;
     n = wire_seal(dg, sizeof(dg), &h, ctrl, pos, FUZZ_KEY);

@@ -41,10 +41,25 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     raise RuntimeError("no free port found")
 
 
-def genkey():
-    out = subprocess.run([os.path.join(build_dir(), "braid-master"), "genkey"],
+def genkey(build=None):
+    """A new private key (or PSK: the same form), from braid-master genkey."""
+    out = subprocess.run([os.path.join(build or build_dir(), "braid-master"), "genkey"],
                          capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def pubkey(private, build=None):
+    out = subprocess.run([os.path.join(build or build_dir(), "braid-master"), "pubkey"],
+                         input=private + "\n", capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def write_key(path, key):
+    """A private key file only its owner may read (braid refuses any other)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return path
 
 
 def wait_until(cond, timeout, what, interval=0.02):
@@ -179,9 +194,9 @@ class Braid:
     master_name: write the slave's "master" with this host name instead of the IP address.
     """
 
-    def __init__(self, nlinks=2, emu=None, mux="", master_extra="", slave_extra="", key=None,
+    def __init__(self, nlinks=2, emu=None, mux="", master_extra="", slave_extra="",
                  master_key=None, build=None, targets=None, ipv6=False, link_extra=None,
-                 master_name=None):
+                 master_name=None, psk=True):
         self.tmp = tempfile.mkdtemp(prefix="braid-test-")
         self.build = build or build_dir()
         self.nlinks = nlinks
@@ -190,8 +205,15 @@ class Braid:
         self.link_extra = link_extra or {}
         self.master_name = master_name
         self.mux = mux
-        self.key = key or genkey()
-        self.master_key = master_key or self.key
+        # key pairs: master_key replaces the master's private key after the slave was told
+        # the public key of another (a slave with the wrong master key)
+        self.master_priv = genkey(self.build)
+        self.slave_priv = genkey(self.build)
+        self.master_pub = pubkey(self.master_priv, self.build)
+        self.slave_pub = pubkey(self.slave_priv, self.build)
+        if master_key:
+            self.master_priv = master_key
+        self.psk = genkey(self.build) if psk else None
         self.master_extra = master_extra
         self.slave_extra = slave_extra
         self.procs = []
@@ -207,15 +229,18 @@ class Braid:
         self.slave_ctl = os.path.join(self.tmp, "slave.sock")
 
     def master_conf(self):
+        write_key(os.path.join(self.tmp, "master.key"), self.master_priv)
+        psk = 'psk = "%s"; ' % self.psk if self.psk else ""
         return write_conf(os.path.join(self.tmp, "master.conf"), """
-key = "%s";
+private_key_file = "master.key";
+sites = ( { name = "site"; public_key = "%s"; %s} );
 listen = "%s";
 tunnel = { notun_listen = "127.0.0.1:%d"; };
 mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.master_key, self.lo_port % self.master_port, self.master_tun, self.mux,
+""" % (self.slave_pub, psk, self.lo_port % self.master_port, self.master_tun, self.mux,
        self.master_ctl, self.master_extra))
 
     def slave_conf(self, link_targets):
@@ -229,8 +254,12 @@ log_level = "debug";
         master = self.lo_port % self.master_port
         if self.master_name:
             master = "%s:%d" % (self.master_name, self.master_port)
+        write_key(os.path.join(self.tmp, "slave.key"), self.slave_priv)
+        psk = 'psk = "%s";' % self.psk if self.psk else ""
         return write_conf(os.path.join(self.tmp, "slave.conf"), """
-key = "%s";
+private_key_file = "slave.key";
+master_public_key = "%s";
+%s
 master = "%s";
 links = ( %s );
 tunnel = { notun_listen = "127.0.0.1:%d"; };
@@ -238,7 +267,7 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.key, master, ", ".join(links), self.slave_tun, self.mux,
+""" % (self.master_pub, psk, master, ", ".join(links), self.slave_tun, self.mux,
        self.slave_ctl, self.slave_extra))
 
     def start_master(self):

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -18,17 +19,35 @@
 #include "../../common/log.h"
 #include "../../mux/sched.h"
 
-/* base64 of the bytes 0, 1, ... 31 */
+/* base64 of the bytes 0, 1, ... 31 (this end's private key in the tests) */
 #define KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-#define KEYLINE "key = \"" KEY "\";\n"
+#define KEYLINE "private_key = \"" KEY "\";\n"
+/* base64 of the bytes 32, 33, ... 63: the other end's public key */
+#define PEER "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define PEER_M "sites = ( { public_key = \"" PEER "\"; } );\n"
+#define PEER_S "master_public_key = \"" PEER "\";\n"
 
 static struct cfg C;
 static char E[512];
 
-static int load(const char *text, bool master)
+static int load_raw(const char *text, bool master)
 {
     memset(E, 0, sizeof E);
     return cfg_load_string(text, "t.conf", master, &C, E, sizeof E);
+}
+
+/* The text with the other end's public key added on its first line, when it starts with
+ * KEYLINE and does not give it (so line numbers stay): most tests are about other settings. */
+static int load(const char *text, bool master)
+{
+    static char buf[1 << 17];
+    const char *need = master ? "sites" : "master_public_key";
+    size_t kl = strlen(KEYLINE);
+    if (strncmp(text, KEYLINE, kl) != 0 || strstr(text, need) || strlen(text) + 200 > sizeof buf)
+        return load_raw(text, master);
+    snprintf(buf, sizeof buf, "%.*s %s%s", (int)(kl - 1), text, master ? PEER_M : PEER_S,
+             text + kl);
+    return load_raw(buf, master);
 }
 
 /* Master config; extra starts on line 3. */
@@ -176,11 +195,12 @@ static void test_examples_wrong_role(void **state)
 {
     (void)state;
     char want[256];
-    snprintf(want, sizeof want, "conf/master.conf:%d: listen: this setting is for braid-master",
-             line_of("conf/master.conf", "listen = "));
+    snprintf(want, sizeof want, "conf/master.conf:%d: sites: this setting is for braid-master",
+             line_of("conf/master.conf", "sites = "));
     expect_fail(cfg_load("conf/master.conf", false, &C, E, sizeof E), want, "braid-slave's config");
-    snprintf(want, sizeof want, "conf/slave.conf:%d: master: this setting is for braid-slave",
-             line_of("conf/slave.conf", "master = "));
+    snprintf(want, sizeof want,
+             "conf/slave.conf:%d: master_public_key: this setting is for braid-slave",
+             line_of("conf/slave.conf", "master_public_key = "));
     expect_fail(cfg_load("conf/slave.conf", true, &C, E, sizeof E), want, "braid-master's config");
 }
 
@@ -193,8 +213,13 @@ static void test_defaults_master(void **state)
     expect_ok(load_m(""));
     assert_true(C.is_master);
     assert_string_equal(C.path, "t.conf");
-    for (int i = 0; i < 32; i++)
-        assert_int_equal(C.psk[i], i);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(C.private_key[i], i);
+        assert_int_equal(C.peer_key[i], 32 + i);
+        assert_int_equal(C.psk[i], 0); /* no psk: zero */
+    }
+    assert_false(C.has_psk);
+    assert_string_equal(C.site_name, "site0");
     assert_false(C.has_notun_listen);
     assert_string_equal(C.tun_address, "");
     assert_string_equal(C.tun_address6, "");
@@ -237,16 +262,20 @@ static void test_missing_required(void **state)
     expect_msg(load(KEYLINE, true),
                "t.conf: missing required setting \"listen\" (the UDP address to listen on, e.g. "
                "\"0.0.0.0:7000\")");
-    expect_msg(load("listen = \"127.0.0.1:7000\";\n", true),
-               "t.conf: missing required setting \"key\" (the pre-shared key: 32 bytes of base64 "
-               "as printed by `braid-master genkey`)");
+    expect_msg(load("listen = \"127.0.0.1:7000\";\n" PEER_M, true),
+               "t.conf: missing required setting \"private_key_file\" (a file holding this end's "
+               "private key: `braid-master genkey > FILE; chmod 600 FILE`)");
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:7000\";\n", true),
+                "t.conf: missing required setting \"sites\"", "slave's public key");
+    expect_fail(load_raw(KEYLINE "master = \"127.0.0.1:7000\";\nlinks = ( { } );\n", false),
+                "t.conf: missing required setting \"master_public_key\"", "braid-master pubkey");
     expect_fail(load(KEYLINE "links = ( { } );\n", false),
                 "t.conf: missing required setting \"master\"", "\"host:port\"");
     expect_fail(load(KEYLINE "master = \"127.0.0.1:7000\";\n", false),
                 "t.conf: missing required setting \"links\"", "links = (");
-    expect_fail(load("", true), "t.conf: missing required setting \"key\"", NULL);
-    expect_fail(load("# only a comment\n", false), "t.conf: missing required setting \"key\"",
-                NULL);
+    expect_fail(load("", true), "t.conf: missing required setting \"private_key_file\"", NULL);
+    expect_fail(load("# only a comment\n", false),
+                "t.conf: missing required setting \"private_key_file\"", NULL);
 }
 
 static void test_syntax_errors(void **state)
@@ -331,7 +360,7 @@ static void test_unknown_settings(void **state)
                "t.conf:3: links[0].nmae: unknown setting; did you mean \"name\"?");
     /* a master-only name is not suggested to the slave */
     expect_fail(load_s("listenn = 1;"), "t.conf:4: listenn: unknown setting; expected one of: ",
-                "key, master, links, tunnel, mux");
+                "private_key, private_key_file, master_public_key, psk, master, links, tunnel, mux");
     /* the right name in the wrong place */
     expect_msg(load_m("beat_interval_ms = 100;"),
                "t.conf:3: beat_interval_ms: unknown setting here; \"beat_interval_ms\" belongs in "
@@ -528,29 +557,115 @@ static void test_scheduler(void **state)
 static void test_bad_keys(void **state)
 {
     (void)state;
+    /* the old shared key: refused, with the way to key pairs */
+    expect_fail(load_raw("key = \"" KEY "\";\n", true),
+                "t.conf:1: key: braid no longer uses one shared key", "\"sites\" entry");
+    expect_fail(load_raw("key = \"" KEY "\";\n", false),
+                "t.conf:1: key: braid no longer uses one shared key", "master_public_key");
     /* 16 bytes */
-    expect_msg(
-        load("key = \"AAECAwQFBgcICQoLDA0ODw==\";\nlisten = \"127.0.0.1:7000\";\n", true),
-        "t.conf:1: key: expected 32 bytes of base64 as printed by `braid-master genkey`, got "
-        "16 bytes");
+    expect_msg(load_raw("private_key = \"AAECAwQFBgcICQoLDA0ODw==\";\n", true),
+               "t.conf:1: private_key: 16 bytes, expected 32 (44 characters of base64): a private "
+               "key from `braid-master genkey`");
     /* 33 bytes */
-    expect_fail(load("key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g\";\n", true),
-                "t.conf:1: key: expected 32 bytes of base64", "got 33 bytes");
-    expect_fail(load("key = \"\";\n", true), "t.conf:1: key: expected 32 bytes", "got 0 bytes");
-    expect_msg(load("key = \"not base64 at all!\";\n", true),
-               "t.conf:1: key: not valid base64; expected 32 bytes of base64 as printed by "
-               "`braid-master genkey`");
-    /* padding missing, URL-safe alphabet, stray whitespace: not the original variant */
-    expect_fail(load("key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\";\n", true),
-                "t.conf:1: key: not valid base64", NULL);
-    expect_fail(load("key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd-_8=\";\n", true),
-                "t.conf:1: key: not valid base64", NULL);
-    expect_fail(load("key = \" " KEY "\";\n", true), "t.conf:1: key: not valid base64", NULL);
-    expect_fail(load("key = 12345;\n", true), "t.conf:1: key: got an integer; expected 32 bytes",
-                NULL);
+    expect_fail(load_raw("private_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g\";\n", false),
+                "t.conf:1: private_key: 33 bytes, expected 32", "braid-slave genkey");
+    expect_fail(load_raw("private_key = \"\";\n", true), "t.conf:1: private_key: 0 bytes", NULL);
+    expect_fail(load_raw("private_key = \"not base64 at all!\";\n", true),
+                "t.conf:1: private_key: not valid base64", "44 characters");
+    /* padding missing, URL-safe alphabet: not the original variant (spaces around are fine) */
+    expect_fail(load_raw("private_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\";\n", true),
+                "t.conf:1: private_key: not valid base64", NULL);
+    expect_fail(load_raw("private_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd-_8=\";\n", true),
+                "t.conf:1: private_key: not valid base64", NULL);
+    expect_ok(load("private_key = \" " KEY " \"; listen = \"127.0.0.1:1\";\n" PEER_M, true));
+    expect_fail(load_raw("private_key = 12345;\n", true),
+                "t.conf:1: private_key: got an integer; expected a private key", NULL);
     /* the message never echoes the key */
-    expect_fail(load("key = \"c2VjcmV0c2VjcmV0\";\n", true), "t.conf:1: key:", "got 12 bytes");
+    expect_fail(load_raw("private_key = \"c2VjcmV0c2VjcmV0\";\n", true), "t.conf:1: private_key:",
+                "12 bytes");
     assert_null(strstr(E, "c2VjcmV0c2VjcmV0"));
+    /* the other keys */
+    expect_fail(load_raw(KEYLINE "master_public_key = \"AAAA\";\n", false),
+                "t.conf:2: master_public_key: 3 bytes", "braid-master pubkey");
+    expect_fail(load_raw(KEYLINE "psk = \"AAAA\";\n", false), "t.conf:2: psk: 3 bytes",
+                "genpsk");
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { public_key = \"x\"; } );\n",
+                         true),
+                "t.conf:3: sites[0].public_key: not valid base64", "braid-slave pubkey");
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { name = \"a\"; } );\n",
+                         true),
+                "t.conf:3: sites[0]: missing \"public_key\"", NULL);
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { public_key = \"" PEER
+                         "\"; psk = 1; } );\n",
+                         true),
+                "t.conf:3: sites[0].psk: got an integer", NULL);
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { public_key = \"" PEER
+                         "\"; pubkey = 1; } );\n",
+                         true),
+                "t.conf:3: sites[0].pubkey: unknown setting", NULL);
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { public_key = \"" PEER
+                         "\"; }, { public_key = \"" PEER "\"; } );\n",
+                         true),
+                "t.conf:3: sites[1]: this braid serves one site", NULL);
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( );\n", true),
+                "t.conf:3: sites: the list is empty", NULL);
+    expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = { };\n", true),
+                "t.conf:3: sites: got a group", NULL);
+    /* both forms of the private key at once */
+    expect_fail(load("private_key = \"" KEY "\";\nprivate_key_file = \"k\";\n"
+                     "listen = \"127.0.0.1:1\";\n" PEER_M,
+                     true),
+                "t.conf:2: private_key_file: private_key is set too", NULL);
+    /* a site's values arrive */
+    expect_ok(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { name = \"home\"; "
+                               "public_key = \"" PEER "\"; psk = \"" KEY "\"; } );\n",
+                       true));
+    assert_string_equal(C.site_name, "home");
+    assert_true(C.has_psk);
+    assert_true(C.has_private_key);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(C.peer_key[i], 32 + i);
+        assert_int_equal(C.psk[i], i);
+        assert_int_equal(C.private_key[i], i);
+    }
+}
+
+/* private_key_file: read by cfg_load, relative to the config's folder, refused when group or
+ * others may read it, with the config's file and line. */
+static void test_private_key_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/braid-test-cfgkey-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char conf[128], key[128];
+    snprintf(conf, sizeof conf, "%s/m.conf", dir);
+    snprintf(key, sizeof key, "%s/m.key", dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "listen = \"127.0.0.1:7000\";\nprivate_key_file = \"m.key\";\n" PEER_M);
+    fclose(f);
+    f = fopen(key, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", KEY);
+    fclose(f);
+    assert_int_equal(chmod(key, 0600), 0);
+    expect_ok(cfg_load(conf, true, &C, E, sizeof E));
+    assert_true(C.has_private_key);
+    for (int i = 0; i < 32; i++) assert_int_equal(C.private_key[i], i);
+    assert_int_equal(chmod(key, 0644), 0);
+    char want[512];
+    snprintf(want, sizeof want, "%s:2: private_key_file: %s: group or others", conf, key);
+    expect_fail(cfg_load(conf, true, &C, E, sizeof E), want, "chmod 600");
+    assert_false(C.has_private_key);
+    unlink(key);
+    snprintf(want, sizeof want, "%s:2: private_key_file: %s: cannot open", conf, key);
+    expect_fail(cfg_load(conf, true, &C, E, sizeof E), want, NULL);
+    /* cfg_load_string reads no file */
+    expect_ok(load_raw("listen = \"127.0.0.1:7000\";\nprivate_key_file = \"/nonexistent\";\n" PEER_M,
+                       true));
+    assert_false(C.has_private_key);
+    unlink(conf);
+    rmdir(dir);
 }
 
 static void test_zeroed_on_failure(void **state)
@@ -560,7 +675,7 @@ static void test_zeroed_on_failure(void **state)
     memset(&C, 0xAA, sizeof C);
     expect_fail(load_m("log_level = \"loud\";"), "t.conf:3: log_level: \"loud\" is not a log level",
                 NULL);
-    assert_memory_equal(C.psk, zero, 32);
+    assert_memory_equal(C.private_key, zero, 32);
     assert_int_equal(C.socket_buffer, 0);
     assert_string_equal(C.path, "");
 }
@@ -973,10 +1088,10 @@ static void test_hostile(void **state)
     assert_non_null(text);
 
     /* a very long key */
-    memcpy(text, "key = \"", 7);
-    memset(text + 7, 'A', big);
-    strcpy(text + 7 + big, "\";\n");
-    expect_fail(load(text, true), "t.conf:1: key: expected 32 bytes", "got 150000 bytes");
+    memcpy(text, "private_key = \"", 15);
+    memset(text + 15, 'A', big);
+    strcpy(text + 15 + big, "\";\n");
+    expect_fail(load(text, true), "t.conf:1: private_key: not valid base64", NULL);
 
     /* a very long setting name */
     memset(text, 'z', big);
@@ -1063,7 +1178,7 @@ static void test_hostile(void **state)
     assert_int_equal(one[0], '\0');
     assert_int_equal(cfg_load_string("x", "t", true, &C, NULL, 0), -1);
     assert_int_equal(cfg_load_string(NULL, NULL, true, &C, E, sizeof E), -1);
-    expect_fail(-1, "(string): missing required setting \"key\"", NULL);
+    expect_fail(-1, "(string): missing required setting \"private_key_file\"", NULL);
 }
 
 static void test_files(void **state)
@@ -1115,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_cross_checks),
         cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_private_key_file),
         cmocka_unit_test(test_zeroed_on_failure),
         cmocka_unit_test(test_link_duplicates),
         cmocka_unit_test(test_link_socks5),

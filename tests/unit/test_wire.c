@@ -18,11 +18,11 @@ static const uint8_t KEY[WIRE_KEY_LEN] = {
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
     0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0};
 
-static struct wire_hdr mkhdr(uint8_t type, uint8_t phase, bool echo_valid, uint8_t link,
+static struct wire_hdr mkhdr(uint8_t type, uint32_t index, bool echo_valid, uint8_t link,
                              uint64_t ctr, uint32_t gseq, uint16_t ts, uint16_t echo)
 {
     struct wire_hdr h = {.type = type,
-                         .phase = phase,
+                         .index = index,
                          .echo_valid = echo_valid,
                          .link_id = link,
                          .counter = ctr,
@@ -65,50 +65,52 @@ static int open_copy(const uint8_t *dg, size_t len, struct wire_hdr *h)
 
 /* ---- conformance with PROTOCOL.md section 3, built by hand with libsodium ---- */
 
-static void check_conformance(uint8_t type, uint8_t phase, bool echo_valid, uint8_t byte0)
+static void check_conformance(uint8_t type, bool echo_valid, uint8_t byte0)
 {
     static const uint8_t payload[] = {0x45, 0x00, 0x00, 0x1c, 'b', 'r', 'a', 'i', 'd'};
-    /* Clear header: byte 0, link id 0xA5, counter 0x0123456789AB (48 bits). */
-    const uint8_t clear[8] = {byte0, 0xa5, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
+    /* Clear header: byte 0, link id 0xA5, counter 0x0123456789AB (48 bits), receiver index
+     * 0xC0FFEE01. */
+    const uint8_t clear[12] = {byte0, 0xa5, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xc0, 0xff, 0xee, 0x01};
     /* Nonce: 0 0 0 <link id> <counter as 64-bit big-endian>. */
     const uint8_t nonce[12] = {0, 0, 0, 0xa5, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
     /* Plaintext: gseq 0xDEADBEEF, ts 0x1234, echo 0x5678, payload. */
     uint8_t plain[8 + sizeof(payload)] = {0xde, 0xad, 0xbe, 0xef, 0x12, 0x34, 0x56, 0x78};
     memcpy(plain + 8, payload, sizeof(payload));
 
-    uint8_t expect[8 + sizeof(plain) + 16];
-    memcpy(expect, clear, 8);
+    uint8_t expect[12 + sizeof(plain) + 16];
+    memcpy(expect, clear, 12);
     unsigned long long clen = 0;
     assert_int_equal(crypto_aead_chacha20poly1305_ietf_encrypt(
-                         expect + 8, &clen, plain, sizeof(plain), clear, 8, NULL, nonce, KEY),
+                         expect + 12, &clen, plain, sizeof(plain), clear, 12, NULL, nonce, KEY),
                      0);
     assert_int_equal(clen, sizeof(plain) + 16);
 
     struct wire_hdr h =
-        mkhdr(type, phase, echo_valid, 0xa5, UINT64_C(0x0123456789ab), 0xdeadbeef, 0x1234, 0x5678);
+        mkhdr(type, 0xc0ffee01u, echo_valid, 0xa5, UINT64_C(0x0123456789ab), 0xdeadbeef, 0x1234,
+              0x5678);
     uint8_t out[sizeof(expect) + 10];
     int n = wire_seal(out, sizeof(out), &h, payload, sizeof(payload), KEY);
     assert_int_equal(n, (int)sizeof(expect));
-    assert_int_equal(n, (int)sizeof(payload) + 32); /* "exactly 32 bytes" of overhead */
+    assert_int_equal(n, (int)sizeof(payload) + 36); /* "exactly 36 bytes" of overhead */
     assert_memory_equal(out, expect, sizeof(expect));
 }
 
 static void test_conformance_data(void **state)
 {
     (void)state;
-    /* V=10 T=00 P=1 E=1 R=00 -> 1000 1100 */
-    check_conformance(WIRE_DATA, 1, true, 0x8c);
-    /* V=10 T=00 P=0 E=0 -> 1000 0000 */
-    check_conformance(WIRE_DATA, 0, false, 0x80);
+    /* V=11 T=00 R=0 E=1 R=0 U=0 -> 1100 0100 */
+    check_conformance(WIRE_DATA, true, 0xc4);
+    /* V=11 T=00 E=0 -> 1100 0000 */
+    check_conformance(WIRE_DATA, false, 0xc0);
 }
 
 static void test_conformance_ctrl(void **state)
 {
     (void)state;
-    /* V=10 T=01 P=0 E=1 -> 1001 0100 */
-    check_conformance(WIRE_CTRL, 0, true, 0x94);
-    /* V=10 T=01 P=1 E=0 -> 1001 1000 */
-    check_conformance(WIRE_CTRL, 1, false, 0x98);
+    /* V=11 T=01 E=1 -> 1101 0100 */
+    check_conformance(WIRE_CTRL, true, 0xd4);
+    /* V=11 T=01 E=0 -> 1101 0000 */
+    check_conformance(WIRE_CTRL, false, 0xd0);
 }
 
 /* ---- round trips ---- */
@@ -125,7 +127,7 @@ static void roundtrip_one(const struct wire_hdr *h, size_t plen, uint8_t seed)
     struct wire_hdr p;
     assert_int_equal(wire_peek(buf, (size_t)n, &p), WIRE_OK);
     assert_int_equal(p.type, h->type);
-    assert_int_equal(p.phase, h->phase);
+    assert_int_equal(p.index, h->index);
     assert_int_equal(p.echo_valid, h->echo_valid);
     assert_int_equal(p.link_id, h->link_id);
     assert_true(p.counter == h->counter);
@@ -136,7 +138,7 @@ static void roundtrip_one(const struct wire_hdr *h, size_t plen, uint8_t seed)
     size_t pll = 99999;
     assert_int_equal(wire_open(buf, (size_t)n, KEY, &o, &pl, &pll), WIRE_OK);
     assert_int_equal(o.type, h->type);
-    assert_int_equal(o.phase, h->phase);
+    assert_int_equal(o.index, h->index);
     assert_int_equal(o.echo_valid, h->echo_valid);
     assert_int_equal(o.link_id, h->link_id);
     assert_true(o.counter == h->counter);
@@ -156,14 +158,15 @@ static void test_roundtrip(void **state)
     const size_t lens[] = {0, 1, 17, 1400};
     int cases = 0;
     for (unsigned combo = 0; combo < 8; combo++) {
-        uint8_t type = combo & 1u, phase = (combo >> 1) & 1u;
+        uint8_t type = combo & 1u;
+        uint32_t index = (combo >> 1) & 1u ? 0xffffffffu : combo * 0x01010101u;
         bool e = (combo >> 2) & 1u;
         for (size_t ci = 0; ci < ARRAY_LEN(ctrs); ci++) {
             for (size_t gi = 0; gi < ARRAY_LEN(gseqs); gi++) {
                 for (size_t li = 0; li < ARRAY_LEN(lens); li++) {
                     if (type == WIRE_DATA && lens[li] == 0) continue;
                     struct wire_hdr h =
-                        mkhdr(type, phase, e, (uint8_t)(255 - ci), ctrs[ci], gseqs[gi],
+                        mkhdr(type, index, e, (uint8_t)(255 - ci), ctrs[ci], gseqs[gi],
                               (uint16_t)(0xffff - gi), (uint16_t)(ci * 3u));
                     roundtrip_one(&h, lens[li], (uint8_t)(ci + gi));
                     cases++;
@@ -182,11 +185,11 @@ static void test_seal_in_place_and_overlap(void **state)
     fill_pattern(payload, sizeof(payload), 9);
     struct wire_hdr h = mkhdr(WIRE_DATA, 0, false, 1, 5, 6, 7, 0);
     int n = wire_seal(ref, sizeof(ref), &h, payload, sizeof(payload), KEY);
-    assert_int_equal(n, 132);
+    assert_int_equal(n, 136);
 
-    /* Payload already at out + 16: encrypted in place. */
-    memcpy(a + 16, payload, sizeof(payload));
-    assert_int_equal(wire_seal(a, sizeof(a), &h, a + 16, sizeof(payload), KEY), n);
+    /* Payload already at out + 20: encrypted in place. */
+    memcpy(a + 20, payload, sizeof(payload));
+    assert_int_equal(wire_seal(a, sizeof(a), &h, a + 20, sizeof(payload), KEY), n);
     assert_memory_equal(a, ref, (size_t)n);
 
     /* Payload overlapping the header area (at out + 3) and after it (at out + 40). */
@@ -230,7 +233,7 @@ static void test_truncations(void **state)
     for (uint8_t type = WIRE_DATA; type <= WIRE_CTRL; type++) {
         uint8_t dg[64];
         size_t n = seal_sample(dg, sizeof(dg), type, 20);
-        size_t min = type == WIRE_DATA ? 33 : 32;
+        size_t min = type == WIRE_DATA ? 37 : 36;
         for (size_t len = 0; len < n; len++) {
             struct wire_hdr h;
             int rc = open_copy(dg, len, &h);
@@ -254,31 +257,28 @@ static void test_min_lengths(void **state)
     (void)state;
     uint8_t buf[128] = {0};
     struct wire_hdr h;
-    buf[0] = 0x80; /* DATA */
-    assert_int_equal(wire_peek(buf, 32, &h), WIRE_ERR_SHORT);
-    assert_int_equal(wire_peek(buf, 33, &h), WIRE_OK);
-    buf[0] = 0x90; /* CTRL */
-    assert_int_equal(wire_peek(buf, 31, &h), WIRE_ERR_SHORT);
-    assert_int_equal(wire_peek(buf, 32, &h), WIRE_OK);
-    buf[0] = 0xa0; /* HELLO */
-    assert_int_equal(wire_peek(buf, 127, &h), WIRE_ERR_SHORT);
-    assert_int_equal(wire_peek(buf, 32, &h), WIRE_ERR_SHORT);
+    buf[0] = 0xc0; /* DATA */
+    assert_int_equal(wire_peek(buf, 36, &h), WIRE_ERR_SHORT);
+    assert_int_equal(wire_peek(buf, 37, &h), WIRE_OK);
+    buf[0] = 0xd0; /* CTRL */
+    assert_int_equal(wire_peek(buf, 35, &h), WIRE_ERR_SHORT);
+    assert_int_equal(wire_peek(buf, 36, &h), WIRE_OK);
+    buf[0] = 0xe0; /* handshake: only type and link id here (mux/hsmsg.c checks the rest) */
+    buf[1] = 9;
+    assert_int_equal(wire_peek(buf, 1, &h), WIRE_ERR_SHORT);
+    assert_int_equal(wire_peek(buf, 2, &h), WIRE_OK);
+    assert_int_equal(h.type, WIRE_HANDSHAKE);
+    assert_int_equal(h.link_id, 9);
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_OK);
-    assert_int_equal(h.type, WIRE_HELLO);
-    buf[0] = 0xb0; /* HELLO_REPLY */
-    assert_int_equal(wire_peek(buf, 128, &h), WIRE_OK);
-    assert_int_equal(h.type, WIRE_HELLO_REPLY);
-    uint8_t big[129] = {0xb0};
-    assert_int_equal(wire_peek(big, 129, &h), WIRE_ERR_LONG);
-    /* HELLO with P or E set */
-    buf[0] = 0xa0 | WIRE_F_PHASE;
+    /* type 3 is reserved; so are the reserved bits of DATA and CTRL */
+    buf[0] = 0xf0;
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_ERR_RESERVED);
-    buf[0] = 0xb0 | WIRE_F_ECHO;
+    buf[0] = 0xc0 | 0x08;
+    assert_int_equal(wire_peek(buf, 128, &h), WIRE_ERR_RESERVED);
+    buf[0] = 0xd0 | 0x02;
     assert_int_equal(wire_peek(buf, 128, &h), WIRE_ERR_RESERVED);
     /* wire_open refuses handshake datagrams */
-    buf[0] = 0xa0;
-    assert_int_equal(open_copy(buf, 128, &h), WIRE_ERR_TYPE);
-    buf[0] = 0xb0;
+    buf[0] = 0xe0;
     assert_int_equal(open_copy(buf, 128, &h), WIRE_ERR_TYPE);
 }
 
@@ -288,12 +288,12 @@ static void test_oversized(void **state)
     uint8_t *buf = calloc(1, WIRE_MAX_DGRAM + 1);
     assert_non_null(buf);
     struct wire_hdr h;
-    for (uint8_t b0 = 0x80; b0 <= 0xb0; b0 += 0x10) {
-        buf[0] = b0;
+    for (unsigned b0 = 0xc0; b0 <= 0xf0; b0 += 0x10) {
+        buf[0] = (uint8_t)b0;
         assert_int_equal(wire_peek(buf, WIRE_MAX_DGRAM + 1, &h), WIRE_ERR_LONG);
         assert_int_equal(open_copy(buf, WIRE_MAX_DGRAM + 1, &h), WIRE_ERR_LONG);
     }
-    buf[0] = 0x80;
+    buf[0] = 0xc0;
     assert_int_equal(wire_peek(buf, WIRE_MAX_DGRAM, &h), WIRE_OK);
     assert_int_equal(open_copy(buf, WIRE_MAX_DGRAM, &h), WIRE_ERR_AUTH);
     free(buf);
@@ -333,10 +333,12 @@ static void test_bit_flips(void **state)
             if (bit >= 8) {
                 assert_int_equal(rc, WIRE_ERR_AUTH);
             } else {
-                /* byte 0: version, type, reserved bits are checked; P, E and the type bit
-                 * DATA<->CTRL are covered by the tag (additional data) */
+                /* byte 0: version, type, reserved bits are checked; E, U and the type bit
+                 * DATA<->CTRL are covered by the tag (additional data); a type turned into
+                 * handshake is not opened */
                 assert_true(rc == WIRE_ERR_AUTH || rc == WIRE_ERR_VERSION ||
-                            rc == WIRE_ERR_RESERVED || rc == WIRE_ERR_SHORT);
+                            rc == WIRE_ERR_RESERVED || rc == WIRE_ERR_SHORT ||
+                            rc == WIRE_ERR_TYPE);
             }
         }
     }
@@ -376,38 +378,35 @@ static void test_seal_errors(void **state)
 
     /* WIRE_ERR_SPACE: one byte short; out untouched */
     memset(out, 0xcc, sizeof(out));
-    assert_int_equal(wire_seal(out, 41, &h, payload, 10, KEY), WIRE_ERR_SPACE);
+    assert_int_equal(wire_seal(out, 45, &h, payload, 10, KEY), WIRE_ERR_SPACE);
     for (size_t i = 0; i < sizeof(out); i++)
         assert_int_equal(out[i], 0xcc);
     assert_int_equal(wire_seal(out, 0, &h, payload, 10, KEY), WIRE_ERR_SPACE);
-    assert_int_equal(wire_seal(out, 42, &h, payload, 10, KEY), 42);
-    assert_int_equal(out[42], 0xcc);
+    assert_int_equal(wire_seal(out, 46, &h, payload, 10, KEY), 46);
+    assert_int_equal(out[46], 0xcc);
 
     /* empty DATA, but empty CTRL is fine */
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 0, KEY), WIRE_ERR_EMPTY);
     h.type = WIRE_CTRL;
-    assert_int_equal(wire_seal(out, sizeof(out), &h, NULL, 0, KEY), 32);
+    assert_int_equal(wire_seal(out, sizeof(out), &h, NULL, 0, KEY), 36);
     struct wire_hdr o;
     uint8_t *pl;
     size_t pll = 5;
-    assert_int_equal(wire_open(out, 32, KEY, &o, &pl, &pll), WIRE_OK);
+    assert_int_equal(wire_open(out, 36, KEY, &o, &pl, &pll), WIRE_OK);
     assert_int_equal(pll, 0);
 
-    /* handshake types, bad phase, exhausted counter */
-    h.type = WIRE_HELLO;
+    /* handshake and unknown types, exhausted counter */
+    h.type = WIRE_HANDSHAKE;
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_TYPE);
-    h.type = WIRE_HELLO_REPLY;
+    h.type = 3;
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_TYPE);
     h.type = 7;
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_TYPE);
     h.type = WIRE_DATA;
-    h.phase = 2;
-    assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_INVAL);
-    h.phase = 1;
     h.counter = WIRE_COUNTER_MAX + 1;
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_INVAL);
     h.counter = WIRE_COUNTER_MAX;
-    assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), 42);
+    assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), 46);
 }
 
 static void test_strerror(void **state)
@@ -415,7 +414,7 @@ static void test_strerror(void **state)
     (void)state;
     const int codes[] = {WIRE_OK,           WIRE_ERR_SHORT, WIRE_ERR_LONG,  WIRE_ERR_VERSION,
                          WIRE_ERR_RESERVED, WIRE_ERR_AUTH,  WIRE_ERR_SPACE, WIRE_ERR_EMPTY,
-                         WIRE_ERR_TYPE,     WIRE_ERR_INVAL, HS_ERR_STALE,   HS_ERR_CRYPTO};
+                         WIRE_ERR_TYPE,     WIRE_ERR_INVAL};
     const char *unknown = wire_strerror(-12345);
     assert_string_equal(unknown, "unknown error");
     assert_string_equal(wire_strerror(WIRE_ERR_SHORT), "datagram too short");
@@ -471,7 +470,7 @@ static void test_ctrl_roundtrip(void **state)
     uint8_t dg[256];
     struct wire_hdr h = mkhdr(WIRE_CTRL, 0, false, 3, 9, 1234, 0, 0);
     int n = wire_seal(dg, sizeof(dg), &h, buf, pos, KEY);
-    assert_int_equal(n, (int)pos + 32);
+    assert_int_equal(n, (int)pos + 36);
     uint8_t *pl;
     size_t pll;
     assert_int_equal(wire_open(dg, (size_t)n, KEY, &h, &pl, &pll), WIRE_OK);

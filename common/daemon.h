@@ -45,7 +45,7 @@ void daemon_status(const struct mux *mux, const struct tundev *tun, const char *
 /* Tunnel MTU for the config: the configured one, or link_mtu minus the outer IP/UDP headers,
  * braid's overhead and the SOCKS5 UDP header (10 bytes for an IPv4 master, 22 for IPv6). Both
  * ends leave room for the SOCKS5 header whatever their links are, so that they agree on the MTU
- * and the master's packets fit through a phone's relay: 1426 over IPv4, 1394 over IPv6. */
+ * and the master's packets fit through a phone's relay: 1428 over IPv4, 1396 over IPv6. */
 unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer);
 
 #endif

@@ -72,7 +72,7 @@ static void send_response(struct mux *m, const struct hs_server_result *res, uin
 static uint32_t new_index(const struct mux *m)
 {
     uint32_t x;
-    do randombytes_buf(&x, sizeof x);
+    do x = randombytes_uniform(WIRE_INDEX_MAX + 1);
     while ((m->cur.valid && x == m->cur.keys.local_index) ||
            (m->pending.valid && x == m->pending.keys.local_index));
     return x;

@@ -135,6 +135,7 @@ int hs_init_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *
         return HS_ERR_NOISE;
     memcpy(ts, t, HS_TS_LEN);
     *sender_index = get32(msg + 4);
+    if (*sender_index > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     return 0;
 }
 
@@ -165,6 +166,7 @@ int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32
         return HS_ERR_FORMAT;
     if (noise_read_msg2(hs, msg + 12, NOISE_MSG2_LEN(0), NULL, 0) != 0) return HS_ERR_NOISE;
     *sender_index = get32(msg + 4);
+    if (*sender_index > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     return 0;
 }
 

@@ -5,6 +5,8 @@
  * Every handshake message starts with a 4-byte header: byte 0 = version 3, type 2 (0xe0),
  * byte 1 = link id, byte 2 = kind (1 INIT, 2 RESPONSE, 3 COOKIE_REPLY), byte 3 = 0.
  *
+ * Indices are 16-bit values in 32-bit fields (the upper half zero): datagrams carry 16 bits.
+ *
  *   INIT (initiator -> responder), 148 bytes:
  *     0 header | 4 sender index | 8 Noise message 1 (e 32, s 32+16, TAI64N 12+16) | 116 MAC1 16
  *     | 132 MAC2 16

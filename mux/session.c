@@ -52,7 +52,7 @@ int hs_client_start(struct hs_client *c, const struct identity *me, const struct
                     uint64_t wall_sec, uint32_t wall_nsec)
 {
     noise_start(&c->noise, true, me, master->pub, master->psk);
-    randombytes_buf(&c->index, sizeof c->index);
+    c->index = randombytes_uniform(WIRE_INDEX_MAX + 1);
     uint8_t ts[HS_TS_LEN];
     hs_tai64n(wall_sec, wall_nsec, ts);
     int rc = hs_init_write(&c->noise, NULL, 0, c->index, ts, &master->keys, NULL, c->init);

@@ -7,7 +7,7 @@
 
 #include "../common/util.h"
 
-_Static_assert(WIRE_OVERHEAD == 36, "PROTOCOL.md section 3: 36 bytes of overhead");
+_Static_assert(WIRE_OVERHEAD == 34, "PROTOCOL.md section 3: 34 bytes of overhead");
 _Static_assert(WIRE_TAG_LEN == crypto_aead_chacha20poly1305_ietf_ABYTES, "tag length");
 _Static_assert(WIRE_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES, "key length");
 _Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12, "nonce length");
@@ -74,7 +74,7 @@ int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h)
     h->unordered = (b0 & WIRE_F_UNORDERED) != 0;
     h->link_id = dg[1];
     h->counter = get_be48(dg + 2);
-    h->index = get_be32(dg + 8);
+    h->index = get_be16(dg + 8);
     h->gseq = 0;
     h->ts = 0;
     h->echo = 0;
@@ -109,7 +109,7 @@ int wire_seal(uint8_t *out, size_t outcap, const struct wire_hdr *h, const uint8
                        (h->unordered ? WIRE_F_UNORDERED : 0));
     out[1] = h->link_id;
     put_be48(out + 2, h->counter);
-    put_be32(out + 8, h->index);
+    put_be16(out + 8, h->index);
     put_be32(inner, h->gseq);
     put_be16(inner + 4, h->ts);
     put_be16(inner + 6, h->echo);

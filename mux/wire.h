@@ -10,10 +10,12 @@
 #define WIRE_VERSION 3 /* 3: receiver index, Noise IKpsk2 handshake (2: receive reports) */
 enum wire_type { WIRE_DATA = 0, WIRE_CTRL = 1, WIRE_HANDSHAKE = 2 };
 
-#define WIRE_HDR_LEN 12  /* clear header (AEAD additional data) */
+#define WIRE_HDR_LEN 10  /* clear header (AEAD additional data) */
 #define WIRE_INNER_LEN 8 /* encrypted inner header: gseq, ts, echo */
 #define WIRE_TAG_LEN 16
-#define WIRE_OVERHEAD (WIRE_HDR_LEN + WIRE_INNER_LEN + WIRE_TAG_LEN) /* 36 */
+#define WIRE_OVERHEAD (WIRE_HDR_LEN + WIRE_INNER_LEN + WIRE_TAG_LEN) /* 34 */
+#define WIRE_INDEX_MAX 0xffffu /* session indices are 16 bits on the wire (32-bit fields in the
+                                * handshake, upper half zero) */
 #define WIRE_MAX_DGRAM 65507 /* largest UDP payload over IPv4 */
 #define WIRE_KEY_LEN 32
 #define WIRE_COUNTER_MAX ((UINT64_C(1) << 48) - 1)
@@ -30,7 +32,7 @@ struct wire_hdr {
     bool unordered;   /* U bit (DATA only) */
     uint8_t link_id;
     uint64_t counter; /* 48 bits */
-    uint32_t index;   /* receiver index: the session at the receiver (section 5) */
+    uint16_t index;   /* receiver index: the session at the receiver (section 5) */
     uint32_t gseq;
     uint16_t ts;   /* 250 us units */
     uint16_t echo; /* 250 us units */
@@ -52,10 +54,10 @@ const char *wire_strerror(int err);
 
 /* Parse only the clear header (byte 0, link id, counter, receiver index) of a DATA or CTRL
  * datagram without authenticating; for a handshake message (type 2) only the type and link id
- * (mux/hsmsg.h checks the rest). Checks length minima (DATA 37, CTRL 36), maximum, version and
+ * (mux/hsmsg.h checks the rest). Checks length minima (DATA 35, CTRL 34), maximum, version and
  * reserved bits. Returns WIRE_OK or error. Checks, in order: longer than WIRE_MAX_DGRAM (LONG),
  * empty (SHORT), version (VERSION), type 3 or reserved bits (RESERVED), type minimum (SHORT). A
- * 36-byte DATA (empty payload) is WIRE_ERR_SHORT: it is dropped as malformed before any
+ * 34-byte DATA (empty payload) is WIRE_ERR_SHORT: it is dropped as malformed before any
  * crypto. gseq/ts/echo are set to 0. */
 int wire_peek(const uint8_t *dg, size_t len, struct wire_hdr *h);
 

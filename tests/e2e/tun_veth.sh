@@ -108,8 +108,8 @@ check wait_for 10 slave "j['mux']['session'] and j['mux']['links_up'] == 2"
 DESC="master: session and both links up"
 check wait_for 5 master "j['mux']['session'] and j['mux']['links_up'] == 2"
 
-DESC="tunnel interfaces have MTU 1426 (1500 - 28 - 36 - 10 for a SOCKS5 header)"
-check test "$(inS cat /sys/class/net/braid0/mtu)" = 1426
+DESC="tunnel interfaces have MTU 1428 (1500 - 28 - 34 - 10 for a SOCKS5 header)"
+check test "$(inS cat /sys/class/net/braid0/mtu)" = 1428
 
 DESC="ping through the tunnel (20 packets, none lost)"
 check to "$T"/ping.log inS ping -c 20 -i 0.05 -W 2 -q 198.18.100.1

@@ -47,7 +47,7 @@ static void client(struct hs_client *c)
 {
     memset(c, 0, sizeof *c);
     CHECK(hs_client_start(c, &SLAVE, &TO_MASTER, 1764900000, 0) == 0);
-    c->index = 0x01020304u; /* fixed, for seeds */
+    c->index = 0x0304u; /* fixed, for seeds */
 }
 
 static void to_master(const uint8_t *dg, size_t len)

@@ -37,7 +37,7 @@ static void key(struct noise_keypair *kp, uint8_t fill)
 static void initiator(struct noise_hs *i)
 {
     noise_hs_init(i, true, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &IS, RS.pub, PSK);
-    CHECK(hs_init_write(i, &IE, 0, 0x01020304u, TS, &RK, NULL, SENT_INIT) == 0);
+    CHECK(hs_init_write(i, &IE, 0, 0x0304u, TS, &RK, NULL, SENT_INIT) == 0);
 }
 
 static void setup(void)

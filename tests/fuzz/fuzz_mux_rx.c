@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct mux_config cfg;
     mux_config_defaults(&cfg);
-    cfg.mtu = 1426;
+    cfg.mtu = 1428;
     struct mux_callbacks cb = {.deliver = on_deliver};
     struct mux *m = mux_new(loop, &cfg, &cb);
     if (!m) abort();

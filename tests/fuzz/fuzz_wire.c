@@ -102,7 +102,7 @@ static void mode_sealed(const uint8_t *data, size_t size)
     if (size < 16) return;
     struct wire_hdr h = {
         .type = data[0] & 1u,
-        .index = (data[0] >> 1) & 1u ? 0xffffffffu : (uint32_t)data[0] * 0x01000193u,
+        .index = (data[0] >> 1) & 1u ? 0xffffu : (uint16_t)(data[0] * 0x0193u),
         .echo_valid = (data[0] >> 2) & 1u,
         .link_id = data[1],
         .counter = get_be48(data + 2),
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     int n = wire_seal(dg, sizeof(dg), &h, pkt, sizeof(pkt), FUZZ_KEY);
     write_seed(argv[1], "raw_data", 0, dg, (size_t)n);
     h.type = WIRE_CTRL;
-    h.index = 0xc0ffee01u;
+    h.index = 0xc0ffu;
     h.echo_valid = true;
     h.echo = 3;
     n = wire_seal(dg, sizeof(dg), &h, ctrl, pos, FUZZ_KEY);

@@ -328,8 +328,8 @@ class NameResolutionTest(unittest.TestCase):
                 self.assertIn("nosuch.braid.test", names)
                 self.assertNotIn("localhost", names)  # /etc/hosts answered it
                 # a master given by name may be IPv6: the automatic MTU leaves room for that
-                self.assertIn("MTU 1394", b.slave.output())
-                res = run_transfer(b, 2000, size="64-1394", window=16)
+                self.assertIn("MTU 1396", b.slave.output())
+                res = run_transfer(b, 2000, size="64-1396", window=16)
                 assert_delivered(self, res)
                 for i in (0, 1, 3):
                     self.assertGreater(b.links("slave")[i]["tx_data"], 0, i)

@@ -52,7 +52,7 @@ static void test_exchange(void **state)
     struct ends e;
     ends_init(&e);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN];
-    assert_int_equal(hs_init_write(&e.i, NULL, 7, 0x11223344u, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 7, 0x3344u, e.ts, &e.rk, NULL, init), 0);
     uint8_t kind = 0, link = 0;
     assert_int_equal(hs_peek(init, sizeof init, &kind, &link), 0);
     assert_int_equal(kind, HS_KIND_INIT);
@@ -65,19 +65,19 @@ static void test_exchange(void **state)
     uint32_t sender = 0;
     uint8_t ts[HS_TS_LEN];
     assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), 0);
-    assert_int_equal(sender, 0x11223344u);
+    assert_int_equal(sender, 0x3344u);
     assert_memory_equal(ts, e.ts, HS_TS_LEN);
     assert_memory_equal(e.r.rs, e.is.pub, 32); /* the responder knows who calls */
     memcpy(e.r.psk, e.psk, 32);                /* ...and sets that initiator's PSK */
 
-    assert_int_equal(hs_response_write(&e.r, NULL, 7, 0xa0b0c0d0u, sender, &e.ik, NULL, resp), 0);
+    assert_int_equal(hs_response_write(&e.r, NULL, 7, 0xc0d0u, sender, &e.ik, NULL, resp), 0);
     assert_int_equal(hs_peek(resp, sizeof resp, &kind, &link), 0);
     assert_int_equal(kind, HS_KIND_RESPONSE);
     assert_true(hs_mac1_ok(resp, sizeof resp, &e.ik));
-    assert_int_equal(hs_receiver_index(resp, sizeof resp), 0x11223344u);
+    assert_int_equal(hs_receiver_index(resp, sizeof resp), 0x3344u);
     uint32_t rsender = 0;
     assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &rsender), 0);
-    assert_int_equal(rsender, 0xa0b0c0d0u);
+    assert_int_equal(rsender, 0xc0d0u);
     uint8_t a1[32], a2[32], b1[32], b2[32];
     assert_int_equal(noise_split(&e.i, a1, a2, NULL), 0);
     assert_int_equal(noise_split(&e.r, b1, b2, NULL), 0);
@@ -139,6 +139,24 @@ static void test_bit_flips_break_mac1(void **state)
     }
 }
 
+/* Indices are 16 bits: a message with a wider one is refused (datagrams could not carry it). */
+static void test_wide_index_refused(void **state)
+{
+    (void)state;
+    struct ends e;
+    ends_init(&e);
+    uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN], ts[HS_TS_LEN];
+    uint32_t sender;
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0x10000u, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), HS_ERR_FORMAT);
+    ends_init(&e);
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0xffffu, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), 0);
+    memcpy(e.r.psk, e.psk, 32);
+    assert_int_equal(hs_response_write(&e.r, NULL, 0, 0x12345u, sender, &e.ik, NULL, resp), 0);
+    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &sender), HS_ERR_FORMAT);
+}
+
 static void test_peek_hostile(void **state)
 {
     (void)state;
@@ -184,7 +202,7 @@ static void test_cookie_path(void **state)
     ends_init(&e);
     uint8_t secret[32], init[HS_INIT_LEN], reply[HS_COOKIE_REPLY_LEN];
     randombytes_buf(secret, sizeof secret);
-    assert_int_equal(hs_init_write(&e.i, NULL, 1, 0xdeadbeefu, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 1, 0xbeefu, e.ts, &e.rk, NULL, init), 0);
     struct sockaddr_in from = addr4("198.18.0.2", 40000);
     uint8_t cookie[HS_COOKIE_LEN];
     hs_cookie(secret, (struct sockaddr *)&from, sizeof from, cookie);
@@ -192,7 +210,7 @@ static void test_cookie_path(void **state)
     uint8_t kind, link;
     assert_int_equal(hs_peek(reply, sizeof reply, &kind, &link), 0);
     assert_int_equal(kind, HS_KIND_COOKIE);
-    assert_int_equal(hs_receiver_index(reply, sizeof reply), 0xdeadbeefu);
+    assert_int_equal(hs_receiver_index(reply, sizeof reply), 0xbeefu);
 
     /* the initiator opens it with the MAC1 it sent, and no other */
     uint8_t got[HS_COOKIE_LEN], mac1[HS_MAC_LEN];
@@ -217,7 +235,7 @@ static void test_cookie_path(void **state)
     noise_hs_init(&i2, true, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &e.is, e.rs.pub,
                   e.psk);
     uint8_t init2[HS_INIT_LEN];
-    assert_int_equal(hs_init_write(&i2, NULL, 1, 0xdeadbeefu, e.ts, &e.rk, got, init2), 0);
+    assert_int_equal(hs_init_write(&i2, NULL, 1, 0xbeefu, e.ts, &e.rk, got, init2), 0);
     assert_true(hs_mac1_ok(init2, sizeof init2, &e.rk));
     uint8_t c2[HS_COOKIE_LEN];
     hs_cookie(secret, (struct sockaddr *)&from, sizeof from, c2);
@@ -266,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_wrong_psk_fails_at_response),
         cmocka_unit_test(test_init_to_wrong_responder),
         cmocka_unit_test(test_bit_flips_break_mac1),
+        cmocka_unit_test(test_wide_index_refused),
         cmocka_unit_test(test_peek_hostile),
         cmocka_unit_test(test_cookie_path),
         cmocka_unit_test(test_tai64n),

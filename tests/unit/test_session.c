@@ -61,7 +61,7 @@ static void test_session_made(void **state)
         hs_client_init_msg(&c, &b.slave_sees_master, 3, init);
         assert_int_equal(init[1], 3);
         struct hs_server_result res;
-        master_answers(&b, init, 0x5eed0001u, &res, resp);
+        master_answers(&b, init, 0x5eedu, &res, resp);
         assert_int_equal(resp[1], 3);
         struct session_keys k;
         assert_int_equal(hs_client_response(&c, &b.slave, resp, sizeof resp, &k), 0);
@@ -70,8 +70,8 @@ static void test_session_made(void **state)
         assert_memory_equal(k.rx, res.keys.tx, 32);
         assert_memory_not_equal(k.tx, k.rx, 32);
         assert_int_equal(k.local_index, res.keys.remote_index);
-        assert_int_equal(k.remote_index, 0x5eed0001u);
-        assert_int_equal(res.keys.local_index, 0x5eed0001u);
+        assert_int_equal(k.remote_index, 0x5eedu);
+        assert_int_equal(res.keys.local_index, 0x5eedu);
         hs_client_wipe(&c);
     }
 }

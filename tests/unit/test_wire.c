@@ -18,7 +18,7 @@ static const uint8_t KEY[WIRE_KEY_LEN] = {
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
     0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0};
 
-static struct wire_hdr mkhdr(uint8_t type, uint32_t index, bool echo_valid, uint8_t link,
+static struct wire_hdr mkhdr(uint8_t type, uint16_t index, bool echo_valid, uint8_t link,
                              uint64_t ctr, uint32_t gseq, uint16_t ts, uint16_t echo)
 {
     struct wire_hdr h = {.type = type,
@@ -69,29 +69,29 @@ static void check_conformance(uint8_t type, bool echo_valid, uint8_t byte0)
 {
     static const uint8_t payload[] = {0x45, 0x00, 0x00, 0x1c, 'b', 'r', 'a', 'i', 'd'};
     /* Clear header: byte 0, link id 0xA5, counter 0x0123456789AB (48 bits), receiver index
-     * 0xC0FFEE01. */
-    const uint8_t clear[12] = {byte0, 0xa5, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xc0, 0xff, 0xee, 0x01};
+     * 0xC0FF (16 bits). */
+    const uint8_t clear[10] = {byte0, 0xa5, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xc0, 0xff};
     /* Nonce: 0 0 0 <link id> <counter as 64-bit big-endian>. */
     const uint8_t nonce[12] = {0, 0, 0, 0xa5, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
     /* Plaintext: gseq 0xDEADBEEF, ts 0x1234, echo 0x5678, payload. */
     uint8_t plain[8 + sizeof(payload)] = {0xde, 0xad, 0xbe, 0xef, 0x12, 0x34, 0x56, 0x78};
     memcpy(plain + 8, payload, sizeof(payload));
 
-    uint8_t expect[12 + sizeof(plain) + 16];
-    memcpy(expect, clear, 12);
+    uint8_t expect[10 + sizeof(plain) + 16];
+    memcpy(expect, clear, 10);
     unsigned long long clen = 0;
     assert_int_equal(crypto_aead_chacha20poly1305_ietf_encrypt(
-                         expect + 12, &clen, plain, sizeof(plain), clear, 12, NULL, nonce, KEY),
+                         expect + 10, &clen, plain, sizeof(plain), clear, 10, NULL, nonce, KEY),
                      0);
     assert_int_equal(clen, sizeof(plain) + 16);
 
     struct wire_hdr h =
-        mkhdr(type, 0xc0ffee01u, echo_valid, 0xa5, UINT64_C(0x0123456789ab), 0xdeadbeef, 0x1234,
+        mkhdr(type, 0xc0ffu, echo_valid, 0xa5, UINT64_C(0x0123456789ab), 0xdeadbeef, 0x1234,
               0x5678);
     uint8_t out[sizeof(expect) + 10];
     int n = wire_seal(out, sizeof(out), &h, payload, sizeof(payload), KEY);
     assert_int_equal(n, (int)sizeof(expect));
-    assert_int_equal(n, (int)sizeof(payload) + 36); /* "exactly 36 bytes" of overhead */
+    assert_int_equal(n, (int)sizeof(payload) + 34); /* "exactly 34 bytes" of overhead */
     assert_memory_equal(out, expect, sizeof(expect));
 }
 
@@ -159,7 +159,7 @@ static void test_roundtrip(void **state)
     int cases = 0;
     for (unsigned combo = 0; combo < 8; combo++) {
         uint8_t type = combo & 1u;
-        uint32_t index = (combo >> 1) & 1u ? 0xffffffffu : combo * 0x01010101u;
+        uint16_t index = (combo >> 1) & 1u ? 0xffffu : (uint16_t)(combo * 0x0101u);
         bool e = (combo >> 2) & 1u;
         for (size_t ci = 0; ci < ARRAY_LEN(ctrs); ci++) {
             for (size_t gi = 0; gi < ARRAY_LEN(gseqs); gi++) {
@@ -185,11 +185,11 @@ static void test_seal_in_place_and_overlap(void **state)
     fill_pattern(payload, sizeof(payload), 9);
     struct wire_hdr h = mkhdr(WIRE_DATA, 0, false, 1, 5, 6, 7, 0);
     int n = wire_seal(ref, sizeof(ref), &h, payload, sizeof(payload), KEY);
-    assert_int_equal(n, 136);
+    assert_int_equal(n, 134);
 
-    /* Payload already at out + 20: encrypted in place. */
-    memcpy(a + 20, payload, sizeof(payload));
-    assert_int_equal(wire_seal(a, sizeof(a), &h, a + 20, sizeof(payload), KEY), n);
+    /* Payload already at out + 18: encrypted in place. */
+    memcpy(a + 18, payload, sizeof(payload));
+    assert_int_equal(wire_seal(a, sizeof(a), &h, a + 18, sizeof(payload), KEY), n);
     assert_memory_equal(a, ref, (size_t)n);
 
     /* Payload overlapping the header area (at out + 3) and after it (at out + 40). */
@@ -233,7 +233,7 @@ static void test_truncations(void **state)
     for (uint8_t type = WIRE_DATA; type <= WIRE_CTRL; type++) {
         uint8_t dg[64];
         size_t n = seal_sample(dg, sizeof(dg), type, 20);
-        size_t min = type == WIRE_DATA ? 37 : 36;
+        size_t min = type == WIRE_DATA ? 35 : 34;
         for (size_t len = 0; len < n; len++) {
             struct wire_hdr h;
             int rc = open_copy(dg, len, &h);
@@ -258,11 +258,11 @@ static void test_min_lengths(void **state)
     uint8_t buf[128] = {0};
     struct wire_hdr h;
     buf[0] = 0xc0; /* DATA */
-    assert_int_equal(wire_peek(buf, 36, &h), WIRE_ERR_SHORT);
-    assert_int_equal(wire_peek(buf, 37, &h), WIRE_OK);
+    assert_int_equal(wire_peek(buf, 34, &h), WIRE_ERR_SHORT);
+    assert_int_equal(wire_peek(buf, 35, &h), WIRE_OK);
     buf[0] = 0xd0; /* CTRL */
-    assert_int_equal(wire_peek(buf, 35, &h), WIRE_ERR_SHORT);
-    assert_int_equal(wire_peek(buf, 36, &h), WIRE_OK);
+    assert_int_equal(wire_peek(buf, 33, &h), WIRE_ERR_SHORT);
+    assert_int_equal(wire_peek(buf, 34, &h), WIRE_OK);
     buf[0] = 0xe0; /* handshake: only type and link id here (mux/hsmsg.c checks the rest) */
     buf[1] = 9;
     assert_int_equal(wire_peek(buf, 1, &h), WIRE_ERR_SHORT);
@@ -378,21 +378,21 @@ static void test_seal_errors(void **state)
 
     /* WIRE_ERR_SPACE: one byte short; out untouched */
     memset(out, 0xcc, sizeof(out));
-    assert_int_equal(wire_seal(out, 45, &h, payload, 10, KEY), WIRE_ERR_SPACE);
+    assert_int_equal(wire_seal(out, 43, &h, payload, 10, KEY), WIRE_ERR_SPACE);
     for (size_t i = 0; i < sizeof(out); i++)
         assert_int_equal(out[i], 0xcc);
     assert_int_equal(wire_seal(out, 0, &h, payload, 10, KEY), WIRE_ERR_SPACE);
-    assert_int_equal(wire_seal(out, 46, &h, payload, 10, KEY), 46);
-    assert_int_equal(out[46], 0xcc);
+    assert_int_equal(wire_seal(out, 44, &h, payload, 10, KEY), 44);
+    assert_int_equal(out[44], 0xcc);
 
     /* empty DATA, but empty CTRL is fine */
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 0, KEY), WIRE_ERR_EMPTY);
     h.type = WIRE_CTRL;
-    assert_int_equal(wire_seal(out, sizeof(out), &h, NULL, 0, KEY), 36);
+    assert_int_equal(wire_seal(out, sizeof(out), &h, NULL, 0, KEY), 34);
     struct wire_hdr o;
     uint8_t *pl;
     size_t pll = 5;
-    assert_int_equal(wire_open(out, 36, KEY, &o, &pl, &pll), WIRE_OK);
+    assert_int_equal(wire_open(out, 34, KEY, &o, &pl, &pll), WIRE_OK);
     assert_int_equal(pll, 0);
 
     /* handshake and unknown types, exhausted counter */
@@ -406,7 +406,7 @@ static void test_seal_errors(void **state)
     h.counter = WIRE_COUNTER_MAX + 1;
     assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), WIRE_ERR_INVAL);
     h.counter = WIRE_COUNTER_MAX;
-    assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), 46);
+    assert_int_equal(wire_seal(out, sizeof(out), &h, payload, 10, KEY), 44);
 }
 
 static void test_strerror(void **state)
@@ -470,7 +470,7 @@ static void test_ctrl_roundtrip(void **state)
     uint8_t dg[256];
     struct wire_hdr h = mkhdr(WIRE_CTRL, 0, false, 3, 9, 1234, 0, 0);
     int n = wire_seal(dg, sizeof(dg), &h, buf, pos, KEY);
-    assert_int_equal(n, (int)pos + 36);
+    assert_int_equal(n, (int)pos + 34);
     uint8_t *pl;
     size_t pll;
     assert_int_equal(wire_open(dg, (size_t)n, KEY, &h, &pl, &pll), WIRE_OK);

@@ -130,12 +130,12 @@ int hs_init_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *
 {
     if (len != HS_INIT_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_INIT || msg[3] != 0)
         return HS_ERR_FORMAT;
+    if (get32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     uint8_t t[HS_TS_LEN];
     if (noise_read_msg1(hs, msg + 8, NOISE_MSG1_LEN(HS_TS_LEN), t, sizeof t) != HS_TS_LEN)
         return HS_ERR_NOISE;
     memcpy(ts, t, HS_TS_LEN);
     *sender_index = get32(msg + 4);
-    if (*sender_index > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     return 0;
 }
 
@@ -164,9 +164,9 @@ int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32
 {
     if (len != HS_RESPONSE_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_RESPONSE || msg[3] != 0)
         return HS_ERR_FORMAT;
+    if (get32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     if (noise_read_msg2(hs, msg + 12, NOISE_MSG2_LEN(0), NULL, 0) != 0) return HS_ERR_NOISE;
     *sender_index = get32(msg + 4);
-    if (*sender_index > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     return 0;
 }
 

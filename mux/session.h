@@ -62,7 +62,8 @@ void hs_client_init_msg(struct hs_client *c, const struct peer *master, uint8_t 
                         uint8_t out[HS_INIT_LEN]);
 /* A RESPONSE (len bytes): MAC1, index, Noise message 2; the session keys into *out. Returns 0,
  * HS_ERR_FORMAT, HS_ERR_MAC1, HS_ERR_STALE (answers another INIT) or HS_ERR_NOISE (wrong
- * keys or PSK, tampered); after HS_ERR_NOISE the handshake must start again. */
+ * keys or PSK, tampered); after an error the handshake is as it was (a forged answer spoils
+ * nothing: the real one may still come). */
 int hs_client_response(struct hs_client *c, const struct identity *me, const uint8_t *dg,
                        size_t len, struct session_keys *out);
 /* A COOKIE_REPLY: the cookie is kept for the next INITs. 0, HS_ERR_FORMAT, HS_ERR_STALE or

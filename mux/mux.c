@@ -10,6 +10,7 @@
 #include "../common/util.h"
 
 #define HELLO_INTERVAL_US 500000u
+#define HS_FRESH_US 5000000u /* a new INIT after this long without an answer */
 #define STALE_MIN_US 2000000u     /* silence before a link's transport is told to re-establish */
 #define COUNTER_REKEY (UINT64_C(1) << 47)
 
@@ -283,6 +284,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 LOGI("packet counters are half used up: new handshake for fresh keys");
             slave_start_handshake(m, now);
         }
+        /* no answer for a while: a fresh INIT (new ephemeral key and timestamp), as WireGuard
+         * does after its REKEY_TIMEOUT */
+        if (m->hs_active && now - m->hs_started_us >= HS_FRESH_US) slave_start_handshake(m, now);
         if (m->hs_active && now - m->hs_last_tx_us >= HELLO_INTERVAL_US) slave_send_hellos(m, now);
     }
     uint64_t beat = (uint64_t)m->cfg.beat_interval_ms * 1000u;

@@ -102,9 +102,12 @@ def main():
 
 
 def b_transfer(b, n, size, progress=None, resend=0):
+    # a frame not back within 1 s is sent again: longer than braid may hold a packet while a
+    # link dies (mux.reorder_max_ms, 500 ms, plus the slowest link's delay), so a duplicate
+    # would be braid's doing, not this tool's impatience (with 0.5 s it was the tool's)
     (ma, mp), (sa, sp) = b.tun_addrs()
     return frames.transfer((ma, mp), (sa, sp), n, window=100, size=size, timeout=60,
-                           on_progress=progress, loss_timeout=0.5, resend=resend)
+                           on_progress=progress, loss_timeout=1.0, resend=resend)
 
 
 if __name__ == "__main__":

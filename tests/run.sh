@@ -43,6 +43,8 @@ for t in tests/integration/test_*.py; do
     case "$t" in *frames_selftest*) continue ;; esac
     step "integration/$(basename "$t" .py)" env BRAID_BUILD=build/asan $PY "$t"
 done
+# the README's quick start: `make demo` must keep working (it had silently broken once)
+step integration/demo $PY tests/demo.py --build build/notun
 echo "== end to end (TUN build, network namespaces)"
 if [ "$(id -u)" -ne 0 ]; then
     echo "  SKIP  end-to-end tests: they need root (network namespaces, TUN); run make check as root"

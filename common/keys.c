@@ -51,6 +51,14 @@ void key_to_b64(const uint8_t key[KEY_LEN], char out[KEY_B64_LEN])
     sodium_bin2base64(out, KEY_B64_LEN, key, KEY_LEN, sodium_base64_VARIANT_ORIGINAL);
 }
 
+void key_generate_b64(char out[KEY_B64_LEN])
+{
+    uint8_t raw[KEY_LEN];
+    randombytes_buf(raw, sizeof raw);
+    key_to_b64(raw, out);
+    sodium_memzero(raw, sizeof raw);
+}
+
 int key_read_file(const char *path, uint8_t key[KEY_LEN], char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);

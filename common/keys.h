@@ -15,6 +15,8 @@
 int key_from_b64(const char *text, uint8_t key[KEY_LEN], char *err, size_t errlen);
 /* Encode a key as base64 into out[KEY_B64_LEN]. */
 void key_to_b64(const uint8_t key[KEY_LEN], char out[KEY_B64_LEN]);
+/* A fresh random key (an X25519 private key or a PSK: any 32 random bytes) as base64. */
+void key_generate_b64(char out[KEY_B64_LEN]);
 
 /* Read a private key file: one base64 key (a trailing newline is fine). Refuses a file that is
  * not a regular file, is larger than 1 KiB, or whose mode lets group or others read or write it

@@ -41,12 +41,18 @@ void master_promote(struct mux *m)
  * before it spends an X25519 on them. */
 #define LOAD_PER_S 50u
 
+/* A one-second counting window: starts afresh once a second has passed. */
+static void window_roll(uint64_t *start, unsigned *count, uint64_t now)
+{
+    if (now - *start >= 1000000u) {
+        *start = now;
+        *count = 0;
+    }
+}
+
 static bool under_load(struct mux *m, uint64_t now)
 {
-    if (now - m->load_window_us >= 1000000u) {
-        m->load_window_us = now;
-        m->load_count = 0;
-    }
+    window_roll(&m->load_window_us, &m->load_count, now);
     if (++m->load_count > LOAD_PER_S) m->under_load_until = now + 1000000u;
     return now < m->under_load_until;
 }
@@ -150,10 +156,7 @@ void handle_init(struct mux *m, const uint8_t *buf, size_t len, uint8_t link_id,
                     addr_str(from, as, sizeof as));
         return;
     }
-    if (now - m->hello_window_us >= 1000000u) {
-        m->hello_window_us = now;
-        m->hello_count = 0;
-    }
+    window_roll(&m->hello_window_us, &m->hello_count, now);
     if (m->hello_count >= HELLO_RATE_PER_S) {
         noise_hs_wipe(&s.noise);
         m->c.hello_ratelimited++;

@@ -6,6 +6,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "../common/util.h"
+
 #define LABEL_MAC1 "braid-v3 mac1"
 #define LABEL_COOKIE "braid-v3 cookie"
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -14,19 +16,6 @@ _Static_assert(HS_INIT_LEN == 148, "INIT is 148 bytes");
 _Static_assert(HS_RESPONSE_LEN == 92, "RESPONSE is 92 bytes");
 _Static_assert(HS_COOKIE_REPLY_LEN == 64, "COOKIE_REPLY is 64 bytes");
 _Static_assert(NONCE_LEN == 24, "XChaCha20 nonce");
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void derive(const char *label, const uint8_t pub[NOISE_KEY_LEN], uint8_t out[32])
 {
@@ -89,8 +78,7 @@ bool hs_mac2_ok(const uint8_t *msg, size_t len, const uint8_t cookie[HS_COOKIE_L
     return sodium_memcmp(m, msg + len - HS_MAC_LEN, HS_MAC_LEN) == 0;
 }
 
-/* MAC1 and MAC2 of an outgoing message (the last 32 bytes of out[len]). */
-static void seal_macs(uint8_t *out, size_t len, const struct hs_peer_keys *to, const uint8_t *cookie)
+void hs_seal_macs(uint8_t *out, size_t len, const struct hs_peer_keys *to, const uint8_t *cookie)
 {
     mac(to->mac1, sizeof to->mac1, out, len - 2 * HS_MAC_LEN, out + len - 2 * HS_MAC_LEN);
     if (cookie) mac(cookie, HS_COOKIE_LEN, out, len - HS_MAC_LEN, out + len - HS_MAC_LEN);
@@ -107,9 +95,8 @@ static void header(uint8_t *out, uint8_t link_id, uint8_t kind)
 
 void hs_tai64n(uint64_t sec, uint32_t nsec, uint8_t out[HS_TS_LEN])
 {
-    uint64_t label = (1ull << 62) + sec;
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(label >> (56 - 8 * i));
-    put32(out + 8, nsec & ~((1u << 24) - 1));
+    put_be64(out, (1ull << 62) + sec);
+    put_be32(out + 8, nsec & ~((1u << 24) - 1));
 }
 
 int hs_init_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t link_id,
@@ -118,10 +105,10 @@ int hs_init_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t li
                   uint8_t out[HS_INIT_LEN])
 {
     header(out, link_id, HS_KIND_INIT);
-    put32(out + 4, sender_index);
+    put_be32(out + 4, sender_index);
     int n = noise_write_msg1(hs, e, ts, HS_TS_LEN, out + 8, NOISE_MSG1_LEN(HS_TS_LEN));
     if (n < 0) return n;
-    seal_macs(out, HS_INIT_LEN, responder, cookie);
+    hs_seal_macs(out, HS_INIT_LEN, responder, cookie);
     return 0;
 }
 
@@ -130,12 +117,12 @@ int hs_init_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *
 {
     if (len != HS_INIT_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_INIT || msg[3] != 0)
         return HS_ERR_FORMAT;
-    if (get32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
+    if (get_be32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     uint8_t t[HS_TS_LEN];
     if (noise_read_msg1(hs, msg + 8, NOISE_MSG1_LEN(HS_TS_LEN), t, sizeof t) != HS_TS_LEN)
         return HS_ERR_NOISE;
     memcpy(ts, t, HS_TS_LEN);
-    *sender_index = get32(msg + 4);
+    *sender_index = get_be32(msg + 4);
     return 0;
 }
 
@@ -145,18 +132,25 @@ int hs_response_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_
                       uint8_t out[HS_RESPONSE_LEN])
 {
     header(out, link_id, HS_KIND_RESPONSE);
-    put32(out + 4, sender_index);
-    put32(out + 8, receiver_index);
+    put_be32(out + 4, sender_index);
+    put_be32(out + 8, receiver_index);
     int n = noise_write_msg2(hs, e, NULL, 0, out + 12, NOISE_MSG2_LEN(0));
     if (n < 0) return n;
-    seal_macs(out, HS_RESPONSE_LEN, initiator, cookie);
+    hs_seal_macs(out, HS_RESPONSE_LEN, initiator, cookie);
     return 0;
+}
+
+void hs_relink(uint8_t *msg, size_t len, uint8_t link_id, const struct hs_peer_keys *to,
+               const uint8_t *cookie)
+{
+    msg[1] = link_id;
+    hs_seal_macs(msg, len, to, cookie);
 }
 
 uint32_t hs_receiver_index(const uint8_t *msg, size_t len)
 {
-    if (len == HS_RESPONSE_LEN) return get32(msg + 8);
-    if (len == HS_COOKIE_REPLY_LEN) return get32(msg + 4);
+    if (len == HS_RESPONSE_LEN) return get_be32(msg + 8);
+    if (len == HS_COOKIE_REPLY_LEN) return get_be32(msg + 4);
     return 0;
 }
 
@@ -164,9 +158,9 @@ int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32
 {
     if (len != HS_RESPONSE_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_RESPONSE || msg[3] != 0)
         return HS_ERR_FORMAT;
-    if (get32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
+    if (get_be32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
     if (noise_read_msg2(hs, msg + 12, NOISE_MSG2_LEN(0), NULL, 0) != 0) return HS_ERR_NOISE;
-    *sender_index = get32(msg + 4);
+    *sender_index = get_be32(msg + 4);
     return 0;
 }
 

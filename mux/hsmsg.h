@@ -74,6 +74,11 @@ bool hs_mac1_ok(const uint8_t *msg, size_t len, const struct hs_peer_keys *mine)
 bool hs_mac2_ok(const uint8_t *msg, size_t len, const uint8_t cookie[HS_COOKIE_LEN]);
 /* The MAC1 of a message (to remember the one an INIT was sent with). */
 const uint8_t *hs_mac1_of(const uint8_t *msg, size_t len);
+/* MAC1 (for to) and MAC2 (with cookie, or zero for NULL) of an outgoing INIT or RESPONSE. */
+void hs_seal_macs(uint8_t *msg, size_t len, const struct hs_peer_keys *to, const uint8_t *cookie);
+/* The same message for another link: its link id, then its MACs (they cover the link id). */
+void hs_relink(uint8_t *msg, size_t len, uint8_t link_id, const struct hs_peer_keys *to,
+               const uint8_t *cookie);
 
 /* TAI64N label of a wall-clock time (seconds since 1970, nanoseconds): 8 bytes 2^62 + seconds,
  * 4 bytes nanoseconds rounded down to 2^24 ns (16.8 ms: the time is not a fine clock for an

@@ -5,7 +5,6 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "../common/keys.h"
 
 int session_crypto_init(void)
 {
@@ -28,14 +27,6 @@ void peer_init(struct peer *p, const uint8_t pub[NOISE_KEY_LEN], const uint8_t p
     memcpy(p->pub, pub, NOISE_KEY_LEN);
     memcpy(p->psk, psk, NOISE_KEY_LEN);
     hs_peer_keys(pub, &p->keys);
-}
-
-void key_generate_b64(char out[45])
-{
-    uint8_t raw[NOISE_KEY_LEN];
-    randombytes_buf(raw, sizeof raw);
-    key_to_b64(raw, out);
-    sodium_memzero(raw, sizeof raw);
 }
 
 static void noise_start(struct noise_hs *hs, bool initiator, const struct identity *me,
@@ -63,16 +54,8 @@ void hs_client_init_msg(struct hs_client *c, const struct peer *master, uint8_t 
                         uint8_t out[HS_INIT_LEN])
 {
     memcpy(out, c->init, HS_INIT_LEN);
-    out[1] = link_id;
-    /* MAC1 and MAC2 cover the link id: computed per link */
-    size_t m1 = HS_INIT_LEN - 2 * HS_MAC_LEN;
-    crypto_generichash(out + m1, HS_MAC_LEN, out, m1, master->keys.mac1, sizeof master->keys.mac1);
-    if (c->have_cookie)
-        crypto_generichash(out + m1 + HS_MAC_LEN, HS_MAC_LEN, out, m1 + HS_MAC_LEN, c->cookie,
-                           sizeof c->cookie);
-    else
-        memset(out + m1 + HS_MAC_LEN, 0, HS_MAC_LEN);
-    memcpy(c->sent_mac1, out + m1, HS_MAC_LEN);
+    hs_relink(out, HS_INIT_LEN, link_id, &master->keys, c->have_cookie ? c->cookie : NULL);
+    memcpy(c->sent_mac1, hs_mac1_of(out, HS_INIT_LEN), HS_MAC_LEN);
 }
 
 int hs_client_response(struct hs_client *c, const struct identity *me, const uint8_t *dg,
@@ -138,8 +121,8 @@ int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t loca
     memcpy(s->noise.psk, site->psk, NOISE_KEY_LEN);
     struct hs_server_result r = {0};
     memcpy(r.e, s->e, NOISE_KEY_LEN);
-    int n = noise_write_msg2(&s->noise, NULL, NULL, 0, r.msg2, sizeof r.msg2);
-    if (n < 0) {
+    if (hs_response_write(&s->noise, NULL, 0, local_index, s->remote_index, &site->keys, NULL,
+                          r.response) != 0) {
         noise_hs_wipe(&s->noise);
         return HS_ERR_NOISE;
     }
@@ -156,15 +139,6 @@ int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t loca
 void hs_server_response(const struct hs_server_result *res, const struct peer *site,
                         uint8_t link_id, uint8_t out[HS_RESPONSE_LEN])
 {
-    out[0] = HS_BYTE0;
-    out[1] = link_id;
-    out[2] = HS_KIND_RESPONSE;
-    out[3] = 0;
-    uint32_t v[2] = {res->keys.local_index, res->keys.remote_index};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 4; i++) out[4 + 4 * k + i] = (uint8_t)(v[k] >> (24 - 8 * i));
-    memcpy(out + 12, res->msg2, sizeof res->msg2);
-    size_t m1 = HS_RESPONSE_LEN - 2 * HS_MAC_LEN;
-    crypto_generichash(out + m1, HS_MAC_LEN, out, m1, site->keys.mac1, sizeof site->keys.mac1);
-    memset(out + m1 + HS_MAC_LEN, 0, HS_MAC_LEN);
+    memcpy(out, res->response, HS_RESPONSE_LEN);
+    hs_relink(out, HS_RESPONSE_LEN, link_id, &site->keys, NULL);
 }

@@ -87,7 +87,7 @@ int hs_server_read(struct hs_server *s, const struct identity *me, const uint8_t
 /* The session the master offers in answer. */
 struct hs_server_result {
     uint8_t e[NOISE_KEY_LEN];           /* the INIT's ephemeral key */
-    uint8_t msg2[NOISE_MSG2_LEN(0)];    /* Noise message 2, kept to answer retransmissions */
+    uint8_t response[HS_RESPONSE_LEN]; /* the RESPONSE (link 0), kept to answer retransmissions */
     struct session_keys keys;
 };
 /* Answer with the site's PSK and our index for the session. The handshake's secrets are
@@ -97,8 +97,5 @@ int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t loca
 /* The RESPONSE for a session made by hs_server_answer, sent on link_id. */
 void hs_server_response(const struct hs_server_result *res, const struct peer *site,
                         uint8_t link_id, uint8_t out[HS_RESPONSE_LEN]);
-
-/* Fresh random 32 bytes as base64 (a PSK or a private key) into out[KEY_B64_LEN]. */
-void key_generate_b64(char out[45]);
 
 #endif

@@ -23,10 +23,12 @@ CFLAGS_FUZZ := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -DBRAID_FUZZ \
                -fsanitize=fuzzer-no-link,address,undefined
 LDFLAGS_FUZZ := -fsanitize=fuzzer,address,undefined
 
-# Library: everything except the two tundev implementations and the programs' mains.
+# Library: everything except the two tundev implementations and the programs' mains (the
+# master's site table is in it, for its unit tests and fuzz target).
 LIB_SRC   := $(wildcard common/*.c mux/*.c links/*.c tundev/*.c)
-LIB_SRC   := $(filter-out tundev/tun_linux.c tundev/notun.c,$(LIB_SRC))
-MASTER_SRC := $(wildcard master/*.c)
+LIB_SRC   := $(filter-out tundev/tun_linux.c tundev/notun.c,$(LIB_SRC)) \
+             $(filter-out master/main.c,$(wildcard master/*.c))
+MASTER_SRC := master/main.c
 SLAVE_SRC  := $(wildcard slave/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))

@@ -31,7 +31,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 # The daemons' control socket (a pathname UNIX socket, reachable from any namespace): what
 # `braid-slave json -c CONF` prints. One client for tests and benchmarks.
-from braid import query  # noqa: E402
+from braid import mux_status, query  # noqa: E402
 TRACES_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "traces"))
 
 SLAVE_WAN = "198.18.1.2"     # slave ns, veth to the wan ns
@@ -514,7 +514,7 @@ class Testbed:
                     raise RuntimeError("braid-%s exited (%s): %s" % (who, p.returncode,
                                                                      self.tail(who + ".log")))
                 try:
-                    st = self.status(who)["mux"]
+                    st = self.mux(who)
                 except (OSError, ValueError):
                     return False
                 if not st["session"] or st["links_up"] < n:
@@ -528,6 +528,10 @@ class Testbed:
 
     def status(self, who):
         return query(self.master_ctl if who == "master" else self.slave_ctl)
+
+    def mux(self, who):
+        """The multiplexer's status (the master's: its first site's; older builds: "mux")."""
+        return mux_status(self.status(who))
 
     def stop_braid(self):
         rcs = {}
@@ -583,7 +587,7 @@ class Poller(threading.Thread):
         while not self.stop_ev.is_set():
             for who in ("slave", "master"):
                 try:
-                    st = self.tb.status(who)["mux"]
+                    st = self.tb.mux(who)
                 except Exception:
                     self.errors += 1
                     continue

@@ -71,7 +71,7 @@ static const struct known known_link[] = {
 };
 static const struct known known_site[] = {
     {"name", R_BOTH, NULL}, {"public_key", R_BOTH, NULL}, {"psk", R_BOTH, NULL},
-    {NULL, R_BOTH, NULL},
+    {"allowed_ips", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
 };
 static const struct known *const scope_known[SC_COUNT] = {known_top, known_tunnel, known_mux,
                                                           known_link, known_site};
@@ -491,6 +491,39 @@ static int do_old_key(struct ld *l, const config_setting_t *s)
                           : "master_public_key (`braid-master pubkey` on the master)");
 }
 
+static int do_allowed(struct ld *l, const config_setting_t *s, const char *path,
+                      struct cfg_site *site)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
+        return fail(l, s, path,
+                    "got %s; expected a list of prefixes in brackets, e.g. [ \"10.1.0.0/24\", "
+                    "\"fd00:1::/64\" ]",
+                    type_desc(s));
+    int n = config_setting_length(s);
+    if (n == 0)
+        return fail(l, s, path, "the list is empty; expected the site's prefixes, e.g. [ "
+                                "\"10.1.0.0/24\" ]");
+    if (n > CFG_MAX_ALLOWED)
+        return fail(l, s, path, "%d prefixes; expected at most %d (summarise them)", n,
+                    CFG_MAX_ALLOWED);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        char ep[128];
+        snprintf(ep, sizeof ep, "%s[%d]", path, i);
+        const char *v;
+        if (want_string(l, e, ep, "10.1.0.0/24", &v) < 0) return -1;
+        char why[300];
+        if (prefix_parse(v, &site->allowed[i], why, sizeof why) != 0)
+            return fail(l, e, ep, "%s", why);
+        for (int j = 0; j < i; j++)
+            if (memcmp(&site->allowed[j], &site->allowed[i], sizeof site->allowed[i]) == 0)
+                return fail(l, e, ep, "\"%.60s\" is already in the list", v);
+    }
+    site->nallowed = n;
+    return 0;
+}
+
 static int do_site(struct ld *l, const config_setting_t *g, int idx)
 {
     char path[48];
@@ -499,9 +532,10 @@ static int do_site(struct ld *l, const config_setting_t *g, int idx)
         return fail(l, g, path,
                     "got %s; expected a group { name = \"home\"; public_key = \"...\"; }",
                     type_desc(g));
-    struct cfg *c = l->c;
+    struct cfg_site *site = &l->c->sites[idx];
     bool have_pub = false;
-    snprintf(c->site_name, sizeof c->site_name, "site%d", idx);
+    site->line = config_setting_source_line(g);
+    snprintf(site->name, sizeof site->name, "site%d", idx);
     int n = config_setting_length(g);
     for (int i = 0; i < n; i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -517,16 +551,18 @@ static int do_site(struct ld *l, const config_setting_t *g, int idx)
                             "\"%.40s\" is not a valid name; expected 1 to %d letters, digits, "
                             "'-', '_' or '.'",
                             v, CFG_NAME_LEN - 1);
-            snprintf(c->site_name, sizeof c->site_name, "%s", v);
+            snprintf(site->name, sizeof site->name, "%s", v);
         } else if (strcmp(name, "public_key") == 0) {
             if (want_key(l, s, sp, "the site's public key, as `braid-slave pubkey` prints it",
-                         c->peer_key) < 0)
+                         site->public_key) < 0)
                 return -1;
             have_pub = true;
         } else if (strcmp(name, "psk") == 0) {
-            if (want_key(l, s, sp, "a pre-shared key from `braid-master genpsk`", c->psk) < 0)
+            if (want_key(l, s, sp, "a pre-shared key from `braid-master genpsk`", site->psk) < 0)
                 return -1;
-            c->has_psk = true;
+            site->has_psk = true;
+        } else if (strcmp(name, "allowed_ips") == 0) {
+            if (do_allowed(l, s, sp, site) < 0) return -1;
         }
     }
     if (!have_pub)
@@ -534,6 +570,51 @@ static int do_site(struct ld *l, const config_setting_t *g, int idx)
                     "missing \"public_key\" (the slave's public key: run `braid-slave pubkey < "
                     "FILE` on the slave's private key file)");
     return 0;
+}
+
+/* Sites apart: names, keys and prefixes each belong to one site; with more than one site,
+ * every site says which addresses are its own. */
+static int check_sites(struct ld *l, const config_setting_t *list)
+{
+    struct cfg *c = l->c;
+    struct ptable *t = ptable_new();
+    if (!t) return fail_line(l, 0, NULL, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < c->nsites && rc == 0; i++) {
+        const struct cfg_site *s = &c->sites[i];
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char path[48];
+        snprintf(path, sizeof path, "sites[%d]", i);
+        for (int j = 0; j < i && rc == 0; j++) {
+            if (strcmp(s->name, c->sites[j].name) == 0)
+                rc = fail(l, g, path, "the name \"%s\" is already used by sites[%d] (line %d); "
+                                      "expected a name of its own",
+                          s->name, j, c->sites[j].line);
+            else if (sodium_memcmp(s->public_key, c->sites[j].public_key, 32) == 0)
+                rc = fail(l, g, path, "the public_key is already sites[%d]'s (\"%s\", line %d); "
+                                      "each site has its own key pair",
+                          j, c->sites[j].name, c->sites[j].line);
+        }
+        if (rc == 0 && c->nsites > 1 && s->nallowed == 0)
+            rc = fail(l, g, path,
+                      "missing \"allowed_ips\": with more than one site, each site lists the "
+                      "addresses it uses (e.g. allowed_ips = [ \"10.1.0.0/24\" ];) so the "
+                      "master knows where to send a packet");
+        for (int k = 0; k < s->nallowed && rc == 0; k++) {
+            uint32_t other;
+            int r = ptable_insert(t, &s->allowed[k], (uint32_t)i, &other);
+            char ps[PREFIX_STRLEN];
+            if (r < 0) rc = fail_line(l, 0, NULL, "out of memory");
+            else if (r == 1)
+                rc = fail(l, g, path,
+                          "allowed_ips: %s is already sites[%u]'s (\"%s\"); a prefix belongs "
+                          "to one site (a longer one inside it may go to another)",
+                          prefix_str(&s->allowed[k], ps, sizeof ps), other,
+                          c->sites[other].name);
+        }
+    }
+    ptable_free(t);
+    return rc;
 }
 
 static int do_sites(struct ld *l, const config_setting_t *s)
@@ -544,13 +625,15 @@ static int do_sites(struct ld *l, const config_setting_t *s)
                     "name = \"home\"; public_key = \"...\"; } );",
                     type_desc(s));
     int n = config_setting_length(s);
-    if (n == 0) return fail(l, s, "sites", "the list is empty; expected one site group");
-    if (n > 1)
-        return fail(l, config_setting_get_elem(s, 1), "sites[1]",
-                    "this braid serves one site per master (%d given); run one master per site "
-                    "for now",
-                    n);
-    return do_site(l, config_setting_get_elem(s, 0), 0);
+    if (n == 0) return fail(l, s, "sites", "the list is empty; expected at least one site group");
+    if (n > CFG_MAX_SITES)
+        return fail(l, s, "sites", "%d sites; one master serves at most %d", n, CFG_MAX_SITES);
+    l->c->sites = calloc((size_t)n, sizeof *l->c->sites);
+    if (!l->c->sites) return fail(l, s, "sites", "out of memory for %d sites", n);
+    l->c->nsites = n;
+    for (int i = 0; i < n; i++)
+        if (do_site(l, config_setting_get_elem(s, (unsigned)i), i) < 0) return -1;
+    return check_sites(l, s);
 }
 
 /* ---- groups ---- */
@@ -1059,7 +1142,7 @@ static int do_root(struct ld *l, const config_setting_t *root)
                          "key: `braid-master pubkey < FILE` on the master's private key file)");
     if (l->master && !l->sites_s)
         return fail_line(l, 0, NULL,
-                         "missing required setting \"sites\" (the site this master serves, e.g. "
+                         "missing required setting \"sites\" (the sites this master serves, e.g. "
                          "sites = ( { name = \"home\"; public_key = \"...\"; } ); with the "
                          "slave's public key)");
     if (l->master && !l->listen_s)
@@ -1632,10 +1715,19 @@ static int load_text(const char *text, const char *name, bool is_master, struct 
         free(copy);
     }
     if (rc < 0) {
-        sodium_memzero(out, sizeof *out);
+        cfg_free(out);
         sanitize(err);
     }
     return rc;
+}
+
+void cfg_free(struct cfg *c)
+{
+    if (c->sites) {
+        sodium_memzero(c->sites, (size_t)c->nsites * sizeof *c->sites);
+        free(c->sites);
+    }
+    sodium_memzero(c, sizeof *c);
 }
 
 int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
@@ -1661,7 +1753,7 @@ static int read_private_key(const char *cfgpath, struct cfg *c, char *err, size_
     if (key_read_file(full, c->private_key, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s:%d: private_key_file: %s", cfgpath, c->private_key_file_line,
                  why);
-        sodium_memzero(c, sizeof *c);
+        cfg_free(c);
         return -1;
     }
     c->has_private_key = true;

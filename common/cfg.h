@@ -8,10 +8,13 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "prefix.h"
 
 #define CFG_MAX_LINKS 32
 #define CFG_NAME_LEN 32
 #define CFG_HOST_LEN 256
+#define CFG_MAX_SITES 16384 /* the master's receiver indices are 16-bit: two per site */
+#define CFG_MAX_ALLOWED 32  /* allowed_ips per site */
 
 enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1 };
 
@@ -35,6 +38,18 @@ struct cfg_link {
     int line;                      /* line of the link's group in the file */
 };
 
+/* A site the master serves (one braid-slave). */
+struct cfg_site {
+    char name[CFG_NAME_LEN];       /* "name": default "site<index>" */
+    uint8_t public_key[32];        /* "public_key": the slave's */
+    uint8_t psk[32];               /* "psk": zero when none */
+    bool has_psk;
+    struct prefix allowed[CFG_MAX_ALLOWED]; /* "allowed_ips": the inner addresses the site may
+                                             * use; the master routes them to it */
+    int nallowed;                  /* 0: everything (only when the master has one site) */
+    int line;
+};
+
 struct cfg {
     char path[512];
     bool is_master;
@@ -43,13 +58,13 @@ struct cfg {
     bool has_private_key;                /* (cfg_load_string does not read key files) */
     char private_key_file[512];          /* "private_key_file", relative to the config's folder */
     int private_key_file_line;
-    uint8_t peer_key[32];                /* slave: "master_public_key"; master: the site's
-                                          * "public_key" */
-    uint8_t psk[32];                     /* slave: "psk"; master: the site's "psk"; zero: none */
+    uint8_t peer_key[32];                /* slave: "master_public_key" */
+    uint8_t psk[32];                     /* slave: "psk"; zero: none */
     bool has_psk;
-    char site_name[CFG_NAME_LEN];        /* master: the site's "name" */
     /* master */
     struct addr listen;                  /* "listen" */
+    struct cfg_site *sites;              /* "sites" (allocated: cfg_free) */
+    int nsites;
     /* slave */
     char master_host[CFG_HOST_LEN];      /* "master": host:port */
     unsigned master_port;
@@ -90,9 +105,12 @@ struct cfg_names {
 };
 void cfg_set_scheduler_names(const struct cfg_names *names);
 
+/* Both return 0 with *out filled in (free it with cfg_free), or -1 with nothing to free. */
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
 /* The same from a string (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
                     size_t errlen);
+/* Free what cfg_load allocated and wipe the keys; the struct may be loaded again. */
+void cfg_free(struct cfg *c);
 
 #endif

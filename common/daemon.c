@@ -131,12 +131,13 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
         if (!cfg->control_socket[0]) {
             fprintf(stderr, "%s: %s has no control_socket setting; add one to query status\n",
                     prog, a->config);
+            cfg_free(cfg);
             return 2;
         }
-        return control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
-                             stdout) == 0
-                   ? 0
-                   : 1;
+        int rc = control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
+                               stdout);
+        cfg_free(cfg);
+        return rc == 0 ? 0 : 1;
     }
     log_set_level(a->verbose ? LOG_DEBUG : (enum log_level)cfg->log_level);
     return -1;
@@ -153,11 +154,22 @@ int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog)
                 prog, cfg->path, prog);
         return 1;
     }
+    if (cfg->is_master) {
+        for (int i = 0; i < cfg->nsites; i++) {
+            if (sodium_memcmp(cfg->sites[i].public_key, mc->self.key.pub, KEY_LEN) == 0) {
+                fprintf(stderr,
+                        "%s: %s:%d: sites[%d].public_key is this master's own; expected the "
+                        "slave's\n",
+                        prog, cfg->path, cfg->sites[i].line, i);
+                return 1;
+            }
+        }
+        return 0;
+    }
     peer_init(&mc->peer, cfg->peer_key, cfg->psk);
     if (sodium_memcmp(cfg->peer_key, mc->self.key.pub, KEY_LEN) == 0) {
-        fprintf(stderr, "%s: %s: the %s public key is this end's own; expected the %s's\n", prog,
-                cfg->path, cfg->is_master ? "site's" : "master's",
-                cfg->is_master ? "slave" : "master");
+        fprintf(stderr, "%s: %s: the master's public key is this end's own; expected the "
+                        "master's\n", prog, cfg->path);
         return 1;
     }
     return 0;
@@ -189,28 +201,43 @@ unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer)
     return cfg->link_mtu - outer - WIRE_OVERHEAD - socks_hdr;
 }
 
-void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
-                   struct strbuf *out)
+void daemon_tundev_json(const struct tundev *tun, struct strbuf *out)
 {
     const struct tundev_stats *ts = tundev_stats(tun);
     char desc[160];
     tundev_describe(tun, desc, sizeof desc);
+    sb_printf(out, "{\"describe\":");
+    sb_json_str(out, desc);
+    sb_printf(out,
+              ",\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
+              "\"rx_rejected\":%llu,\"tx_dropped\":%llu}",
+              (unsigned long long)ts->rx_packets, (unsigned long long)ts->rx_bytes,
+              (unsigned long long)ts->tx_packets, (unsigned long long)ts->tx_bytes,
+              (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+}
+
+void daemon_tundev_text(const struct tundev *tun, struct strbuf *out)
+{
+    const struct tundev_stats *ts = tundev_stats(tun);
+    char desc[160];
+    tundev_describe(tun, desc, sizeof desc);
+    sb_printf(out, "tunnel: %s rx=%llu tx=%llu rejected=%llu dropped=%llu\n", desc,
+              (unsigned long long)ts->rx_packets, (unsigned long long)ts->tx_packets,
+              (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+}
+
+void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
+                   struct strbuf *out)
+{
     if (strcmp(cmd, "json") == 0) {
         sb_printf(out, "{\"mux\":");
         mux_status_json(mux, out);
-        sb_printf(out, ",\"tundev\":{\"describe\":");
-        sb_json_str(out, desc);
-        sb_printf(out,
-                  ",\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
-                  "\"rx_rejected\":%llu,\"tx_dropped\":%llu}}\n",
-                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->rx_bytes,
-                  (unsigned long long)ts->tx_packets, (unsigned long long)ts->tx_bytes,
-                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+        sb_printf(out, ",\"tundev\":");
+        daemon_tundev_json(tun, out);
+        sb_printf(out, "}\n");
     } else if (strcmp(cmd, "status") == 0) {
         mux_status_text(mux, out);
-        sb_printf(out, "tunnel: %s rx=%llu tx=%llu rejected=%llu dropped=%llu\n", desc,
-                  (unsigned long long)ts->rx_packets, (unsigned long long)ts->tx_packets,
-                  (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
+        daemon_tundev_text(tun, out);
     } else {
         sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
     }

@@ -35,12 +35,16 @@ void daemon_signals(struct ev_loop *loop);
 struct mux;
 struct mux_config;
 struct tundev;
-/* The config's keys into the mux config (this end's identity, the peer's public key and PSK).
- * Returns 0, or 1 after printing why not. */
+/* The config's keys into the mux config: this end's identity and, on the slave, the master's
+ * public key and PSK (the master's sites have theirs in cfg->sites). Returns 0, or 1 after
+ * printing why not. */
 int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog);
 /* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
 void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
                    struct strbuf *out);
+/* The tunnel device's part of it: a JSON object, a line of text. */
+void daemon_tundev_json(const struct tundev *tun, struct strbuf *out);
+void daemon_tundev_text(const struct tundev *tun, struct strbuf *out);
 
 /* Tunnel MTU for the config: the configured one, or link_mtu minus the outer IP/UDP headers,
  * braid's overhead and the SOCKS5 UDP header (10 bytes for an IPv4 master, 22 for IPv6). Both

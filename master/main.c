@@ -1,5 +1,6 @@
-/* main.c: braid-master: listens on UDP, learns the slave's links from authenticated datagrams,
- * and joins them to its tunnel device through the multiplexer. */
+/* main.c: braid-master: listens on UDP, learns each site's links from authenticated datagrams,
+ * and joins them to its tunnel device through the site table (one multiplexer per site). */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "../common/log.h"
 #include "../links/server.h"
 #include "../mux/mux.h"
+#include "sites.h"
 #include "../tundev/tundev.h"
 
 static const char prog[] = "braid-master";
@@ -18,21 +20,21 @@ struct master {
     struct ev_loop *loop;
     struct tundev *tun;
     struct udp_server *srv;
-    struct mux *mux;
+    struct sites *sites;
     struct control *ctl;
 };
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct master *M = ctx;
-    mux_send(M->mux, pkt, len);
+    sites_send(M->sites, pkt, len);
 }
 
 static void srv_rx(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
                    socklen_t fromlen)
 {
     struct master *M = ctx;
-    mux_input(M->mux, buf, len, from, fromlen);
+    sites_input(M->sites, buf, len, from, fromlen);
 }
 
 static void deliver(void *ctx, const uint8_t *pkt, size_t len)
@@ -41,9 +43,10 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
     tundev_write(M->tun, pkt, len);
 }
 
-static struct link *new_link(void *ctx, uint8_t id)
+static struct link *new_link(void *ctx, const char *site, uint8_t id)
 {
     struct master *M = ctx;
+    (void)site;
     return udp_server_peer_new(M->srv, id);
 }
 
@@ -57,7 +60,18 @@ static int reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sock
 static void status(void *ctx, const char *cmd, struct strbuf *out)
 {
     struct master *M = ctx;
-    daemon_status(M->mux, M->tun, cmd, out);
+    if (strcmp(cmd, "json") == 0) {
+        sb_printf(out, "{");
+        sites_status_json(M->sites, out);
+        sb_printf(out, ",\"tundev\":");
+        daemon_tundev_json(M->tun, out);
+        sb_printf(out, "}\n");
+    } else if (strcmp(cmd, "status") == 0) {
+        sites_status_text(M->sites, out);
+        daemon_tundev_text(M->tun, out);
+    } else {
+        sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
+    }
 }
 
 int main(int argc, char **argv)
@@ -79,14 +93,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7100\")\n",
                 prog, cfg->path);
+        cfg_free(&M->cfg);
         free(M);
         return 2;
     }
     if (a.cmd == CMD_CHECK) {
         char as[ADDR_STRLEN];
-        printf("%s: configuration OK: listen %s, tunnel MTU %u%s\n", cfg->path,
-               addr_str((const struct sockaddr *)&cfg->listen.ss, as, sizeof as), mtu,
-               cfg->mtu ? "" : " (automatic)");
+        printf("%s: configuration OK: listen %s, %d site%s, tunnel MTU %u%s\n", cfg->path,
+               addr_str((const struct sockaddr *)&cfg->listen.ss, as, sizeof as), cfg->nsites,
+               cfg->nsites == 1 ? "" : "s", mtu, cfg->mtu ? "" : " (automatic)");
+        cfg_free(&M->cfg);
         free(M);
         return 0;
     }
@@ -122,13 +138,11 @@ int main(int argc, char **argv)
     mc.reorder_slots = cfg->reorder_slots;
     snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cfg->scheduler);
     mc.mtu = mtu;
-    struct mux_callbacks cb = {
+    struct sites_io io = {
         .deliver = deliver, .new_link = new_link, .reply_to = reply_to, .ctx = M};
-    M->mux = mux_new(M->loop, &mc, &cb);
-    if (!M->mux) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        goto out;
-    }
+    M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, &io);
+    sodium_memzero(&mc, sizeof mc);
+    if (!M->sites) goto out;
     if (cfg->control_socket[0]) {
         M->ctl = control_open(M->loop, cfg->control_socket, status, M, err, sizeof err);
         if (!M->ctl) {
@@ -136,23 +150,24 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    mux_start(M->mux);
+    sites_start(M->sites);
     {
         char as[ADDR_STRLEN], td[160];
         tundev_describe(M->tun, td, sizeof td);
-        LOGI("braid-master listening on %s, tunnel %s, MTU %u",
+        LOGI("braid-master listening on %s, tunnel %s, MTU %u, %d site%s",
              addr_str((const struct sockaddr *)&udp_server_local(M->srv)->ss, as, sizeof as), td,
-             mtu);
+             mtu, cfg->nsites, cfg->nsites == 1 ? "" : "s");
     }
     ev_run(M->loop, 0);
-    mux_shutdown(M->mux);
+    sites_shutdown(M->sites);
     rc = 0;
 out:
     control_close(M->ctl);
-    mux_free(M->mux);
+    sites_free(M->sites);
     udp_server_free(M->srv);
     if (M->tun) tundev_close(M->tun);
     if (M->loop) ev_loop_destroy(M->loop);
+    cfg_free(&M->cfg);
     free(M);
     return rc;
 }

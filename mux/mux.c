@@ -126,8 +126,8 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         return;
     }
     if (h.type == WIRE_HANDSHAKE) {
-        if (m->cfg.is_master) handle_init(m, buf, len, h.link_id, from, fromlen);
-        else if (via) handle_reply(m, via, buf, len);
+        /* (the master's INITs go through its site table to mux_accept_init) */
+        if (via && !m->cfg.is_master) handle_reply(m, via, buf, len);
         else m->c.malformed++;
         return;
     }
@@ -172,7 +172,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         struct link *tl = m->cb.new_link ? m->cb.new_link(m->cb.ctx, h.link_id) : NULL;
         if (!tl) return;
         ml = link_slot(m, h.link_id, tl, true);
-        LOGI("learned link id %u", h.link_id);
+        LOGI("site %s: learned link id %u", m->cfg.name, h.link_id);
     }
     replay_mark(&ml->replay, h.counter);
     uint64_t now = mono_us();
@@ -427,7 +427,7 @@ void mux_free(struct mux *m)
     }
     reorder_free(m->ro);
     m->sched->destroy(m->sched_state);
-    memset(&m->cur, 0, sizeof m->cur);
-    memset(&m->pending, 0, sizeof m->pending);
+    release_session(m, &m->cur);
+    release_session(m, &m->pending);
     free(m);
 }

@@ -26,6 +26,7 @@ struct mux_config {
     unsigned rehandshake_ms;   /* slave: default 2000 */
     unsigned mtu;              /* largest tunnel packet */
     char scheduler[16];        /* scheduler policy name (sched_names()); "" = the default */
+    char name[32];             /* master: the site's name, for log lines */
 };
 void mux_config_defaults(struct mux_config *c);
 
@@ -37,6 +38,11 @@ struct mux_callbacks {
     /* Master: send a handshake reply to an address (not through a link). */
     int (*reply_to)(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
                     socklen_t tolen);
+    /* Master: a receiver index for a new session, unique among the master's sessions (the site
+     * table finds the session's mux by it); released when the session ends. Return 0, or -1
+     * when none is free. NULL: the mux picks its own. */
+    int (*index_claim)(void *ctx, uint32_t *index);
+    void (*index_release)(void *ctx, uint32_t index);
     void *ctx;
 };
 
@@ -46,9 +52,10 @@ struct mux_counters {
     uint64_t replay;             /* replay window rejected the counter */
     uint64_t auth_fail;          /* AEAD authentication failed */
     uint64_t wrong_link;         /* slave: link id differs from the link it arrived on */
-    uint64_t hello_rx, hello_ratelimited, hello_bad; /* handshake INITs (master), RESPONSEs (slave) */
+    uint64_t hello_rx, hello_ratelimited, hello_bad; /* INITs for this site (master; the site
+                                  * table counts the others), RESPONSEs (slave) */
     uint64_t hello_replay;       /* master: INITs not newer than the site's last (replays) */
-    uint64_t cookie_tx, cookie_rx; /* cookie replies sent (master, under load) / taken (slave) */
+    uint64_t cookie_rx;          /* slave: cookie replies taken (the master is under load) */
     uint64_t sessions;           /* sessions established */
     uint64_t tx_data, tx_data_bytes, tx_no_link; /* tunnel packets sent / dropped: no live link */
     uint64_t tx_too_big;         /* tunnel packet larger than the MTU */
@@ -83,9 +90,16 @@ void mux_free(struct mux *m);
 
 /* A tunnel packet from the tundev. */
 void mux_send(struct mux *m, const uint8_t *pkt, size_t len);
-/* Master: a datagram from the listening socket. buf is modified (decrypted in place). */
+/* Master: a DATA or CTRL datagram for this mux's sessions (the site table found it by its
+ * receiver index). buf is modified (decrypted in place). */
 void mux_input(struct mux *m, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t fromlen);
+/* Master: an INIT whose MAC1 (and cookie), Noise message and sender's key (this mux's peer) the
+ * site table checked. A retransmission is answered again; an INIT not newer than the last one
+ * accepted changes nothing (a replay); else, at most 10 a second, a new pending session and the
+ * RESPONSE (through reply_to). s is wiped. */
+void mux_accept_init(struct mux *m, struct hs_server *s, uint8_t link_id,
+                     const struct sockaddr *from, socklen_t fromlen);
 
 #ifdef BRAID_FUZZ
 /* Fuzzing only: take these session keys as if a handshake had made them. */

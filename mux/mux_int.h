@@ -106,15 +106,9 @@ struct mux {
     struct hs_client hs;
     bool hs_active;
     uint64_t hs_started_us, hs_last_tx_us;
-    /* master: handshake rate limit, load (cookies) and replay protection */
+    /* master: the site's handshake rate limit and replay protection */
     uint64_t hello_window_us;
     unsigned hello_count;
-    uint64_t load_window_us;
-    unsigned load_count;
-    uint64_t under_load_until;
-    uint8_t cookie_secret[32];
-    uint64_t cookie_secret_at;
-    bool have_cookie_secret;
     bool have_last_ts;
     uint8_t last_ts[HS_TS_LEN]; /* the newest INIT timestamp accepted from the site */
     uint64_t last_any_rx_us;
@@ -222,8 +216,8 @@ void report_apply(struct mux *m, const struct ctrl_report *r, uint32_t mark, uin
 
 /* handshake.c */
 void master_promote(struct mux *m);
-void handle_init(struct mux *m, const uint8_t *buf, size_t len, uint8_t link_id,
-                 const struct sockaddr *from, socklen_t fromlen);
+/* Forget a session (its index back to the site table). */
+void release_session(struct mux *m, struct mux_session *s);
 void slave_start_handshake(struct mux *m, uint64_t now);
 void slave_send_hellos(struct mux *m, uint64_t now);
 void slave_send_init(struct mux *m, struct mux_link *ml);

@@ -58,10 +58,12 @@ int main(int argc, char **argv)
     if (!S) return 1;
     rc = daemon_prepare(&a, prog, false, &S->cfg);
     if (rc >= 0) {
+        cfg_free(&S->cfg);
         free(S);
         return rc;
     }
     if (a.cmd == CMD_EXTRA) {
+        cfg_free(&S->cfg);
         free(S);
         return probe_socks(prog, a.extra_arg);
     }
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7200\")\n",
                 prog, cfg->path);
+        cfg_free(&S->cfg);
         free(S);
         return 2;
     }
@@ -87,6 +90,7 @@ int main(int argc, char **argv)
         printf("%s: configuration OK: master %s:%u, %d link%s, tunnel MTU %u%s\n", cfg->path,
                cfg->master_host, cfg->master_port, cfg->nlinks, cfg->nlinks == 1 ? "" : "s", mtu,
                cfg->mtu ? "" : " (automatic)");
+        cfg_free(&S->cfg);
         free(S);
         return 0;
     }
@@ -204,6 +208,7 @@ out:
     if (S->tun) tundev_close(S->tun);
     resolver_free(S->res);
     if (S->loop) ev_loop_destroy(S->loop);
+    cfg_free(&S->cfg);
     free(S);
     return rc;
 }

@@ -18,7 +18,7 @@ LINKS = [  # name, rate (Mbit/s), one-way delay (ms)
 
 def table(b, who):
     rows = []
-    for l in b.status(who)["mux"]["links"]:
+    for l in b.mux(who)["links"]:
         rows.append("    %-5s %-4s srtt %6.1f ms  data packets sent %6d  received %6d" % (
             l["name"] if who == "slave" else LINKS[l["id"]][0], "up" if l["up"] else "DOWN",
             l["srtt_ms"], l["tx_data"], l["rx_data"]))

@@ -35,6 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     if (c.links[i].id == c.links[j].id ||
                         strcmp(c.links[i].name, c.links[j].name) == 0)
                         abort();
+            if (master && (c.nsites < 1 || c.nsites > CFG_MAX_SITES || !c.sites)) abort();
+            for (int i = 0; i < c.nsites; i++) {
+                if (c.nsites > 1 && c.sites[i].nallowed < 1) abort();
+                for (int j = 0; j < i; j++)
+                    if (strcmp(c.sites[i].name, c.sites[j].name) == 0 ||
+                        memcmp(c.sites[i].public_key, c.sites[j].public_key, 32) == 0)
+                        abort();
+            }
+            cfg_free(&c);
         }
     }
     free(text);

@@ -2,7 +2,7 @@
  * master and the slave run them on received datagrams: the master's MAC1 check, reading an INIT
  * and answering it; the slave's reading of a RESPONSE or a COOKIE_REPLY.
  * Input: byte 0 selects the mode, the rest is the datagram. Fixed keys throughout.
- *   mode 0: to the master (as mux/handshake.c handle_init does, without the rate limits).
+ *   mode 0: to the master (as master/front.c and mux_accept_init do, without the limits).
  *   mode 1: to a slave that sent a fixed INIT.
  *   mode 2/3: as 0/1, with the header and MAC1 made valid first (so the Noise steps are
  *           reached with fuzzer-chosen contents).

@@ -91,12 +91,12 @@ class DanteTest(unittest.TestCase):
             res = run_transfer(b, 10000, window=16)  # well below the links: no queues build
             self.assertComplete(res)
             for who in ("master", "slave"):
-                links = b.status(who)["mux"]["links"]
+                links = b.mux(who)["links"]
                 total = sum(l["tx_data"] for l in links)
                 for l in links:
                     self.assertGreater(l["tx_data"], 0.1 * total,
                                        "%s link %s carried too little: %r" % (who, l["name"], l))
-                c = b.status(who)["mux"]["counters"]
+                c = b.mux(who)["counters"]
                 for k in DROP_COUNTERS:
                     self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
             for i in (0, 1):
@@ -229,7 +229,7 @@ class FakeProxyTest(unittest.TestCase):
                 for name, r in res.items():  # all over the direct link: strict
                     self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
                 self.assertEqual(b.links("slave")[direct]["tx_data"],
-                                 sum(l["tx_data"] for l in b.status("slave")["mux"]["links"]))
+                                 sum(l["tx_data"] for l in b.mux("slave")["links"]))
         finally:
             for f in fakes.values():
                 f.stop()
@@ -293,7 +293,7 @@ class FakeProxyTest(unittest.TestCase):
                 braid.wait_until(lambda: info(b, 0)["drop_frag"] + info(b, 0)["drop_wrong_source"]
                                  >= frag.hostile_sent - 4, 3, "hostile datagrams counted")
                 self.assertTrue(b.links("slave")[0]["up"])
-                c = b.status("slave")["mux"]["counters"]
+                c = b.mux("slave")["counters"]
                 self.assertEqual(c["replay"], 0, c)  # the copies never reached the mux
         finally:
             frag.stop()

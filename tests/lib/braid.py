@@ -180,6 +180,33 @@ class Emu:
         return json.loads(reply) if text.strip() == "stats" else reply
 
 
+def mux_status(st):
+    """The multiplexer part of a status answer: the slave's, or the master's first site's (builds
+    before the site table answered with "mux" on both ends)."""
+    if "mux" in st:
+        return st["mux"]
+    return st["sites"][0]["mux"]
+
+
+def stop_all(procs, tmp):
+    """Stop the programs (the last started first), assert clean exits and no sanitizer report,
+    then remove tmp (kept with $BRAID_KEEP_LOGS)."""
+    problems = []
+    for p in reversed(procs):
+        rc = p.stop()
+        rep = p.sanitizer_report()
+        if rep:
+            problems.append("%s: sanitizer report:\n%s" % (p.name, rep))
+        elif rc not in (0, -signal.SIGTERM):
+            problems.append("%s exited with %s:\n%s" % (p.name, rc, p.output()[-2000:]))
+    if problems:
+        raise AssertionError("\n".join(problems))
+    if os.environ.get("BRAID_KEEP_LOGS"):
+        print("logs kept in", tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_conf(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -204,7 +231,7 @@ class Braid:
         self.targets = targets or {}  # link index -> UDP port to send to instead of the master
         self.link_extra = link_extra or {}
         self.master_name = master_name
-        self.mux = mux
+        self.mux_settings = mux
         # key pairs: master_key replaces the master's private key after the slave was told
         # the public key of another (a slave with the wrong master key)
         self.master_priv = genkey(self.build)
@@ -240,7 +267,7 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.slave_pub, psk, self.lo_port % self.master_port, self.master_tun, self.mux,
+""" % (self.slave_pub, psk, self.lo_port % self.master_port, self.master_tun, self.mux_settings,
        self.master_ctl, self.master_extra))
 
     def slave_conf(self, link_targets):
@@ -267,7 +294,7 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.master_pub, psk, master, ", ".join(links), self.slave_tun, self.mux,
+""" % (self.master_pub, psk, master, ", ".join(links), self.slave_tun, self.mux_settings,
        self.slave_ctl, self.slave_extra))
 
     def start_master(self):
@@ -308,13 +335,17 @@ log_level = "debug";
     def status(self, who):
         return query(self.master_ctl if who == "master" else self.slave_ctl)
 
+    def mux(self, who):
+        """The multiplexer's status (the master's: its site's)."""
+        return mux_status(self.status(who))
+
     def links(self, who):
-        return {l["id"]: l for l in self.status(who)["mux"]["links"]}
+        return {l["id"]: l for l in self.mux(who)["links"]}
 
     def wait_links_up(self, n, timeout=10):
         def ok():
             for who in ("master", "slave"):
-                st = self.status(who)["mux"]
+                st = self.mux(who)
                 if not st["session"] or st["links_up"] < n:
                     return False
             return True
@@ -333,21 +364,8 @@ log_level = "debug";
 
     def stop(self):
         """Stop everything (slave, master, emulators) and assert clean exits."""
-        problems = []
-        for p in reversed(self.procs):
-            rc = p.stop()
-            rep = p.sanitizer_report()
-            if rep:
-                problems.append("%s: sanitizer report:\n%s" % (p.name, rep))
-            elif rc not in (0, -signal.SIGTERM):
-                problems.append("%s exited with %s:\n%s" % (p.name, rc, p.output()[-2000:]))
-        self.procs = []
-        if problems:
-            raise AssertionError("\n".join(problems))
-        if os.environ.get("BRAID_KEEP_LOGS"):
-            print("logs kept in", self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        procs, self.procs = self.procs, []
+        stop_all(procs, self.tmp)
 
     def kill_all(self):
         for p in self.procs:
@@ -365,6 +383,142 @@ log_level = "debug";
                 print("---- %s log (%s) ----" % (p.name, p.log_path))
                 print(p.output()[-4000:])
             self.kill_all()
+            print("logs kept in", self.tmp)
+            return False
+        self.stop()
+        return False
+
+
+class Sites:
+    """One master serving nsites sites on loopback: each site a braid-slave with its own key pair
+    and nlinks direct links; site i's tunnel address is site_ip(i), its allowed_ips that /32
+    unless allowed (a list of prefix lists, one per site) says otherwise."""
+
+    def __init__(self, nsites=3, nlinks=2, build=None, allowed=None, master_extra=""):
+        self.tmp = tempfile.mkdtemp(prefix="braid-sites-")
+        self.build = build or build_dir()
+        self.nsites = nsites
+        self.nlinks = nlinks
+        self.master_priv = genkey(self.build)
+        self.master_pub = pubkey(self.master_priv, self.build)
+        self.site_priv = [genkey(self.build) for _ in range(nsites)]
+        self.site_pub = [pubkey(k, self.build) for k in self.site_priv]
+        self.allowed = allowed or [["%s/32" % self.site_ip(i)] for i in range(nsites)]
+        self.master_extra = master_extra
+        self.master_port = free_port()
+        self.master_tun = free_port(socket.SOCK_STREAM)
+        self.slave_tun = [free_port(socket.SOCK_STREAM) for _ in range(nsites)]
+        self.master_ctl = os.path.join(self.tmp, "master.sock")
+        self.slave_ctl = [os.path.join(self.tmp, "slave%d.sock" % i) for i in range(nsites)]
+        self.procs = []
+        self.master = None
+        self.slaves = [None] * nsites
+
+    @staticmethod
+    def site_ip(i):
+        return "198.18.0.%d" % (10 + i)
+
+    def start_master(self):
+        write_key(os.path.join(self.tmp, "master.key"), self.master_priv)
+        sites = ",\n".join('{ name = "site%d"; public_key = "%s"; allowed_ips = [ %s ]; }'
+                           % (i, self.site_pub[i], ", ".join('"%s"' % p for p in self.allowed[i]))
+                           for i in range(self.nsites))
+        conf = write_conf(os.path.join(self.tmp, "master.conf"), """
+private_key_file = "master.key";
+sites = ( %s );
+listen = "127.0.0.1:%d";
+tunnel = { notun_listen = "127.0.0.1:%d"; };
+control_socket = "%s";
+log_level = "debug";
+%s
+""" % (sites, self.master_port, self.master_tun, self.master_ctl, self.master_extra))
+        self.master = Proc("master", [os.path.join(self.build, "braid-master"), "-c", conf],
+                           self.tmp)
+        self.procs.append(self.master)
+        wait_until(lambda: os.path.exists(self.master_ctl) or not self.master.alive(), 10,
+                   "master control socket")
+        if not self.master.alive():
+            raise AssertionError("braid-master exited:\n" + self.master.output())
+
+    def start_slave(self, i, key=None):
+        name = "slave%d" % i
+        write_key(os.path.join(self.tmp, name + ".key"), key or self.site_priv[i])
+        links = ", ".join('{ name = "s%dl%d"; bind = "127.0.0.1"; }' % (i, k)
+                          for k in range(self.nlinks))
+        conf = write_conf(os.path.join(self.tmp, name + ".conf"), """
+private_key_file = "%s.key";
+master_public_key = "%s";
+master = "127.0.0.1:%d";
+links = ( %s );
+tunnel = { notun_listen = "127.0.0.1:%d"; };
+control_socket = "%s";
+log_level = "debug";
+""" % (name, self.master_pub, self.master_port, links, self.slave_tun[i], self.slave_ctl[i]))
+        p = Proc(name, [os.path.join(self.build, "braid-slave"), "-c", conf], self.tmp)
+        self.procs.append(p)
+        self.slaves[i] = p
+        wait_until(lambda: os.path.exists(self.slave_ctl[i]) or not p.alive(), 10,
+                   "%s control socket" % name)
+        if not p.alive():
+            raise AssertionError("%s exited:\n%s" % (name, p.output()))
+
+    def start(self, wait=True):
+        self.start_master()
+        for i in range(self.nsites):
+            self.start_slave(i)
+        if wait:
+            self.wait_sessions()
+        return self
+
+    def status(self, who):
+        """"master" or a site number."""
+        return query(self.master_ctl if who == "master" else self.slave_ctl[who])
+
+    def site_mux(self, i):
+        """The master's multiplexer status for site i."""
+        return self.status("master")["sites"][i]["mux"]
+
+    def wait_sessions(self, timeout=10):
+        def ok():
+            st = self.status("master")
+            for i in range(self.nsites):
+                m = st["sites"][i]["mux"]
+                if not m["session"] or m["links_up"] < self.nlinks:
+                    return False
+                s = mux_status(self.status(i))
+                if not s["session"] or s["links_up"] < self.nlinks:
+                    return False
+            return True
+        wait_until(ok, timeout, "every site's session and links up on both ends")
+
+    def wait_no_frame_clients(self, timeout=5):
+        """Until every notun end has seen its last frame client go (one client at a time)."""
+        wait_until(lambda: all("(no client)" in self.status(w)["tundev"]["describe"]
+                               for w in ["master"] + list(range(self.nsites))), timeout,
+                   "the frame clients to be gone")
+
+    def tun_addrs(self):
+        """The master's frame end and [(site's frame end, site's address)]."""
+        return (("127.0.0.1", self.master_tun),
+                [(("127.0.0.1", self.slave_tun[i]), self.site_ip(i)) for i in range(self.nsites)])
+
+    def stop(self):
+        """Stop the slaves and the master and assert clean exits."""
+        procs, self.procs = self.procs, []
+        stop_all(procs, self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            for p in self.procs:
+                print("---- %s log (%s) ----" % (p.name, p.log_path))
+                print(p.output()[-4000:])
+                if p.alive():
+                    p.p.kill()
+                    p.p.wait()
+            self.procs = []
             print("logs kept in", self.tmp)
             return False
         self.stop()

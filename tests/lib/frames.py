@@ -410,28 +410,53 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
     on_progress(direction, received) is called whenever a direction received more frames.
     resend: a frame not received within loss_timeout is sent again, up to resend times, before
     it is declared lost (like a reliable protocol would; counted in "resent")."""
+    return transfer_many(a_addr, [(b_addr, b_ip)], count, window, size, timeout,
+                         on_progress=on_progress, loss_timeout=loss_timeout, seed=seed,
+                         a_ip=a_ip, connect_timeout=connect_timeout, resend=resend,
+                         names=["b"])
+
+
+def transfer_many(a_addr, bs, count, window, size, timeout, on_progress=None, loss_timeout=2.0,
+                  seed=1, a_ip=DEFAULT_A_IP, connect_timeout=None, resend=0, names=None):
+    """transfer() between one end a (a master's tunnel device) and several ends b (its sites'
+    slaves), given as [(b_addr, b_ip)]: count frames each way between a and every b, all at
+    once. Each b's frames carry its own address and stream numbers, so a frame delivered to
+    the wrong end is counted "foreign" there. Returns {"a->NAME": result, "NAME->a": result}
+    for every b (names: default "b0", "b1", ...)."""
     if count < 0 or window < 1 or timeout <= 0 or loss_timeout <= 0:
         raise ValueError("count >= 0, window >= 1, timeout > 0 and loss_timeout > 0 required")
     if isinstance(size, (str, int)):
         size = parse_size(size)
+    names = names or ["b%d" % i for i in range(len(bs))]
     start = time.monotonic()
     deadline = start + timeout
     cdeadline = min(deadline, start + (connect_timeout if connect_timeout else timeout))
-    a = FrameConn.connect(a_addr, "a", cdeadline)
+    conns = []
     try:
-        b = FrameConn.connect(b_addr, "b", cdeadline)
+        a = FrameConn.connect(a_addr, "a", cdeadline)
+        conns.append(a)
+        for (b_addr, _), name in zip(bs, names):
+            conns.append(FrameConn.connect(b_addr, name, cdeadline))
     except BaseException:
-        a.close()
+        for c in conns:
+            c.close()
         raise
-    ab = _Direction("a->b", STREAM_AB, count,
-                    PacketFactory(STREAM_AB, size, seed, src=a_ip, dst=b_ip), a, b)
-    ba = _Direction("b->a", STREAM_BA, count,
-                    PacketFactory(STREAM_BA, size, seed, src=b_ip, dst=a_ip), b, a)
-    dirs = (ab, ba)
-    arriving_on = {id(a): ba, id(b): ab}  # conn -> the direction whose frames arrive on it
+    dirs = []
+    for i, ((_, b_ip), name) in enumerate(zip(bs, names)):
+        b = conns[1 + i]
+        s_ab, s_ba = (STREAM_AB, STREAM_BA) if len(bs) == 1 else (2 * i + 1, 2 * i + 2)
+        dirs.append(_Direction("a->" + name, s_ab, count,
+                               PacketFactory(s_ab, size, seed, src=a_ip, dst=b_ip), a, b))
+        dirs.append(_Direction(name + "->a", s_ba, count,
+                               PacketFactory(s_ba, size, seed, src=b_ip, dst=a_ip), b, a))
+    by_stream = {d.checker.stream: d for d in dirs}
+    # a frame for no direction of the connection it arrived on is foreign to the first
+    first_on = {}
+    for d in dirs:
+        first_on.setdefault(id(d.receiver), d)
     sel = selectors.DefaultSelector()
-    sel.register(a.sock, selectors.EVENT_READ, a)
-    sel.register(b.sock, selectors.EVENT_READ, b)
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ, c)
     error = None
     timed_out = False
     try:
@@ -462,7 +487,7 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
                     d.sender.send_frame(d.factory.make(d.next_seq))
                     d.inflight[d.next_seq] = now
                     d.next_seq += 1
-            for conn in (a, b):
+            for conn in conns:
                 if conn.outbuf and not conn.flush():
                     error = f"tunnel end {conn.name} failed: {conn.error}"
                 ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
@@ -479,26 +504,31 @@ def transfer(a_addr, b_addr, count, window, size, timeout, on_progress=None, los
                 if mask & selectors.EVENT_WRITE and not conn.flush():
                     error = f"tunnel end {conn.name} failed: {conn.error}"
                 if mask & selectors.EVENT_READ:
-                    arriving = arriving_on[id(conn)]
-                    before = arriving.checker.received
                     tnow = time.monotonic_ns()
+                    grew = set()
                     for pkt in conn.read_frames():
-                        seq = arriving.checker.on_packet(pkt, tnow)
+                        _, stream, _, _ = parse_packet(pkt)
+                        d = by_stream.get(stream)
+                        if d is None or d.receiver is not conn:
+                            d = first_on[id(conn)]
+                        seq = d.checker.on_packet(pkt, tnow)
                         if seq is not None:
-                            arriving.inflight.pop(seq, None)
+                            d.inflight.pop(seq, None)
+                            grew.add(d)
                     if conn.eof:
                         error = (f"tunnel end {conn.name} closed the connection"
                                  + (f": {conn.error}" if conn.error else "")
                                  + " (is another frame client connected to it, or did braid "
                                  "stop?)")
-                    if on_progress and arriving.checker.received != before:
-                        on_progress(arriving.name, arriving.checker.received)
+                    if on_progress:
+                        for d in grew:
+                            on_progress(d.name, d.checker.received)
             if error:
                 break
     finally:
         sel.close()
-        a.close()
-        b.close()
+        for c in conns:
+            c.close()
     elapsed = time.monotonic() - start
     out = {}
     for d in dirs:

@@ -30,6 +30,21 @@
 static struct cfg C;
 static char E[512];
 
+/* The sites lists loads allocated (cfg_free is not called: tests look at C after memset); freed
+ * at the end so that LeakSanitizer sees no leak. */
+static struct cfg_site *held[4096];
+static int nheld;
+static int keep(int rc, const struct cfg *c)
+{
+    if (rc == 0 && c->sites) {
+        assert_true(nheld < (int)(sizeof held / sizeof held[0]));
+        held[nheld++] = c->sites;
+    }
+    return rc;
+}
+#define cfg_load(p, m, c, e, l) keep(cfg_load(p, m, c, e, l), c)
+#define cfg_load_string(t, n, m, c, e, l) keep(cfg_load_string(t, n, m, c, e, l), c)
+
 static int load_raw(const char *text, bool master)
 {
     memset(E, 0, sizeof E);
@@ -152,7 +167,9 @@ static void test_example_master(void **state)
     assert_int_equal(C.nlinks, 0);
     check_common_defaults(&C);
     static const uint8_t zero[32];
-    assert_memory_not_equal(C.psk, zero, 32);
+    assert_int_equal(C.nsites, 1);
+    assert_string_equal(C.sites[0].name, "home");
+    assert_memory_not_equal(C.sites[0].psk, zero, 32);
 }
 
 static void test_example_slave(void **state)
@@ -188,7 +205,7 @@ static void test_examples_share_key(void **state)
     struct cfg m;
     expect_ok(cfg_load("conf/master.conf", true, &m, E, sizeof E));
     expect_ok(cfg_load("conf/slave.conf", false, &C, E, sizeof E));
-    assert_memory_equal(m.psk, C.psk, 32);
+    assert_memory_equal(m.sites[0].psk, C.psk, 32);
 }
 
 static void test_examples_wrong_role(void **state)
@@ -215,11 +232,13 @@ static void test_defaults_master(void **state)
     assert_string_equal(C.path, "t.conf");
     for (int i = 0; i < 32; i++) {
         assert_int_equal(C.private_key[i], i);
-        assert_int_equal(C.peer_key[i], 32 + i);
-        assert_int_equal(C.psk[i], 0); /* no psk: zero */
+        assert_int_equal(C.sites[0].public_key[i], 32 + i);
+        assert_int_equal(C.sites[0].psk[i], 0); /* no psk: zero */
     }
-    assert_false(C.has_psk);
-    assert_string_equal(C.site_name, "site0");
+    assert_int_equal(C.nsites, 1);
+    assert_false(C.sites[0].has_psk);
+    assert_string_equal(C.sites[0].name, "site0");
+    assert_int_equal(C.sites[0].nallowed, 0);
     assert_false(C.has_notun_listen);
     assert_string_equal(C.tun_address, "");
     assert_string_equal(C.tun_address6, "");
@@ -604,9 +623,10 @@ static void test_bad_keys(void **state)
                          true),
                 "t.conf:3: sites[0].pubkey: unknown setting", NULL);
     expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { public_key = \"" PEER
-                         "\"; }, { public_key = \"" PEER "\"; } );\n",
+                         "\"; allowed_ips = [\"10.1.0.0/24\"]; },\n{ public_key = \"" PEER
+                         "\"; allowed_ips = [\"10.2.0.0/24\"]; } );\n",
                          true),
-                "t.conf:3: sites[1]: this braid serves one site", NULL);
+                "t.conf:4: sites[1]: the public_key is already sites[0]'s", NULL);
     expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( );\n", true),
                 "t.conf:3: sites: the list is empty", NULL);
     expect_fail(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = { };\n", true),
@@ -620,14 +640,102 @@ static void test_bad_keys(void **state)
     expect_ok(load_raw(KEYLINE "listen = \"127.0.0.1:1\";\nsites = ( { name = \"home\"; "
                                "public_key = \"" PEER "\"; psk = \"" KEY "\"; } );\n",
                        true));
-    assert_string_equal(C.site_name, "home");
-    assert_true(C.has_psk);
+    assert_string_equal(C.sites[0].name, "home");
+    assert_true(C.sites[0].has_psk);
     assert_true(C.has_private_key);
     for (int i = 0; i < 32; i++) {
-        assert_int_equal(C.peer_key[i], 32 + i);
-        assert_int_equal(C.psk[i], i);
+        assert_int_equal(C.sites[0].public_key[i], 32 + i);
+        assert_int_equal(C.sites[0].psk[i], i);
         assert_int_equal(C.private_key[i], i);
     }
+}
+
+/* base64 of the bytes 64..95 and 96..127: two more sites' public keys */
+#define PEER2 "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+#define PEER3 "YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8="
+#define SITES_HEAD KEYLINE "listen = \"127.0.0.1:1\";\nsites = (\n"
+
+/* Many sites: names, keys, allowed_ips, and what makes them ambiguous. */
+static void test_sites(void **state)
+{
+    (void)state;
+    expect_ok(load_raw(SITES_HEAD
+                       "{ name = \"a\"; public_key = \"" PEER "\"; allowed_ips = [\"10.1.0.0/24\", "
+                       "\"fd00:1::/64\"]; },\n"
+                       "{ name = \"b\"; public_key = \"" PEER2 "\"; psk = \"" KEY "\"; "
+                       "allowed_ips = [\"10.2.0.0/16\", \"10.2.3.4\"]; },\n"
+                       "{ name = \"c\"; public_key = \"" PEER3 "\"; allowed_ips = (\"0.0.0.0/0\"); }\n"
+                       ");\n",
+                       true));
+    assert_int_equal(C.nsites, 3);
+    assert_string_equal(C.sites[1].name, "b");
+    assert_true(C.sites[1].has_psk);
+    assert_false(C.sites[0].has_psk);
+    assert_int_equal(C.sites[1].public_key[0], 64);
+    assert_int_equal(C.sites[0].nallowed, 2);
+    assert_int_equal(C.sites[0].allowed[1].family, AF_INET6);
+    assert_int_equal(C.sites[0].allowed[1].len, 64);
+    assert_int_equal(C.sites[1].allowed[1].len, 32); /* a bare address */
+    assert_int_equal(C.sites[2].allowed[0].len, 0);
+    assert_int_equal(C.sites[2].line, 6);
+    /* with two sites, each says which addresses are its own */
+    expect_fail(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = [\"10.1.0.0/24\"]; },\n"
+                         "{ public_key = \"" PEER2 "\"; } );\n", true),
+                "t.conf:5: sites[1]: missing \"allowed_ips\"", "where to send a packet");
+    /* one prefix, one site; a longer one inside another site's is fine */
+    expect_fail(load_raw(SITES_HEAD "{ name = \"a\"; public_key = \"" PEER "\"; allowed_ips = "
+                         "[\"10.1.0.0/24\"]; },\n{ public_key = \"" PEER2 "\"; allowed_ips = "
+                         "[\"10.9.0.0/16\", \"10.1.0.0/24\"]; } );\n", true),
+                "t.conf:5: sites[1]: allowed_ips: 10.1.0.0/24 is already sites[0]'s (\"a\")",
+                NULL);
+    expect_ok(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = [\"10.0.0.0/8\"]; },\n"
+                       "{ public_key = \"" PEER2 "\"; allowed_ips = [\"10.1.0.0/16\"]; } );\n",
+                       true));
+    expect_fail(load_raw(SITES_HEAD "{ name = \"x\"; public_key = \"" PEER "\"; allowed_ips = "
+                         "[\"10.1.0.0/24\"]; },\n{ name = \"x\"; public_key = \"" PEER2 "\"; "
+                         "allowed_ips = [\"10.2.0.0/24\"]; } );\n", true),
+                "t.conf:5: sites[1]: the name \"x\" is already used by sites[0] (line 4)", NULL);
+    /* bad prefixes, with the setting's path */
+    static const struct {
+        const char *list, *want;
+    } bad[] = {
+        {"[\"10.1.0.5/24\"]", "sites[0].allowed_ips[0]: \"10.1.0.5/24\" has address bits set "
+                              "after /24; did you mean \"10.1.0.0/24\"?"},
+        {"[\"10.1.0.0/33\"]", "sites[0].allowed_ips[0]: \"10.1.0.0/33\": the prefix length must "
+                              "be a number from 0 to 32"},
+        {"[\"fd00::/129\"]", "from 0 to 128"},
+        {"[\"10.1.0.0/\"]", "the prefix length must be"},
+        {"[\"10.1.0.0/-1\"]", "the prefix length must be"},
+        {"[\"10.1.0.0/2 4\"]", "the prefix length must be"},
+        {"[\"10.1.0.0/024\"]", NULL}, /* leading zero: accepted as 24 */
+        {"[\"10.1.0.0/00000024\"]", "the prefix length must be"},
+        {"[\"10.1.0/24\"]", "\"10.1.0\" is not an IP address"},
+        {"[\"/24\"]", "is not an IP prefix"},
+        {"[\"\"]", "is not an IP prefix"},
+        {"[\"10.1.0.0/24\", \"10.1.0.0/24\"]", "allowed_ips[1]: \"10.1.0.0/24\" is already in "
+                                               "the list"},
+        {"[ ]", "sites[0].allowed_ips: the list is empty"},
+        {"[ 1 ]", "sites[0].allowed_ips[0]: got an integer"},
+        {"\"10.1.0.0/24\"", "sites[0].allowed_ips: got a string; expected a list"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = %s; } );\n",
+                 bad[i].list);
+        if (!bad[i].want) {
+            expect_ok(load_raw(text, true));
+            assert_int_equal(C.sites[0].allowed[0].len, 24);
+            continue;
+        }
+        expect_fail(load_raw(text, true), "t.conf:4: ", bad[i].want);
+    }
+    /* too many prefixes */
+    char text[4096];
+    int n = snprintf(text, sizeof text, SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = [");
+    for (int i = 0; i <= CFG_MAX_ALLOWED; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "%s\"10.%d.0.0/16\"", i ? "," : "", i);
+    snprintf(text + n, sizeof text - (size_t)n, "]; } );\n");
+    expect_fail(load_raw(text, true), "t.conf:4: sites[0].allowed_ips: 33 prefixes", NULL);
 }
 
 /* private_key_file: read by cfg_load, relative to the config's folder, refused when group or
@@ -1230,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_cross_checks),
         cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_sites),
         cmocka_unit_test(test_private_key_file),
         cmocka_unit_test(test_zeroed_on_failure),
         cmocka_unit_test(test_link_duplicates),
@@ -1246,5 +1355,7 @@ int main(void)
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_files),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (int i = 0; i < nheld; i++) free(held[i]);
+    return rc;
 }

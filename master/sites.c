@@ -1,0 +1,373 @@
+/* sites.c: the master's site table: a multiplexer per site, the receiver-index table that
+ * finds a datagram's site, the public keys that find an INIT's, cryptokey routing of tunnel
+ * packets (allowed_ips both ways), and the status by site. */
+#include "sites.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/addr.h"
+#include "../common/keys.h"
+#include "../common/log.h"
+#include "../common/prefix.h"
+#include "../common/util.h"
+#include "../mux/wire.h"
+#include "front.h"
+#include "index.h"
+
+struct site {
+    struct sites *owner;
+    int no;
+    struct mux *mux;
+    struct cfg_site cfg;
+    uint64_t rx_foreign_src; /* decrypted packets whose source is not in allowed_ips: dropped */
+    uint64_t rx_not_ip;      /* decrypted packets that are not IP (with allowed_ips): dropped */
+    struct log_limit lim;
+};
+
+struct keyent {
+    uint8_t pub[32];
+    int site;
+};
+
+struct sites {
+    struct sites_io io;
+    struct front *front;
+    struct identity self;
+    struct site *site;
+    int n;
+    struct itab index;      /* receiver index -> site */
+    struct keyent *by_key;  /* sorted by public key */
+    struct ptable *routes;  /* allowed_ips -> site number; NULL: one site takes everything */
+    struct sites_counters c;
+    struct log_limit lim_nosession, lim_route, lim_key, lim_malformed;
+};
+
+/* ---------------------------------------------------------------- callbacks of the muxes */
+
+static int index_claim(void *ctx, uint32_t *index)
+{
+    struct site *st = ctx;
+    return itab_claim(&st->owner->index, (unsigned)st->no, index);
+}
+
+static void index_release(void *ctx, uint32_t index)
+{
+    struct site *st = ctx;
+    itab_release(&st->owner->index, (unsigned)st->no, index);
+}
+
+/* A packet from the site: only from its own addresses (cryptokey routing). */
+static void site_deliver(void *ctx, const uint8_t *pkt, size_t len)
+{
+    struct site *st = ctx;
+    struct sites *s = st->owner;
+    if (s->routes) {
+        const uint8_t *src, *dst;
+        int af = ip_pkt_addrs(pkt, len, &src, &dst);
+        uint32_t who;
+        if (!af) {
+            st->rx_not_ip++;
+            log_limited(&st->lim, LOG_WARN, "site %s: dropped a tunnel packet that is not IPv4 "
+                        "or IPv6", st->cfg.name);
+            return;
+        }
+        if (ptable_lookup(s->routes, af, src, &who) != 0 || who != (uint32_t)st->no) {
+            st->rx_foreign_src++;
+            char ip[ADDR_STRLEN];
+            log_limited(&st->lim, LOG_WARN,
+                        "site %s: dropped a tunnel packet from %s: not in the site's allowed_ips",
+                        st->cfg.name, ip_str(af, src, ip, sizeof ip));
+            return;
+        }
+    }
+    s->io.deliver(s->io.ctx, pkt, len);
+}
+
+static struct link *site_new_link(void *ctx, uint8_t id)
+{
+    struct site *st = ctx;
+    return st->owner->io.new_link(st->owner->io.ctx, st->cfg.name, id);
+}
+
+static int site_reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                         socklen_t tolen)
+{
+    struct site *st = ctx;
+    return st->owner->io.reply_to(st->owner->io.ctx, buf, len, to, tolen);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(((const struct keyent *)a)->pub, ((const struct keyent *)b)->pub, 32);
+}
+
+struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
+                        const struct cfg_site *cs, int n, const struct sites_io *io)
+{
+    if (n < 1 || n > ITAB_SITES_MAX) {
+        LOGE("%d sites: expected 1 to %d", n, ITAB_SITES_MAX);
+        return NULL;
+    }
+    struct sites *s = calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->io = *io;
+    s->self = base->self;
+    s->n = n;
+    s->front = front_new(&s->self);
+    s->site = calloc((size_t)n, sizeof *s->site);
+    s->by_key = calloc((size_t)n, sizeof *s->by_key);
+    if (!s->front || !s->site || !s->by_key || itab_init(&s->index) != 0) goto nomem;
+    bool routing = n > 1 || cs[0].nallowed > 0;
+    if (routing && !(s->routes = ptable_new())) goto nomem;
+    for (int i = 0; i < n; i++) {
+        struct site *st = &s->site[i];
+        st->owner = s;
+        st->no = i;
+        st->cfg = cs[i];
+        st->lim.interval_us = 5000000u;
+        memcpy(s->by_key[i].pub, cs[i].public_key, 32);
+        s->by_key[i].site = i;
+        for (int k = 0; k < cs[i].nallowed; k++)
+            if (ptable_insert(s->routes, &cs[i].allowed[k], (uint32_t)i, NULL) < 0) goto nomem;
+        struct mux_config mc = *base;
+        peer_init(&mc.peer, cs[i].public_key, cs[i].psk);
+        snprintf(mc.name, sizeof mc.name, "%s", cs[i].name);
+        struct mux_callbacks cb = {.deliver = site_deliver,
+                                   .new_link = site_new_link,
+                                   .reply_to = site_reply_to,
+                                   .index_claim = index_claim,
+                                   .index_release = index_release,
+                                   .ctx = st};
+        st->mux = mux_new(loop, &mc, &cb);
+        sodium_memzero(&mc, sizeof mc);
+        if (!st->mux) goto nomem;
+    }
+    qsort(s->by_key, (size_t)n, sizeof *s->by_key, key_cmp);
+    s->lim_nosession.interval_us = s->lim_route.interval_us = s->lim_key.interval_us = 5000000u;
+    return s;
+nomem:
+    LOGE("out of memory for %d sites", n);
+    sites_free(s);
+    return NULL;
+}
+
+void sites_start(struct sites *s)
+{
+    for (int i = 0; i < s->n; i++) mux_start(s->site[i].mux);
+}
+
+void sites_shutdown(struct sites *s)
+{
+    for (int i = 0; i < s->n; i++) mux_shutdown(s->site[i].mux);
+}
+
+void sites_free(struct sites *s)
+{
+    if (!s) return;
+    if (s->site)
+        for (int i = 0; i < s->n; i++) mux_free(s->site[i].mux);
+    if (s->site) sodium_memzero(s->site, (size_t)s->n * sizeof *s->site);
+    free(s->site);
+    itab_free(&s->index);
+    free(s->by_key);
+    ptable_free(s->routes);
+    front_free(s->front);
+    sodium_memzero(&s->self, sizeof s->self);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- datagrams and packets */
+
+static struct site *site_by_key(struct sites *s, const uint8_t pub[32])
+{
+    struct keyent k;
+    memcpy(k.pub, pub, 32);
+    const struct keyent *e = bsearch(&k, s->by_key, (size_t)s->n, sizeof *s->by_key, key_cmp);
+    return e ? &s->site[e->site] : NULL;
+}
+
+static void handshake_in(struct sites *s, const uint8_t *buf, size_t len, uint8_t link_id,
+                         const struct sockaddr *from, socklen_t fromlen)
+{
+    struct hs_server hs;
+    uint8_t reply[HS_COOKIE_REPLY_LEN];
+    size_t rlen = 0;
+    enum front_verdict v = front_init(s->front, buf, len, from, fromlen, mono_us(), &hs, reply,
+                                      &rlen);
+    if (v == FRONT_REPLY) {
+        s->io.reply_to(s->io.ctx, reply, rlen, from, fromlen);
+        return;
+    }
+    if (v != FRONT_READ) return;
+    struct site *st = site_by_key(s, hs.noise.rs);
+    if (!st) {
+        char pk[KEY_B64_LEN], as[ADDR_STRLEN];
+        key_to_b64(hs.noise.rs, pk);
+        noise_hs_wipe(&hs.noise);
+        s->c.unknown_key++;
+        log_limited(&s->lim_key, LOG_WARN,
+                    "handshake from %s: unknown public key %s (no site's public_key)",
+                    addr_str(from, as, sizeof as), pk);
+        return;
+    }
+    mux_accept_init(st->mux, &hs, link_id, from, fromlen);
+    sodium_memzero(&hs, sizeof hs);
+}
+
+void sites_input(struct sites *s, uint8_t *buf, size_t len, const struct sockaddr *from,
+                 socklen_t fromlen)
+{
+    struct wire_hdr h;
+    int rc = wire_peek(buf, len, &h);
+    if (rc != WIRE_OK) {
+        s->c.malformed++;
+        char as[ADDR_STRLEN];
+        if (rc == WIRE_ERR_VERSION)
+            log_limited(&s->lim_malformed, LOG_WARN,
+                        "dropped a datagram from %s: it speaks braid wire version %d, this braid "
+                        "speaks version %d; run the same braid release on both ends",
+                        addr_str(from, as, sizeof as), wire_version_of(buf, len), WIRE_VERSION);
+        else
+            log_limited(&s->lim_malformed, LOG_WARN, "dropped a malformed datagram from %s: %s",
+                        addr_str(from, as, sizeof as), wire_strerror(rc));
+        return;
+    }
+    if (h.type == WIRE_HANDSHAKE) {
+        handshake_in(s, buf, len, h.link_id, from, fromlen);
+        return;
+    }
+    int who = itab_lookup(&s->index, h.index);
+    if (who < 0) {
+        s->c.no_session++;
+        char as[ADDR_STRLEN];
+        log_limited(&s->lim_nosession, LOG_INFO,
+                    "dropped datagrams from %s: no session for them (handshake pending, or the "
+                    "master restarted)",
+                    addr_str(from, as, sizeof as));
+        return;
+    }
+    mux_input(s->site[who].mux, buf, len, from, fromlen);
+}
+
+void sites_send(struct sites *s, const uint8_t *pkt, size_t len)
+{
+    if (!s->routes) {
+        mux_send(s->site[0].mux, pkt, len);
+        return;
+    }
+    const uint8_t *src, *dst;
+    int af = ip_pkt_addrs(pkt, len, &src, &dst);
+    if (!af) {
+        s->c.tx_not_ip++;
+        return;
+    }
+    uint32_t who;
+    if (ptable_lookup(s->routes, af, dst, &who) != 0) {
+        s->c.tx_no_route++;
+        char ip[ADDR_STRLEN];
+        log_limited(&s->lim_route, LOG_INFO,
+                    "dropped a tunnel packet to %s: in no site's allowed_ips",
+                    ip_str(af, dst, ip, sizeof ip));
+        return;
+    }
+    mux_send(s->site[who].mux, pkt, len);
+}
+
+/* ---------------------------------------------------------------- status */
+
+int sites_count(const struct sites *s)
+{
+    return s->n;
+}
+
+struct mux *sites_mux(const struct sites *s, int i)
+{
+    return i >= 0 && i < s->n ? s->site[i].mux : NULL;
+}
+
+const struct sites_counters *sites_counters(const struct sites *s)
+{
+    return &s->c;
+}
+
+const struct front_counters *sites_front_counters(const struct sites *s)
+{
+    return front_counters(s->front);
+}
+
+size_t sites_table_bytes(const struct sites *s)
+{
+    return sizeof *s + (size_t)s->n * (sizeof *s->site + sizeof *s->by_key) +
+           itab_bytes(&s->index) +
+           (s->routes ? ptable_bytes(s->routes) : 0);
+}
+
+#define SITES_COUNTERS(X) X(malformed) X(no_session) X(unknown_key) X(tx_no_route) X(tx_not_ip)
+#define FRONT_COUNTERS(X)                                                                          \
+    X(hello_rx) X(malformed) X(mac1_bad) X(cookie_tx) X(src_ratelimited) X(noise_bad)
+
+void sites_status_json(const struct sites *s, struct strbuf *sb)
+{
+    const struct front_counters *fc = front_counters(s->front);
+    sb_printf(sb, "\"role\":\"master\",\"counters\":{");
+    const char *sep = "";
+#define X(f)                                                                                       \
+    sb_printf(sb, "%s\"" #f "\":%llu", sep, (unsigned long long)s->c.f);                          \
+    sep = ",";
+    SITES_COUNTERS(X)
+#undef X
+#define X(f)                                                                                       \
+    sb_printf(sb, "%s\"front_" #f "\":%llu", sep, (unsigned long long)fc->f);                     \
+    sep = ",";
+    FRONT_COUNTERS(X)
+#undef X
+    sb_printf(sb, "},\"sites\":[");
+    for (int i = 0; i < s->n; i++) {
+        const struct site *st = &s->site[i];
+        sb_printf(sb, "%s{\"name\":", i ? "," : "");
+        sb_json_str(sb, st->cfg.name);
+        sb_printf(sb, ",\"allowed_ips\":[");
+        for (int k = 0; k < st->cfg.nallowed; k++) {
+            char ps[PREFIX_STRLEN];
+            sb_printf(sb, "%s", k ? "," : "");
+            sb_json_str(sb, prefix_str(&st->cfg.allowed[k], ps, sizeof ps));
+        }
+        sb_printf(sb, "],\"rx_foreign_src\":%llu,\"rx_not_ip\":%llu,\"mux\":",
+                  (unsigned long long)st->rx_foreign_src, (unsigned long long)st->rx_not_ip);
+        mux_status_json(st->mux, sb);
+        sb_printf(sb, "}");
+    }
+    sb_printf(sb, "]");
+}
+
+void sites_status_text(const struct sites *s, struct strbuf *sb)
+{
+    int with = 0;
+    for (int i = 0; i < s->n; i++) with += mux_has_session(s->site[i].mux);
+    sb_printf(sb, "braid-master: %d site%s, %d with a session\n", s->n, s->n == 1 ? "" : "s",
+              with);
+    for (int i = 0; i < s->n; i++) {
+        const struct site *st = &s->site[i];
+        sb_printf(sb, "\nsite %s", st->cfg.name);
+        for (int k = 0; k < st->cfg.nallowed; k++) {
+            char ps[PREFIX_STRLEN];
+            sb_printf(sb, "%s%s", k ? ", " : " (", prefix_str(&st->cfg.allowed[k], ps, sizeof ps));
+        }
+        sb_printf(sb, "%s foreign_src=%llu\n", st->cfg.nallowed ? ")" : "",
+                  (unsigned long long)st->rx_foreign_src);
+        mux_status_text(st->mux, sb);
+    }
+    const struct front_counters *fc = front_counters(s->front);
+    sb_printf(sb, "\nmaster counters:");
+#define X(f) sb_printf(sb, " " #f "=%llu", (unsigned long long)s->c.f);
+    SITES_COUNTERS(X)
+#undef X
+#define X(f) sb_printf(sb, " front_" #f "=%llu", (unsigned long long)fc->f);
+    FRONT_COUNTERS(X)
+#undef X
+    sb_printf(sb, "\n");
+}

@@ -61,6 +61,7 @@ static const struct known known_mux[] = {
     {"reorder_slots", R_BOTH, NULL},
     {"scheduler", R_BOTH, NULL},
     {"rehandshake_ms", R_SLAVE, "braid-master answers handshakes and never starts one"},
+    {"rekey_after_s", R_BOTH, NULL},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_link[] = {
@@ -729,6 +730,9 @@ static int do_mux(struct ld *l, const config_setting_t *g)
                             "%lld is not a power of two; expected one of 64, 128, 256, ... 65536",
                             iv);
             c->reorder_slots = (unsigned)iv;
+        } else if (strcmp(name, "rekey_after_s") == 0) {
+            if (want_int(l, s, path, 5, 3600, "seconds", &iv) < 0) return -1;
+            c->rekey_after_s = (unsigned)iv;
         } else if (strcmp(name, "rehandshake_ms") == 0) {
             if (want_int(l, s, path, 20, 60000, "milliseconds", &iv) < 0) return -1;
             c->rehandshake_ms = (unsigned)iv;
@@ -1657,6 +1661,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->reorder_max_ms = 500;
     c->reorder_slots = 4096;
     c->rehandshake_ms = 2000;
+    c->rekey_after_s = 120;
     c->log_level = LOG_INFO;
     c->socket_buffer = 4194304;
 }

@@ -84,6 +84,7 @@ struct cfg {
     unsigned reorder_max_ms;             /* default 500 */
     unsigned reorder_slots;              /* default 4096 */
     unsigned rehandshake_ms;             /* default 2000 (slave) */
+    unsigned rekey_after_s;              /* default 120: new keys this often, refused 1.5 x */
     char scheduler[16];                  /* "scheduler": a policy name, "" = the default */
     /* misc */
     char control_socket[108];            /* "control_socket", "" = none */

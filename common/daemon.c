@@ -143,7 +143,7 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
     return -1;
 }
 
-int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog)
+static int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog)
 {
     if (!cfg->has_private_key) {
         fprintf(stderr, "%s: %s: no private key was read (private_key_file)\n", prog, cfg->path);
@@ -172,6 +172,23 @@ int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog)
                         "master's\n", prog, cfg->path);
         return 1;
     }
+    return 0;
+}
+
+int daemon_mux_config(const struct cfg *cfg, unsigned mtu, struct mux_config *mc,
+                      const char *prog)
+{
+    mux_config_defaults(mc);
+    mc->is_master = cfg->is_master;
+    if (daemon_keys(cfg, mc, prog) != 0) return 1;
+    mc->beat_interval_ms = cfg->beat_interval_ms;
+    mc->dead_timeout_ms = cfg->dead_timeout_ms;
+    mc->reorder_max_ms = cfg->reorder_max_ms;
+    mc->reorder_slots = cfg->reorder_slots;
+    mc->rehandshake_ms = cfg->rehandshake_ms;
+    mc->rekey_after_ms = cfg->rekey_after_s * 1000u;
+    snprintf(mc->scheduler, sizeof mc->scheduler, "%s", cfg->scheduler);
+    mc->mtu = mtu;
     return 0;
 }
 

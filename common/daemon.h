@@ -35,10 +35,11 @@ void daemon_signals(struct ev_loop *loop);
 struct mux;
 struct mux_config;
 struct tundev;
-/* The config's keys into the mux config: this end's identity and, on the slave, the master's
- * public key and PSK (the master's sites have theirs in cfg->sites). Returns 0, or 1 after
- * printing why not. */
-int daemon_keys(const struct cfg *cfg, struct mux_config *mc, const char *prog);
+/* The multiplexer's settings from the config: the "mux" group, the tunnel MTU, and the keys:
+ * this end's identity and, on the slave, the master's public key and PSK (the master's sites
+ * have theirs in cfg->sites). Returns 0, or 1 after printing why not. */
+int daemon_mux_config(const struct cfg *cfg, unsigned mtu, struct mux_config *mc,
+                      const char *prog);
 /* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
 void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
                    struct strbuf *out);

@@ -129,15 +129,7 @@ int main(int argc, char **argv)
         goto out;
     }
     struct mux_config mc;
-    mux_config_defaults(&mc);
-    mc.is_master = true;
-    if (daemon_keys(cfg, &mc, prog) != 0) goto out;
-    mc.beat_interval_ms = cfg->beat_interval_ms;
-    mc.dead_timeout_ms = cfg->dead_timeout_ms;
-    mc.reorder_max_ms = cfg->reorder_max_ms;
-    mc.reorder_slots = cfg->reorder_slots;
-    snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cfg->scheduler);
-    mc.mtu = mtu;
+    if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
     struct sites_io io = {
         .deliver = deliver, .new_link = new_link, .reply_to = reply_to, .ctx = M};
     M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, &io);

@@ -1,6 +1,8 @@
 /* handshake.c: sessions: the master's part of answering an INIT its site table read (newer
  * timestamps only, a rate limit) and promoting a pending session, the slave starting handshakes
- * and taking the RESPONSE or a cookie, and the per-session reset of the links. */
+ * and taking the RESPONSE or a cookie; new keys every rekey_after_ms that carry the links' state
+ * on, sessions refused 1.5 x that after they began, and the reset of the links for a session
+ * that starts afresh. */
 #include "mux_int.h"
 
 #include <sodium.h>
@@ -13,6 +15,8 @@
 
 #define HELLO_RATE_PER_S 10u /* new sessions a second, per site */
 
+/* A session that starts afresh (the first, or after silence or a restart): counters, replay
+ * windows, gseq, the reorder buffer and the links' measurements start again. */
 static void session_reset_links(struct mux *m)
 {
     m->have_owd_ref = false;
@@ -54,14 +58,37 @@ void release_session(struct mux *m, struct mux_session *s)
     sodium_memzero(s, sizeof *s);
 }
 
+/* The new session s becomes current. A rekey keeps everything but the keys and the index:
+ * counters go on (a nonce is never used twice under one key, and the replay windows stay
+ * right), and so do gseq, the reorder buffer, the send queues and the links' measurements;
+ * the old session stays for the datagrams in flight under its keys. */
+static void take_session(struct mux *m, struct mux_session *s, bool carry_on, uint64_t now)
+{
+    release_session(m, &m->prev);
+    if (carry_on) {
+        m->prev = m->cur;
+        m->cur = *s;
+        m->session_at_us = now;
+        m->c.sessions++;
+        m->c.rekeys++;
+    } else {
+        release_session(m, &m->cur);
+        m->cur = *s;
+        session_reset_links(m);
+    }
+    memset(s, 0, sizeof *s);
+}
+
 void master_promote(struct mux *m)
 {
-    release_session(m, &m->cur);
-    m->cur = m->pending;
-    memset(&m->pending, 0, sizeof m->pending);
-    session_reset_links(m);
-    LOGI("site %s: session %llu established with the slave (index %04x)", m->cfg.name,
-         (unsigned long long)m->c.sessions, m->cur.keys.local_index);
+    bool carry = m->pending.keys.continued && m->cur.valid;
+    take_session(m, &m->pending, carry, mono_us());
+    if (carry)
+        LOGD("site %s: new keys (session %llu, index %04x)", m->cfg.name,
+             (unsigned long long)m->c.sessions, m->cur.keys.local_index);
+    else
+        LOGI("site %s: session %llu established with the slave (index %04x)", m->cfg.name,
+             (unsigned long long)m->c.sessions, m->cur.keys.local_index);
 }
 
 /* One-second counting window: starts afresh once a second has passed. */
@@ -115,28 +142,37 @@ void mux_accept_init(struct mux *m, struct hs_server *s, uint8_t link_id,
         m->c.hello_ratelimited++;
         return;
     }
-    if (hs_server_answer(s, &m->cfg.peer, index, &ns.res) != 0) {
+    /* new keys that carry the current session on, when the slave asks and there is one */
+    bool carry = (s->flags & HS_INIT_F_REKEY) && m->cur.valid;
+    if (hs_server_answer(s, &m->cfg.peer, index, carry, &ns.res) != 0) {
         if (m->cb.index_release) m->cb.index_release(m->cb.ctx, index);
         m->c.hello_bad++;
         return;
     }
     ns.valid = true;
     ns.keys = ns.res.keys;
+    ns.created_us = now;
     release_session(m, &m->pending);
     m->pending = ns;
     sodium_memzero(&ns, sizeof ns);
     memcpy(m->last_ts, s->ts, HS_TS_LEN);
     m->have_last_ts = true;
-    LOGI("site %s: handshake from %s (link id %u): offering a new session", m->cfg.name,
-         addr_str(from, as, sizeof as), link_id);
+    if (carry)
+        LOGD("site %s: rekey from %s (link id %u): offering new keys", m->cfg.name,
+             addr_str(from, as, sizeof as), link_id);
+    else
+        LOGI("site %s: handshake from %s (link id %u): offering a new session", m->cfg.name,
+             addr_str(from, as, sizeof as), link_id);
     send_response(m, &m->pending.res, link_id, from, fromlen);
 }
 
-void slave_start_handshake(struct mux *m, uint64_t now)
+void slave_start_handshake(struct mux *m, uint64_t now, bool rekey)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    hs_client_start(&m->hs, &m->cfg.self, &m->cfg.peer, (uint64_t)ts.tv_sec, (uint32_t)ts.tv_nsec);
+    m->hs_rekey = rekey && m->cur.valid;
+    hs_client_start(&m->hs, &m->cfg.self, &m->cfg.peer, (uint64_t)ts.tv_sec, (uint32_t)ts.tv_nsec,
+                    m->hs_rekey);
     m->hs_active = true;
     m->hs_started_us = now;
     m->hs_last_tx_us = 0;
@@ -190,15 +226,65 @@ void handle_reply(struct mux *m, struct mux_link *ml, const uint8_t *buf, size_t
     }
     m->hs_active = false;
     hs_client_wipe(&m->hs);
-    m->cur.valid = true;
-    m->cur.keys = k;
-    sodium_memzero(&k, sizeof k);
-    session_reset_links(m);
     uint64_t now = mono_us();
+    /* the master carries the session on only when asked (hs_rekey) and while it has one */
+    bool carry = k.continued && m->hs_rekey && m->cur.valid;
+    struct mux_session ns = {.valid = true, .keys = k, .created_us = now};
+    sodium_memzero(&k, sizeof k);
+    take_session(m, &ns, carry, now);
     m->last_any_rx_us = now;
-    LOGI("session %llu established with the master via link %s",
-         (unsigned long long)m->c.sessions, ml->tl->name);
+    if (carry)
+        LOGD("new keys (session %llu) via link %s", (unsigned long long)m->c.sessions,
+             ml->tl->name);
+    else
+        LOGI("session %llu established with the master via link %s",
+             (unsigned long long)m->c.sessions, ml->tl->name);
+    /* datagrams under the new keys at once: the master switches on the first one */
     for (int i = 0; i < m->nlinks; i++) send_beat(m, &m->links[m->order[i]], now);
+}
+
+#define REKEY_ASK_US 1000000u /* the master asks again after this long without new keys */
+
+static uint64_t reject_us(const struct mux *m)
+{
+    return (uint64_t)m->cfg.rekey_after_ms * 1500u;
+}
+
+void session_timers(struct mux *m, uint64_t now)
+{
+    uint64_t rekey = (uint64_t)m->cfg.rekey_after_ms * 1000u;
+    if (m->prev.valid && now - m->prev.created_us >= reject_us(m)) release_session(m, &m->prev);
+    if (m->cur.valid && now - m->cur.created_us >= reject_us(m)) {
+        /* no new keys in time (no answer to the rekeys): the session is over */
+        if (m->cfg.is_master)
+            LOGW("site %s: session %llu is %.1f s old without new keys: refused from now on",
+                 m->cfg.name, (unsigned long long)m->c.sessions, reject_us(m) / 1e6);
+        else
+            LOGW("session %llu is %.1f s old without new keys: refused from now on",
+                 (unsigned long long)m->c.sessions, reject_us(m) / 1e6);
+        release_session(m, &m->cur);
+        if (!m->cfg.is_master && m->hs_active && m->hs_rekey) slave_start_handshake(m, now, false);
+    }
+    if (!m->cur.valid || now - m->cur.created_us < rekey) return;
+    if (!m->cfg.is_master) {
+        if (!m->hs_active) slave_start_handshake(m, now, true);
+        return;
+    }
+    /* Either end may ask for new keys; only the slave makes the handshake. The master asks
+     * once its session is a quarter older than rekey_after (a slave that did not rekey by
+     * itself), again every second. */
+    if (now - m->cur.created_us >= rekey + rekey / 4 && !m->pending.valid &&
+        now - m->rekey_asked_us >= REKEY_ASK_US) {
+        uint8_t buf[8];
+        size_t pos = 0;
+        ctrl_put_rekey(buf, sizeof buf, &pos);
+        for (int i = 0; i < m->nlinks; i++) {
+            struct mux_link *ml = &m->links[m->order[i]];
+            if (ml->up) send_ctrl(m, ml, buf, pos, now);
+        }
+        m->rekey_asked_us = now;
+        m->c.rekey_asked++;
+    }
 }
 
 #ifdef BRAID_FUZZ
@@ -207,6 +293,7 @@ void mux_fuzz_session(struct mux *m, const struct session_keys *k)
     m->hs_active = false;
     m->cur.valid = true;
     m->cur.keys = *k;
+    m->cur.created_us = mono_us();
     session_reset_links(m);
 }
 #endif

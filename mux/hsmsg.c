@@ -12,8 +12,8 @@
 #define LABEL_COOKIE "braid-v3 cookie"
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
-_Static_assert(HS_INIT_LEN == 148, "INIT is 148 bytes");
-_Static_assert(HS_RESPONSE_LEN == 92, "RESPONSE is 92 bytes");
+_Static_assert(HS_INIT_LEN == 149, "INIT is 149 bytes");
+_Static_assert(HS_RESPONSE_LEN == 93, "RESPONSE is 93 bytes");
 _Static_assert(HS_COOKIE_REPLY_LEN == 64, "COOKIE_REPLY is 64 bytes");
 _Static_assert(NONCE_LEN == 24, "XChaCha20 nonce");
 
@@ -100,41 +100,49 @@ void hs_tai64n(uint64_t sec, uint32_t nsec, uint8_t out[HS_TS_LEN])
 }
 
 int hs_init_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t link_id,
-                  uint32_t sender_index, const uint8_t ts[HS_TS_LEN],
+                  uint32_t sender_index, const uint8_t ts[HS_TS_LEN], uint8_t flags,
                   const struct hs_peer_keys *responder, const uint8_t *cookie,
                   uint8_t out[HS_INIT_LEN])
 {
     header(out, link_id, HS_KIND_INIT);
     put_be32(out + 4, sender_index);
-    int n = noise_write_msg1(hs, e, ts, HS_TS_LEN, out + 8, NOISE_MSG1_LEN(HS_TS_LEN));
+    uint8_t payload[HS_INIT_PAYLOAD_LEN];
+    memcpy(payload, ts, HS_TS_LEN);
+    payload[HS_TS_LEN] = flags;
+    int n = noise_write_msg1(hs, e, payload, sizeof payload, out + 8,
+                             NOISE_MSG1_LEN(HS_INIT_PAYLOAD_LEN));
     if (n < 0) return n;
     hs_seal_macs(out, HS_INIT_LEN, responder, cookie);
     return 0;
 }
 
 int hs_init_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index,
-                 uint8_t ts[HS_TS_LEN])
+                 uint8_t ts[HS_TS_LEN], uint8_t *flags)
 {
     if (len != HS_INIT_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_INIT || msg[3] != 0)
         return HS_ERR_FORMAT;
     if (get_be32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
-    uint8_t t[HS_TS_LEN];
-    if (noise_read_msg1(hs, msg + 8, NOISE_MSG1_LEN(HS_TS_LEN), t, sizeof t) != HS_TS_LEN)
+    uint8_t t[HS_INIT_PAYLOAD_LEN];
+    if (noise_read_msg1(hs, msg + 8, NOISE_MSG1_LEN(HS_INIT_PAYLOAD_LEN), t, sizeof t) !=
+            HS_INIT_PAYLOAD_LEN ||
+        (t[HS_TS_LEN] & ~HS_INIT_F_REKEY))
         return HS_ERR_NOISE;
     memcpy(ts, t, HS_TS_LEN);
+    if (flags) *flags = t[HS_TS_LEN];
     *sender_index = get_be32(msg + 4);
     return 0;
 }
 
 int hs_response_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t link_id,
-                      uint32_t sender_index, uint32_t receiver_index,
+                      uint32_t sender_index, uint32_t receiver_index, uint8_t flags,
                       const struct hs_peer_keys *initiator, const uint8_t *cookie,
                       uint8_t out[HS_RESPONSE_LEN])
 {
     header(out, link_id, HS_KIND_RESPONSE);
     put_be32(out + 4, sender_index);
     put_be32(out + 8, receiver_index);
-    int n = noise_write_msg2(hs, e, NULL, 0, out + 12, NOISE_MSG2_LEN(0));
+    int n = noise_write_msg2(hs, e, &flags, HS_RESP_PAYLOAD_LEN, out + 12,
+                             NOISE_MSG2_LEN(HS_RESP_PAYLOAD_LEN));
     if (n < 0) return n;
     hs_seal_macs(out, HS_RESPONSE_LEN, initiator, cookie);
     return 0;
@@ -154,12 +162,17 @@ uint32_t hs_receiver_index(const uint8_t *msg, size_t len)
     return 0;
 }
 
-int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index)
+int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index,
+                     uint8_t *flags)
 {
     if (len != HS_RESPONSE_LEN || msg[0] != HS_BYTE0 || msg[2] != HS_KIND_RESPONSE || msg[3] != 0)
         return HS_ERR_FORMAT;
     if (get_be32(msg + 4) > 0xffffu) return HS_ERR_FORMAT; /* indices are 16 bits (section 3) */
-    if (noise_read_msg2(hs, msg + 12, NOISE_MSG2_LEN(0), NULL, 0) != 0) return HS_ERR_NOISE;
+    uint8_t f;
+    if (noise_read_msg2(hs, msg + 12, NOISE_MSG2_LEN(HS_RESP_PAYLOAD_LEN), &f, 1) != 1 ||
+        (f & ~HS_RESP_F_CONTINUED))
+        return HS_ERR_NOISE;
+    if (flags) *flags = f;
     *sender_index = get_be32(msg + 4);
     return 0;
 }

@@ -7,12 +7,12 @@
  *
  * Indices are 16-bit values in 32-bit fields (the upper half zero): datagrams carry 16 bits.
  *
- *   INIT (initiator -> responder), 148 bytes:
- *     0 header | 4 sender index | 8 Noise message 1 (e 32, s 32+16, TAI64N 12+16) | 116 MAC1 16
- *     | 132 MAC2 16
- *   RESPONSE (responder -> initiator), 92 bytes:
- *     0 header | 4 sender index | 8 receiver index | 12 Noise message 2 (e 32, empty payload
- *     16) | 60 MAC1 16 | 76 MAC2 16
+ *   INIT (initiator -> responder), 149 bytes:
+ *     0 header | 4 sender index | 8 Noise message 1 (e 32, s 32+16, payload: TAI64N 12 and
+ *     flags 1, +16) | 117 MAC1 16 | 133 MAC2 16
+ *   RESPONSE (responder -> initiator), 93 bytes:
+ *     0 header | 4 sender index | 8 receiver index | 12 Noise message 2 (e 32, payload: flags
+ *     1, +16) | 61 MAC1 16 | 77 MAC2 16
  *   COOKIE_REPLY (responder -> initiator, instead of a RESPONSE under load), 64 bytes:
  *     0 header | 4 receiver index | 8 nonce 24 | 32 cookie 16 + tag 16
  *
@@ -42,10 +42,14 @@
 #define HS_KIND_RESPONSE 2
 #define HS_KIND_COOKIE 3
 #define HS_TS_LEN 12
+#define HS_INIT_PAYLOAD_LEN (HS_TS_LEN + 1) /* the timestamp and the INIT's flags */
+#define HS_RESP_PAYLOAD_LEN 1               /* the RESPONSE's flags */
+#define HS_INIT_F_REKEY 0x01      /* INIT: a new session to carry on the current one's link state */
+#define HS_RESP_F_CONTINUED 0x01  /* RESPONSE: it does (else the session starts afresh) */
 #define HS_MAC_LEN 16
 #define HS_COOKIE_LEN 16
-#define HS_INIT_LEN (8 + NOISE_MSG1_LEN(HS_TS_LEN) + 2 * HS_MAC_LEN)
-#define HS_RESPONSE_LEN (12 + NOISE_MSG2_LEN(0) + 2 * HS_MAC_LEN)
+#define HS_INIT_LEN (8 + NOISE_MSG1_LEN(HS_INIT_PAYLOAD_LEN) + 2 * HS_MAC_LEN)
+#define HS_RESPONSE_LEN (12 + NOISE_MSG2_LEN(HS_RESP_PAYLOAD_LEN) + 2 * HS_MAC_LEN)
 #define HS_COOKIE_REPLY_LEN (8 + 24 + HS_COOKIE_LEN + 16)
 #define HS_COOKIE_SECRET_US 120000000u /* the cookie secret is replaced this often */
 #define HS_PROLOGUE "braid-v3"
@@ -89,26 +93,28 @@ void hs_tai64n(uint64_t sec, uint32_t nsec, uint8_t out[HS_TS_LEN]);
  * responder's static, psk); e: ephemeral (NULL: fresh); responder: its keys; cookie: the
  * latest cookie from it (NULL: none, MAC2 zero). Returns 0 or a NOISE_ERR_*. */
 int hs_init_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t link_id,
-                  uint32_t sender_index, const uint8_t ts[HS_TS_LEN],
+                  uint32_t sender_index, const uint8_t ts[HS_TS_LEN], uint8_t flags,
                   const struct hs_peer_keys *responder, const uint8_t *cookie,
                   uint8_t out[HS_INIT_LEN]);
 /* Responder: read an INIT whose header and MACs the caller checked. hs: started with
  * noise_hs_init(responder, HS_PROLOGUE, own static, NULL, any psk): IKpsk2 mixes the PSK in
  * at the RESPONSE, so the caller looks the initiator up by hs->rs after this and sets hs->psk
- * to its PSK. Returns 0 with the initiator's static key in hs->rs, its sender index and
- * timestamp; or HS_ERR_FORMAT / HS_ERR_NOISE. */
+ * to its PSK. Returns 0 with the initiator's static key in hs->rs, its sender index,
+ * timestamp and flags (flags may be NULL); or HS_ERR_FORMAT / HS_ERR_NOISE (also for flags
+ * this version does not know). */
 int hs_init_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index,
-                 uint8_t ts[HS_TS_LEN]);
+                 uint8_t ts[HS_TS_LEN], uint8_t *flags);
 /* Responder: RESPONSE into out, to the initiator whose keys are initiator. */
 int hs_response_write(struct noise_hs *hs, const struct noise_keypair *e, uint8_t link_id,
-                      uint32_t sender_index, uint32_t receiver_index,
+                      uint32_t sender_index, uint32_t receiver_index, uint8_t flags,
                       const struct hs_peer_keys *initiator, const uint8_t *cookie,
                       uint8_t out[HS_RESPONSE_LEN]);
 /* The receiver index of a RESPONSE or COOKIE_REPLY (to find the handshake it answers). */
 uint32_t hs_receiver_index(const uint8_t *msg, size_t len);
 /* Initiator: read a RESPONSE (header and MAC1 checked by the caller). Returns 0 with the
- * responder's sender index, or HS_ERR_FORMAT / HS_ERR_NOISE. */
-int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index);
+ * responder's sender index and flags (may be NULL), or HS_ERR_FORMAT / HS_ERR_NOISE. */
+int hs_response_read(struct noise_hs *hs, const uint8_t *msg, size_t len, uint32_t *sender_index,
+                     uint8_t *flags);
 
 /* Responder's cookie for a source address, from its current secret. */
 void hs_cookie(const uint8_t secret[32], const struct sockaddr *from, socklen_t fromlen,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/addr.h"
+#include "../common/bigmem.h"
 #include "../common/util.h"
 
 #define HELLO_INTERVAL_US 500000u
@@ -22,6 +23,7 @@ void mux_config_defaults(struct mux_config *c)
     c->reorder_max_ms = 500;
     c->reorder_slots = 4096;
     c->rehandshake_ms = 2000;
+    c->rekey_after_ms = 120000;
     c->mtu = 1440;
 }
 
@@ -99,7 +101,11 @@ static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, si
              * for rehandshake_ms of silence. */
             if (!m->cfg.is_master && msgs[i].u.down.reason == CTRL_DOWN_SHUTDOWN &&
                 mux_links_up(m) == 0 && !m->hs_active)
-                slave_start_handshake(m, now);
+                slave_start_handshake(m, now, false);
+        } else if (msgs[i].kind == CTRL_REKEY && !m->cfg.is_master) {
+            /* the master asks for new keys */
+            m->c.rekey_asked++;
+            if (!m->hs_active && m->cur.valid) slave_start_handshake(m, now, true);
         }
     }
 }
@@ -137,6 +143,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     }
     struct mux_session *s = NULL;
     if (m->cur.valid && m->cur.keys.local_index == h.index) s = &m->cur;
+    else if (m->prev.valid && m->prev.keys.local_index == h.index) s = &m->prev;
     else if (m->pending.valid && m->pending.keys.local_index == h.index) s = &m->pending;
     if (!s) {
         m->c.no_session++;
@@ -147,8 +154,11 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
         return;
     }
     bool pending = s == &m->pending;
+    /* (a session that starts afresh starts its replay windows afresh; new keys that carry the
+     * session on keep them, as the counters go on) */
+    bool fresh = pending && !m->pending.keys.continued;
     struct mux_link *ml = &m->links[h.link_id];
-    if (!pending && ml->used && !replay_check(&ml->replay, h.counter)) {
+    if (!fresh && ml->used && !replay_check(&ml->replay, h.counter)) {
         m->c.replay++;
         char as[ADDR_STRLEN];
         log_limited(&m->lim_replay, LOG_WARN, "dropped a replayed or too old datagram from %s",
@@ -282,11 +292,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                      m->cfg.rehandshake_ms);
             else if (m->cur.valid)
                 LOGI("packet counters are half used up: new handshake for fresh keys");
-            slave_start_handshake(m, now);
+            slave_start_handshake(m, now, false);
         }
         /* no answer for a while: a fresh INIT (new ephemeral key and timestamp), as WireGuard
          * does after its REKEY_TIMEOUT */
-        if (m->hs_active && now - m->hs_started_us >= HS_FRESH_US) slave_start_handshake(m, now);
+        if (m->hs_active && now - m->hs_started_us >= HS_FRESH_US)
+            slave_start_handshake(m, now, m->hs_rekey);
         if (m->hs_active && now - m->hs_last_tx_us >= HELLO_INTERVAL_US) slave_send_hellos(m, now);
     }
     uint64_t beat = (uint64_t)m->cfg.beat_interval_ms * 1000u;
@@ -321,6 +332,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (ml->txq_head) txq_drain(m, ml, now);
     }
     update_reorder_timeout(m, now);
+    session_timers(m, now);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -328,7 +340,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
                     const struct mux_callbacks *cb)
 {
-    struct mux *m = calloc(1, sizeof *m);
+    /* (a master holds one per site: pages it never writes, such as the slots of links that
+     * do not exist, cost nothing) */
+    struct mux *m = bigmem_zalloc(sizeof *m);
     if (!m) return NULL;
     m->loop = loop;
     m->cfg = *cfg;
@@ -336,7 +350,7 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
     size_t maxpkt = cfg->mtu > 1500 ? cfg->mtu : 1500;
     m->ro = reorder_new(cfg->reorder_slots ? cfg->reorder_slots : 4096, maxpkt, deliver_in_order, m);
     if (!m->ro) {
-        free(m);
+        bigmem_free(m, sizeof *m);
         return NULL;
     }
     m->sched = sched_find(cfg->scheduler[0] ? cfg->scheduler : NULL);
@@ -344,13 +358,13 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
         LOGE("mux.scheduler: \"%.*s\" is not a scheduler; expected one of: %s",
              (int)sizeof cfg->scheduler, cfg->scheduler, sched_names());
         reorder_free(m->ro);
-        free(m);
+        bigmem_free(m, sizeof *m);
         return NULL;
     }
     m->sched_state = m->sched->create(MUX_MAX_LINKS);
     if (!m->sched_state) {
         reorder_free(m->ro);
-        free(m);
+        bigmem_free(m, sizeof *m);
         return NULL;
     }
     m->ro_timeout_us = REORDER_FLOOR_US;
@@ -384,7 +398,7 @@ void mux_start(struct mux *m)
     ev_timer_start(m->loop, &m->tick);
     if (!m->cfg.is_master) {
         uint64_t now = mono_us();
-        slave_start_handshake(m, now);
+        slave_start_handshake(m, now, false);
         slave_send_hellos(m, now);
     }
 }
@@ -428,6 +442,7 @@ void mux_free(struct mux *m)
     reorder_free(m->ro);
     m->sched->destroy(m->sched_state);
     release_session(m, &m->cur);
+    release_session(m, &m->prev);
     release_session(m, &m->pending);
-    free(m);
+    bigmem_free(m, sizeof *m);
 }

@@ -24,6 +24,7 @@ struct mux_config {
     unsigned reorder_max_ms;   /* default 500: upper bound of the reorder timeout */
     unsigned reorder_slots;    /* default 4096 */
     unsigned rehandshake_ms;   /* slave: default 2000 */
+    unsigned rekey_after_ms;   /* new keys after this (default 120000); refused 1.5 x later */
     unsigned mtu;              /* largest tunnel packet */
     char scheduler[16];        /* scheduler policy name (sched_names()); "" = the default */
     char name[32];             /* master: the site's name, for log lines */
@@ -56,7 +57,9 @@ struct mux_counters {
                                   * table counts the others), RESPONSEs (slave) */
     uint64_t hello_replay;       /* master: INITs not newer than the site's last (replays) */
     uint64_t cookie_rx;          /* slave: cookie replies taken (the master is under load) */
-    uint64_t sessions;           /* sessions established */
+    uint64_t sessions;           /* sessions established (rekeys included) */
+    uint64_t rekeys;             /* of which new keys carrying the link state on */
+    uint64_t rekey_asked;        /* REKEY requests sent (master) or taken (slave) */
     uint64_t tx_data, tx_data_bytes, tx_no_link; /* tunnel packets sent / dropped: no live link */
     uint64_t tx_too_big;         /* tunnel packet larger than the MTU */
     uint64_t tx_ctrl;

@@ -94,17 +94,22 @@ struct mux_session {
     bool valid;
     struct session_keys keys;
     struct hs_server_result res; /* master: what made it (to answer INIT retransmissions) */
+    uint64_t created_us;         /* refused rekey_after x 1.5 later (section 5) */
 };
 
 struct mux {
     struct ev_loop *loop;
     struct mux_config cfg;
     struct mux_callbacks cb;
-    struct mux_session cur, pending; /* pending: master only */
+    /* current session; the one before it (after a rekey: datagrams in flight under its keys
+     * still open); master: the one a RESPONSE offered, until its first datagram */
+    struct mux_session cur, prev, pending;
     uint64_t session_at_us;
     /* slave handshake */
     struct hs_client hs;
     bool hs_active;
+    bool hs_rekey;            /* the handshake asks to carry the current session on */
+    uint64_t rekey_asked_us;  /* master: when it last asked the slave for new keys */
     uint64_t hs_started_us, hs_last_tx_us;
     /* master: the site's handshake rate limit and replay protection */
     uint64_t hello_window_us;
@@ -218,7 +223,9 @@ void report_apply(struct mux *m, const struct ctrl_report *r, uint32_t mark, uin
 void master_promote(struct mux *m);
 /* Forget a session (its index back to the site table). */
 void release_session(struct mux *m, struct mux_session *s);
-void slave_start_handshake(struct mux *m, uint64_t now);
+void slave_start_handshake(struct mux *m, uint64_t now, bool rekey);
+/* Sessions past their age: rekey (slave), ask for it (master), drop those past rejection. */
+void session_timers(struct mux *m, uint64_t now);
 void slave_send_hellos(struct mux *m, uint64_t now);
 void slave_send_init(struct mux *m, struct mux_link *ml);
 /* Slave: a RESPONSE or COOKIE_REPLY on the link. */

@@ -12,7 +12,8 @@
 int pm_init(struct pathmodel *p)
 {
     memset(p, 0, sizeof *p);
-    p->ring = calloc(PM_RING, sizeof *p->ring);
+    p->ring = calloc(PM_RING_MIN, sizeof *p->ring);
+    p->ring_cap = PM_RING_MIN;
     return p->ring ? 0 : -1;
 }
 
@@ -25,16 +26,47 @@ void pm_free(struct pathmodel *p)
 void pm_reset(struct pathmodel *p)
 {
     void *ring = p->ring;
+    uint32_t cap = p->ring_cap;
     memset(p, 0, sizeof *p);
     p->ring = ring;
+    p->ring_cap = cap;
+}
+
+/* The oldest counter the ring still holds. */
+static uint64_t ring_first(const struct pathmodel *p)
+{
+    return p->next_counter > p->ring_cap ? p->next_counter - p->ring_cap : 0;
+}
+
+/* Twice the room, the entries kept (at their new places). On allocation failure the ring stays
+ * as it is: the oldest entries are then forgotten sooner (in flight estimates err low). */
+static void ring_grow(struct pathmodel *p)
+{
+    uint32_t cap = p->ring_cap * 2;
+    struct pm_sent_rec *n = calloc(cap, sizeof *n);
+    if (!n) return;
+    for (uint64_t c = ring_first(p); c < p->next_counter; c++)
+        n[c & (cap - 1)] = p->ring[c & (p->ring_cap - 1)];
+    free(p->ring);
+    p->ring = n;
+    p->ring_cap = cap;
 }
 
 void pm_sent(struct pathmodel *p, uint64_t counter, size_t len, uint64_t now_us)
 {
     if (!p->ring || counter != p->next_counter) return;
+    /* The entry about to be overwritten must be of no more use: reported received, or sent
+     * long enough ago to count as lost (loss timeouts stay below PM_RING_KEEP_US); else more
+     * room. A busy link's ring grows to what it has in flight; an idle one's stays small. */
+    if (p->next_counter >= p->ring_cap && p->ring_cap < PM_RING) {
+        uint64_t victim = p->next_counter - p->ring_cap;
+        bool acked = p->have_report && victim <= p->acked;
+        if (!acked && now_us - p->ring[victim & (p->ring_cap - 1)].t_us < PM_RING_KEEP_US)
+            ring_grow(p);
+    }
     p->tx_cum += len;
-    p->ring[counter % PM_RING].t_us = now_us;
-    p->ring[counter % PM_RING].cum = p->tx_cum;
+    p->ring[counter & (p->ring_cap - 1)].t_us = now_us;
+    p->ring[counter & (p->ring_cap - 1)].cum = p->tx_cum;
     p->next_counter++;
 }
 
@@ -54,12 +86,6 @@ void pm_app_limited(struct pathmodel *p, uint64_t queued, uint64_t inflight, dou
     p->app_limited_until = p->next_counter;
 }
 
-/* The oldest counter the ring still holds. */
-static uint64_t ring_first(const struct pathmodel *p)
-{
-    return p->next_counter > PM_RING ? p->next_counter - PM_RING : 0;
-}
-
 /* Cumulative bytes sent before counter c (c in [ring_first, next_counter]). */
 static uint64_t cum_before(const struct pathmodel *p, uint64_t c)
 {
@@ -68,9 +94,9 @@ static uint64_t cum_before(const struct pathmodel *p, uint64_t c)
     if (c <= ring_first(p)) {
         /* the entry before the ring's first is gone: the first entry's own bytes are unknown,
          * so count it as sent before (in flight estimates err low by one datagram at most) */
-        return p->ring[ring_first(p) % PM_RING].cum;
+        return p->ring[ring_first(p) & (p->ring_cap - 1)].cum;
     }
-    return p->ring[(c - 1) % PM_RING].cum;
+    return p->ring[(c - 1) & (p->ring_cap - 1)].cum;
 }
 
 uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_timeout_us)
@@ -82,12 +108,12 @@ uint64_t pm_inflight(const struct pathmodel *p, uint64_t now_us, uint64_t loss_t
     /* Datagrams sent before now - timeout and not acknowledged are lost: find the first one
      * sent after (send times are in counter order). */
     /* (the search only when the oldest unacknowledged datagram is that old: usually none is) */
-    if (now_us > loss_timeout_us && p->ring[lo % PM_RING].t_us < now_us - loss_timeout_us) {
+    if (now_us > loss_timeout_us && p->ring[lo & (p->ring_cap - 1)].t_us < now_us - loss_timeout_us) {
         uint64_t cutoff = now_us - loss_timeout_us;
         uint64_t a = lo, b = p->next_counter; /* first counter in [a, b) with t >= cutoff */
         while (a < b) {
             uint64_t mid = a + (b - a) / 2;
-            if (p->ring[mid % PM_RING].t_us < cutoff) a = mid + 1;
+            if (p->ring[mid & (p->ring_cap - 1)].t_us < cutoff) a = mid + 1;
             else b = mid;
         }
         lo = a;
@@ -181,7 +207,7 @@ int pm_report(struct pathmodel *p, const struct ctrl_report *r, uint64_t now_us,
     struct pm_sample s = {.rtt_us = -1};
     uint64_t hi = r->rx_highest;
     if ((first || hi > p->acked) && hi >= ring_first(p)) {
-        uint64_t sent_at = p->ring[hi % PM_RING].t_us;
+        uint64_t sent_at = p->ring[hi & (p->ring_cap - 1)].t_us;
         if (now_us >= sent_at) {
             double raw = (double)(now_us - sent_at);
             double ad = (double)r->ack_delay_us;

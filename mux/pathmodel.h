@@ -9,7 +9,11 @@
 
 #include "wire.h"
 
-#define PM_RING 8192                 /* datagrams remembered per link (send time, bytes) */
+#define PM_RING 8192                 /* datagrams remembered per link (send time, bytes), at most;
+                                      * the ring starts at PM_RING_MIN and doubles while what is
+                                      * in flight needs it (an idle link keeps a small one) */
+#define PM_RING_MIN 256
+#define PM_RING_KEEP_US 10000000u    /* unreported this long, a datagram is lost whatever the RTT */
 #define PM_HIST 32                   /* reports remembered for rate sample spans */
 #define PM_SAMPLES 64                /* rate samples kept for the max filter */
 #define PM_RATE_WINDOW_US 200000u    /* the rate is the max of the samples of the last 200 ms */
@@ -39,8 +43,13 @@ struct pm_report_hist {
     uint64_t highest;
 };
 
+struct pm_sent_rec {
+    uint64_t t_us, cum; /* when a datagram was sent; bytes sent up to and including it */
+};
+
 struct pathmodel {
-    struct { uint64_t t_us, cum; } *ring; /* indexed by counter % PM_RING */
+    struct pm_sent_rec *ring; /* indexed by counter % ring_cap */
+    uint32_t ring_cap;       /* a power of two, PM_RING_MIN .. PM_RING */
     uint64_t next_counter;   /* counter of the next datagram sent */
     uint64_t tx_cum;         /* bytes sent so far (cum of the last ring entry) */
     uint64_t app_limited_until; /* samples acknowledging a counter below this are app-limited */

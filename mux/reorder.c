@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/bigmem.h"
 #include "../common/util.h"
 
 /* Largest window: far below 2^31 so serial arithmetic on gseqs stays unambiguous. */
@@ -79,9 +80,11 @@ struct reorder *reorder_new(unsigned slots, size_t max_pkt, reorder_deliver_fn d
     r->words = (n + 63) / 64;
     r->deliver = deliver;
     r->ctx = ctx;
-    r->buf = malloc(n * max_pkt);
-    r->len = calloc(n, sizeof *r->len);
-    r->arrival = calloc(n, sizeof *r->arrival);
+    /* (slots are written only for packets held: an idle or in-order receiver leaves most pages
+     * of these untouched, and unmapped pages cost nothing) */
+    r->buf = bigmem_zalloc(n * max_pkt);
+    r->len = bigmem_zalloc(n * sizeof *r->len);
+    r->arrival = bigmem_zalloc(n * sizeof *r->arrival);
     r->held_bm = calloc(r->words, sizeof *r->held_bm);
     r->skip_bm = calloc(r->words, sizeof *r->skip_bm);
     if (!r->buf || !r->len || !r->arrival || !r->held_bm || !r->skip_bm) {
@@ -95,9 +98,9 @@ struct reorder *reorder_new(unsigned slots, size_t max_pkt, reorder_deliver_fn d
 void reorder_free(struct reorder *r)
 {
     if (!r) return;
-    free(r->buf);
-    free(r->len);
-    free(r->arrival);
+    bigmem_free(r->buf, r->slots * r->max_pkt);
+    bigmem_free(r->len, r->slots * sizeof *r->len);
+    bigmem_free(r->arrival, r->slots * sizeof *r->arrival);
     free(r->held_bm);
     free(r->skip_bm);
     free(r);

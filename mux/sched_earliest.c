@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../common/bigmem.h"
 #include "../common/util.h"
 #include "sched.h"
 
@@ -59,17 +60,24 @@ struct se {
     struct se_link l[];
 };
 
+static size_t se_size(int nmax)
+{
+    return sizeof(struct se) + (size_t)nmax * sizeof(struct se_link);
+}
+
 static void *se_create(int nmax)
 {
     if (nmax <= 0) return NULL;
-    struct se *s = calloc(1, sizeof *s + (size_t)nmax * sizeof s->l[0]);
+    /* (room for every possible link; pages of links that never exist cost nothing) */
+    struct se *s = bigmem_zalloc(se_size(nmax));
     if (s) s->nmax = nmax;
     return s;
 }
 
-static void se_destroy(void *s)
+static void se_destroy(void *p)
 {
-    free(s);
+    struct se *s = p;
+    if (s) bigmem_free(s, se_size(s->nmax));
 }
 
 static void se_link_up(void *sp, int pos, uint64_t now)

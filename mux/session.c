@@ -40,13 +40,14 @@ static void noise_start(struct noise_hs *hs, bool initiator, const struct identi
 /* ---- slave ---- */
 
 int hs_client_start(struct hs_client *c, const struct identity *me, const struct peer *master,
-                    uint64_t wall_sec, uint32_t wall_nsec)
+                    uint64_t wall_sec, uint32_t wall_nsec, bool rekey)
 {
     noise_start(&c->noise, true, me, master->pub, master->psk);
     c->index = randombytes_uniform(WIRE_INDEX_MAX + 1);
     uint8_t ts[HS_TS_LEN];
     hs_tai64n(wall_sec, wall_nsec, ts);
-    int rc = hs_init_write(&c->noise, NULL, 0, c->index, ts, &master->keys, NULL, c->init);
+    int rc = hs_init_write(&c->noise, NULL, 0, c->index, ts, rekey ? HS_INIT_F_REKEY : 0,
+                           &master->keys, NULL, c->init);
     return rc < 0 ? HS_ERR_NOISE : 0;
 }
 
@@ -67,14 +68,16 @@ int hs_client_response(struct hs_client *c, const struct identity *me, const uin
     if (hs_receiver_index(dg, len) != c->index) return HS_ERR_STALE;
     struct noise_hs saved = c->noise; /* (a forged answer must not spoil the handshake) */
     uint32_t remote;
-    int rc = hs_response_read(&c->noise, dg, len, &remote);
+    uint8_t flags = 0;
+    int rc = hs_response_read(&c->noise, dg, len, &remote, &flags);
     if (rc != 0) {
         c->noise = saved;
         sodium_memzero(&saved, sizeof saved);
         return rc;
     }
     sodium_memzero(&saved, sizeof saved);
-    struct session_keys k = {.local_index = c->index, .remote_index = remote};
+    struct session_keys k = {.local_index = c->index, .remote_index = remote,
+                             .continued = (flags & HS_RESP_F_CONTINUED) != 0};
     if (noise_split(&c->noise, k.tx, k.rx, NULL) != 0) return HS_ERR_NOISE;
     *out = k;
     sodium_memzero(&k, sizeof k);
@@ -106,7 +109,7 @@ void hs_client_wipe(struct hs_client *c)
 int hs_server_read(struct hs_server *s, const struct identity *me, const uint8_t *dg, size_t len)
 {
     noise_start(&s->noise, false, me, NULL, NULL);
-    int rc = hs_init_read(&s->noise, dg, len, &s->remote_index, s->ts);
+    int rc = hs_init_read(&s->noise, dg, len, &s->remote_index, s->ts, &s->flags);
     if (rc != 0) {
         noise_hs_wipe(&s->noise);
         return rc;
@@ -116,18 +119,20 @@ int hs_server_read(struct hs_server *s, const struct identity *me, const uint8_t
 }
 
 int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t local_index,
-                     struct hs_server_result *out)
+                     bool continued, struct hs_server_result *out)
 {
     memcpy(s->noise.psk, site->psk, NOISE_KEY_LEN);
     struct hs_server_result r = {0};
     memcpy(r.e, s->e, NOISE_KEY_LEN);
-    if (hs_response_write(&s->noise, NULL, 0, local_index, s->remote_index, &site->keys, NULL,
+    if (hs_response_write(&s->noise, NULL, 0, local_index, s->remote_index,
+                          continued ? HS_RESP_F_CONTINUED : 0, &site->keys, NULL,
                           r.response) != 0) {
         noise_hs_wipe(&s->noise);
         return HS_ERR_NOISE;
     }
     r.keys.local_index = local_index;
     r.keys.remote_index = s->remote_index;
+    r.keys.continued = continued;
     /* the responder sends with the second key (responder to initiator) */
     noise_split(&s->noise, r.keys.rx, r.keys.tx, NULL);
     noise_hs_wipe(&s->noise);

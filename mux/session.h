@@ -41,6 +41,7 @@ struct session_keys {
     uint8_t rx[WIRE_KEY_LEN];
     uint32_t local_index;
     uint32_t remote_index;
+    bool continued; /* a rekey: the session carries on the previous one's link state (section 5) */
 };
 
 /* ---- slave (initiator) ---- */
@@ -53,14 +54,16 @@ struct hs_client {
     uint8_t cookie[HS_COOKIE_LEN];
     uint8_t sent_mac1[HS_MAC_LEN];   /* MAC1 of the last INIT sent (a cookie reply answers it) */
 };
-/* A new handshake: fresh ephemeral key and index, timestamp from the wall clock given. The
- * cookie of an earlier handshake, if any, is kept. */
+/* A new handshake: fresh ephemeral key and index, timestamp from the wall clock given; rekey:
+ * asks the master to carry on the current session's link state. The cookie of an earlier
+ * handshake, if any, is kept. */
 int hs_client_start(struct hs_client *c, const struct identity *me, const struct peer *master,
-                    uint64_t wall_sec, uint32_t wall_nsec);
+                    uint64_t wall_sec, uint32_t wall_nsec, bool rekey);
 /* The INIT for link_id (MAC2 with the latest cookie, if one came). */
 void hs_client_init_msg(struct hs_client *c, const struct peer *master, uint8_t link_id,
                         uint8_t out[HS_INIT_LEN]);
-/* A RESPONSE (len bytes): MAC1, index, Noise message 2; the session keys into *out. Returns 0,
+/* A RESPONSE (len bytes): MAC1, index, Noise message 2; the session keys into *out (with
+ * out->continued: the master carries on the current session's state). Returns 0,
  * HS_ERR_FORMAT, HS_ERR_MAC1, HS_ERR_STALE (answers another INIT) or HS_ERR_NOISE (wrong
  * keys or PSK, tampered); after an error the handshake is as it was (a forged answer spoils
  * nothing: the real one may still come). */
@@ -80,6 +83,7 @@ struct hs_server {
     uint32_t remote_index;      /* the initiator's sender index */
     uint8_t ts[HS_TS_LEN];      /* its timestamp */
     uint8_t e[NOISE_KEY_LEN];   /* its ephemeral key: the same INIT again is a retransmission */
+    uint8_t flags;              /* HS_INIT_F_* */
 };
 /* Read an INIT whose header, MAC1 (and MAC2 under load) the caller checked: the initiator's
  * static key is in s->noise.rs afterwards. 0, HS_ERR_FORMAT or HS_ERR_NOISE. */
@@ -90,10 +94,11 @@ struct hs_server_result {
     uint8_t response[HS_RESPONSE_LEN]; /* the RESPONSE (link 0), kept to answer retransmissions */
     struct session_keys keys;
 };
-/* Answer with the site's PSK and our index for the session. The handshake's secrets are
+/* Answer with the site's PSK and our index for the session; continued: the session carries on
+ * the current one's link state (only for an INIT asking for it). The handshake's secrets are
  * wiped. 0 or HS_ERR_NOISE (a low-order ephemeral key). */
 int hs_server_answer(struct hs_server *s, const struct peer *site, uint32_t local_index,
-                     struct hs_server_result *out);
+                     bool continued, struct hs_server_result *out);
 /* The RESPONSE for a session made by hs_server_answer, sent on link_id. */
 void hs_server_response(const struct hs_server_result *res, const struct peer *site,
                         uint8_t link_id, uint8_t out[HS_RESPONSE_LEN]);

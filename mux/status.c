@@ -23,7 +23,7 @@ int mux_links_up(const struct mux *m)
 
 #define COUNTERS(X)                                                                                \
     X(malformed) X(no_session) X(replay) X(auth_fail) X(wrong_link) X(hello_rx)                   \
-    X(hello_ratelimited) X(hello_bad) X(hello_replay) X(cookie_rx) X(sessions) X(tx_data) X(tx_data_bytes) X(tx_no_link)       \
+    X(hello_ratelimited) X(hello_bad) X(hello_replay) X(cookie_rx) X(sessions) X(rekeys) X(rekey_asked) X(tx_data) X(tx_data_bytes) X(tx_no_link)       \
     X(tx_too_big) X(tx_ctrl) X(rx_data) X(rx_ctrl) X(rx_late_delivered) X(rx_too_big) \
     X(tx_queue_drop) X(tx_relocated) X(tx_dup) X(tx_unordered) X(rx_unordered)                  \
     X(rx_report_rejected) X(rx_report_stale) X(rx_gaps_passed) X(rx_gaps_timeout)

@@ -18,6 +18,7 @@ void path_view(const struct mux_link *ml, uint64_t now, struct sched_view *v)
     v->loss = p->loss;
     double timeout = ml->have_rtt ? 3 * ml->srtt : 0;
     if (timeout < PM_LOSS_TIMEOUT_MIN_US) timeout = PM_LOSS_TIMEOUT_MIN_US;
+    if (timeout > PM_RING_KEEP_US) timeout = PM_RING_KEEP_US; /* (what the ring keeps) */
     v->inflight = pm_inflight(p, now, (uint64_t)timeout);
     v->min_rtt_age_us = ml->have_rtt && now > ml->min_rtt_at ? (double)(now - ml->min_rtt_at) : 0;
     v->queued = ml->txq_bytes;

@@ -200,6 +200,11 @@ int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_rep
     return 0;
 }
 
+int ctrl_put_rekey(uint8_t *buf, size_t cap, size_t *pos)
+{
+    return ctrl_reserve(buf, cap, pos, CTRL_REKEY, 0) ? 0 : WIRE_ERR_SPACE;
+}
+
 int wire_version_of(const uint8_t *dg, size_t len)
 {
     return len ? dg[0] >> 6 : -1;
@@ -258,6 +263,12 @@ int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
             n++;
             break;
         }
+        case CTRL_REKEY:
+            if (vlen != 0) return WIRE_ERR_SHORT;
+            if (n >= max) return WIRE_ERR_SPACE;
+            out[n].kind = CTRL_REKEY;
+            n++;
+            break;
         default: /* unknown kind: skipped (forward compatibility) */
             break;
         }

@@ -90,7 +90,7 @@ static inline uint16_t wire_ts(uint64_t now_us)
 #define WIRE_RTT_MAX_US 8000000u
 
 /* ---- CTRL messages (section 4) ---- */
-enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2, CTRL_REPORT = 3 };
+enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2, CTRL_REPORT = 3, CTRL_REKEY = 4 };
 #define CTRL_BEAT_LEN 32
 #define CTRL_REPORT_LEN 40
 #define CTRL_REPORT_F_OWD 0x01    /* owd_min_rel_us and owd_queue_us are valid */
@@ -147,6 +147,8 @@ struct ctrl_msg {
 int ctrl_put_beat(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_beat *b);
 int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_down *d);
 int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_report *r);
+/* REKEY (no value): the master asks the slave for a handshake with new keys. */
+int ctrl_put_rekey(uint8_t *buf, size_t cap, size_t *pos);
 
 /* The version field (bits 7-6 of byte 0) of a datagram of len bytes, or -1 if len is 0. */
 int wire_version_of(const uint8_t *dg, size_t len);

@@ -46,7 +46,7 @@ static void setup(void)
 static void client(struct hs_client *c)
 {
     memset(c, 0, sizeof *c);
-    CHECK(hs_client_start(c, &SLAVE, &TO_MASTER, 1764900000, 0) == 0);
+    CHECK(hs_client_start(c, &SLAVE, &TO_MASTER, 1764900000, 0, false) == 0);
     c->index = 0x0304u; /* fixed, for seeds */
 }
 
@@ -60,7 +60,7 @@ static void to_master(const uint8_t *dg, size_t len)
     /* only the fixed slave's key can be in a valid INIT */
     CHECK(memcmp(s.noise.rs, SLAVE.key.pub, 32) == 0);
     struct hs_server_result res;
-    if (hs_server_answer(&s, &SITE, 7, &res) == 0) {
+    if (hs_server_answer(&s, &SITE, 7, false, &res) == 0) {
         uint8_t out[HS_RESPONSE_LEN];
         hs_server_response(&res, &SITE, link, out);
         CHECK(hs_mac1_ok(out, sizeof out, &SLAVE.mine));
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     struct hs_server s;
     CHECK(hs_server_read(&s, &MASTER, init, sizeof init) == 0);
     struct hs_server_result res;
-    CHECK(hs_server_answer(&s, &SITE, 7, &res) == 0);
+    CHECK(hs_server_answer(&s, &SITE, 7, false, &res) == 0);
     hs_server_response(&res, &SITE, 0, resp);
     uint8_t cookie[HS_COOKIE_LEN] = {1};
     hs_cookie_reply_write(&MASTER.mine, 0, init, cookie, cr);

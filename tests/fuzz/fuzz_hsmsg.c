@@ -37,7 +37,7 @@ static void key(struct noise_keypair *kp, uint8_t fill)
 static void initiator(struct noise_hs *i)
 {
     noise_hs_init(i, true, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &IS, RS.pub, PSK);
-    CHECK(hs_init_write(i, &IE, 0, 0x0304u, TS, &RK, NULL, SENT_INIT) == 0);
+    CHECK(hs_init_write(i, &IE, 0, 0x0304u, TS, 0, &RK, NULL, SENT_INIT) == 0);
 }
 
 static void setup(void)
@@ -78,11 +78,11 @@ static void responder(const uint8_t *msg, size_t len)
     uint8_t nopsk[32] = {0}, ts[HS_TS_LEN];
     noise_hs_init(&r, false, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &RS, NULL, nopsk);
     uint32_t sender;
-    if (hs_init_read(&r, msg, len, &sender, ts) == 0) {
+    if (hs_init_read(&r, msg, len, &sender, ts, NULL) == 0) {
         CHECK(memcmp(r.rs, IS.pub, 32) == 0); /* only our initiator can make a valid one */
         memcpy(r.psk, PSK, 32);
         uint8_t resp[HS_RESPONSE_LEN];
-        CHECK(hs_response_write(&r, NULL, link, 7, sender, &IK, NULL, resp) == 0);
+        CHECK(hs_response_write(&r, NULL, link, 7, sender, 0, &IK, NULL, resp) == 0);
     }
     noise_hs_wipe(&r);
 }
@@ -101,7 +101,7 @@ static void to_initiator(const uint8_t *msg, size_t len)
     struct noise_hs i;
     initiator(&i);
     uint32_t sender;
-    int rc = hs_response_read(&i, msg, len, &sender);
+    int rc = hs_response_read(&i, msg, len, &sender, NULL);
     uint8_t a[32], b[32];
     CHECK((noise_split(&i, a, b, NULL) == 0) == (rc == 0));
     noise_hs_wipe(&i);
@@ -152,9 +152,9 @@ int main(int argc, char **argv)
     uint8_t nopsk[32] = {0}, ts[HS_TS_LEN], resp[HS_RESPONSE_LEN], cr[HS_COOKIE_REPLY_LEN];
     noise_hs_init(&r, false, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &RS, NULL, nopsk);
     uint32_t sender;
-    CHECK(hs_init_read(&r, SENT_INIT, sizeof SENT_INIT, &sender, ts) == 0);
+    CHECK(hs_init_read(&r, SENT_INIT, sizeof SENT_INIT, &sender, ts, NULL) == 0);
     memcpy(r.psk, PSK, 32);
-    CHECK(hs_response_write(&r, NULL, 0, 7, sender, &IK, NULL, resp) == 0);
+    CHECK(hs_response_write(&r, NULL, 0, 7, sender, 0, &IK, NULL, resp) == 0);
     hs_cookie_reply_write(&RK, 0, SENT_INIT, COOKIE, cr);
     put(argv[1], "init", 0, SENT_INIT, sizeof SENT_INIT);
     put(argv[1], "init-fixed", 1, SENT_INIT, sizeof SENT_INIT);

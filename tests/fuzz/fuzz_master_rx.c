@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (op == 1 || op == 4) {
             struct hs_client c;
             memset(&c, 0, sizeof c);
-            if (hs_client_start(&c, &SITE[site], &TO_MASTER, 1000000u + 256u * records + arg, 0) != 0)
+            if (hs_client_start(&c, &SITE[site], &TO_MASTER, 1000000u + 256u * records + arg, 0, false) != 0)
                 abort();
             hs_client_init_msg(&c, &TO_MASTER, (uint8_t)(arg & 3), dg);
             n = HS_INIT_LEN;

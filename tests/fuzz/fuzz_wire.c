@@ -42,6 +42,8 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
             CHECK(ctrl_put_beat(buf, sizeof(buf), &pos, &m[i].u.beat) == 0);
         } else if (m[i].kind == CTRL_REPORT) {
             CHECK(ctrl_put_report(buf, sizeof(buf), &pos, &m[i].u.report) == 0);
+        } else if (m[i].kind == CTRL_REKEY) {
+            CHECK(ctrl_put_rekey(buf, sizeof(buf), &pos) == 0);
         } else {
             CHECK(m[i].kind == CTRL_LINK_DOWN);
             CHECK(ctrl_put_link_down(buf, sizeof(buf), &pos, &m[i].u.down) == 0);
@@ -70,7 +72,7 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
             CHECK(back[i].u.report.owd_min_rel_us == m[i].u.report.owd_min_rel_us);
             CHECK(back[i].u.report.owd_queue_us == m[i].u.report.owd_queue_us);
             CHECK(back[i].u.report.tx_data_end == m[i].u.report.tx_data_end);
-        } else {
+        } else if (m[i].kind == CTRL_LINK_DOWN) {
             CHECK(back[i].u.down.link_id == m[i].u.down.link_id);
             CHECK(back[i].u.down.reason == m[i].u.down.reason);
         }

@@ -223,7 +223,7 @@ class Braid:
 
     def __init__(self, nlinks=2, emu=None, mux="", master_extra="", slave_extra="",
                  master_key=None, build=None, targets=None, ipv6=False, link_extra=None,
-                 master_name=None, psk=True):
+                 master_name=None, psk=True, mux_master="", mux_slave=""):
         self.tmp = tempfile.mkdtemp(prefix="braid-test-")
         self.build = build or build_dir()
         self.nlinks = nlinks
@@ -232,6 +232,8 @@ class Braid:
         self.link_extra = link_extra or {}
         self.master_name = master_name
         self.mux_settings = mux
+        self.mux_master = mux_master  # mux settings for one end only
+        self.mux_slave = mux_slave
         # key pairs: master_key replaces the master's private key after the slave was told
         # the public key of another (a slave with the wrong master key)
         self.master_priv = genkey(self.build)
@@ -267,7 +269,8 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.slave_pub, psk, self.lo_port % self.master_port, self.master_tun, self.mux_settings,
+""" % (self.slave_pub, psk, self.lo_port % self.master_port, self.master_tun,
+       self.mux_settings + " " + self.mux_master,
        self.master_ctl, self.master_extra))
 
     def slave_conf(self, link_targets):
@@ -294,7 +297,8 @@ mux = { %s };
 control_socket = "%s";
 log_level = "debug";
 %s
-""" % (self.master_pub, psk, master, ", ".join(links), self.slave_tun, self.mux_settings,
+""" % (self.master_pub, psk, master, ", ".join(links), self.slave_tun,
+       self.mux_settings + " " + self.mux_slave,
        self.slave_ctl, self.slave_extra))
 
     def start_master(self):

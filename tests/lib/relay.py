@@ -16,6 +16,7 @@ class CaptureRelay:
         self.up.bind(("127.0.0.1", 0))
         self.up_port = self.up.getsockname()[1]
         self.client = None
+        self.drop_up = None  # a predicate: datagrams going up for which it is true are dropped
         self.captured = collections.deque(maxlen=keep)
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -37,7 +38,9 @@ class CaptureRelay:
                     self.client = src
                     with self.lock:
                         self.captured.append(data)
-                    self.up.sendto(data, self.target)
+                    drop = self.drop_up
+                    if not (drop and drop(data)):
+                        self.up.sendto(data, self.target)
                 elif src == self.target and self.client:
                     self.down.sendto(data, self.client)
         sel.close()

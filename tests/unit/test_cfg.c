@@ -146,6 +146,7 @@ static void check_common_defaults(const struct cfg *c)
     assert_int_equal(c->reorder_max_ms, 500);
     assert_int_equal(c->reorder_slots, 4096);
     assert_int_equal(c->rehandshake_ms, 2000);
+    assert_int_equal(c->rekey_after_s, 120);
     assert_string_equal(c->scheduler, "");
     assert_int_equal(c->log_level, LOG_INFO);
     assert_int_equal(c->socket_buffer, 4194304);
@@ -467,6 +468,10 @@ static void test_ranges(void **state)
          offsetof(struct cfg, reorder_max_ms)},
         {true, "mux = { reorder_slots = %lld; };", "t.conf:3: mux.reorder_slots: ", 64, 65536,
          offsetof(struct cfg, reorder_slots)},
+        {true, "mux = { rekey_after_s = %lld; };", "t.conf:3: mux.rekey_after_s: ", 5, 3600,
+         offsetof(struct cfg, rekey_after_s)},
+        {false, "mux = { rekey_after_s = %lld; };", "t.conf:4: mux.rekey_after_s: ", 5, 3600,
+         offsetof(struct cfg, rekey_after_s)},
         {true, "tunnel = { link_mtu = %lld; };", "t.conf:3: tunnel.link_mtu: ", 576, 9000,
          offsetof(struct cfg, link_mtu)},
         {true, "tunnel = { mtu = %lld; };", "t.conf:3: tunnel.mtu: ", 576, 9000,

@@ -52,7 +52,7 @@ static void test_exchange(void **state)
     struct ends e;
     ends_init(&e);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN];
-    assert_int_equal(hs_init_write(&e.i, NULL, 7, 0x3344u, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 7, 0x3344u, e.ts, 0, &e.rk, NULL, init), 0);
     uint8_t kind = 0, link = 0;
     assert_int_equal(hs_peek(init, sizeof init, &kind, &link), 0);
     assert_int_equal(kind, HS_KIND_INIT);
@@ -64,19 +64,19 @@ static void test_exchange(void **state)
 
     uint32_t sender = 0;
     uint8_t ts[HS_TS_LEN];
-    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts, NULL), 0);
     assert_int_equal(sender, 0x3344u);
     assert_memory_equal(ts, e.ts, HS_TS_LEN);
     assert_memory_equal(e.r.rs, e.is.pub, 32); /* the responder knows who calls */
     memcpy(e.r.psk, e.psk, 32);                /* ...and sets that initiator's PSK */
 
-    assert_int_equal(hs_response_write(&e.r, NULL, 7, 0xc0d0u, sender, &e.ik, NULL, resp), 0);
+    assert_int_equal(hs_response_write(&e.r, NULL, 7, 0xc0d0u, sender, 0, &e.ik, NULL, resp), 0);
     assert_int_equal(hs_peek(resp, sizeof resp, &kind, &link), 0);
     assert_int_equal(kind, HS_KIND_RESPONSE);
     assert_true(hs_mac1_ok(resp, sizeof resp, &e.ik));
     assert_int_equal(hs_receiver_index(resp, sizeof resp), 0x3344u);
     uint32_t rsender = 0;
-    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &rsender), 0);
+    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &rsender, NULL), 0);
     assert_int_equal(rsender, 0xc0d0u);
     uint8_t a1[32], a2[32], b1[32], b2[32];
     assert_int_equal(noise_split(&e.i, a1, a2, NULL), 0);
@@ -94,12 +94,12 @@ static void test_wrong_psk_fails_at_response(void **state)
     ends_init(&e);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN], ts[HS_TS_LEN];
     uint32_t sender;
-    assert_int_equal(hs_init_write(&e.i, NULL, 0, 1, e.ts, &e.rk, NULL, init), 0);
-    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 1, e.ts, 0, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts, NULL), 0);
     /* (e.r.psk left at zero: not the initiator's) */
-    assert_int_equal(hs_response_write(&e.r, NULL, 0, 2, sender, &e.ik, NULL, resp), 0);
+    assert_int_equal(hs_response_write(&e.r, NULL, 0, 2, sender, 0, &e.ik, NULL, resp), 0);
     uint32_t rs;
-    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &rs), HS_ERR_NOISE);
+    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &rs, NULL), HS_ERR_NOISE);
 }
 
 static void test_init_to_wrong_responder(void **state)
@@ -109,7 +109,7 @@ static void test_init_to_wrong_responder(void **state)
     ends_init(&e);
     uint8_t init[HS_INIT_LEN], ts[HS_TS_LEN];
     uint32_t sender;
-    assert_int_equal(hs_init_write(&e.i, NULL, 0, 1, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 1, e.ts, 0, &e.rk, NULL, init), 0);
     struct noise_keypair other;
     noise_keypair_new(&other);
     struct hs_peer_keys ok;
@@ -119,7 +119,7 @@ static void test_init_to_wrong_responder(void **state)
     uint8_t nopsk[32] = {0};
     noise_hs_init(&r, false, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &other, NULL,
                   nopsk);
-    assert_int_equal(hs_init_read(&r, init, sizeof init, &sender, ts), HS_ERR_NOISE);
+    assert_int_equal(hs_init_read(&r, init, sizeof init, &sender, ts, NULL), HS_ERR_NOISE);
 }
 
 static void test_bit_flips_break_mac1(void **state)
@@ -128,7 +128,7 @@ static void test_bit_flips_break_mac1(void **state)
     struct ends e;
     ends_init(&e);
     uint8_t init[HS_INIT_LEN];
-    assert_int_equal(hs_init_write(&e.i, NULL, 3, 9, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 3, 9, e.ts, 0, &e.rk, NULL, init), 0);
     /* every bit before MAC2 is covered by MAC1 (MAC2 is not: it is zero without a cookie) */
     for (size_t b = 0; b < (HS_INIT_LEN - HS_MAC_LEN) * 8; b++) {
         uint8_t t[HS_INIT_LEN];
@@ -147,14 +147,14 @@ static void test_wide_index_refused(void **state)
     ends_init(&e);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN], ts[HS_TS_LEN];
     uint32_t sender;
-    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0x10000u, e.ts, &e.rk, NULL, init), 0);
-    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), HS_ERR_FORMAT);
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0x10000u, e.ts, 0, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts, NULL), HS_ERR_FORMAT);
     ends_init(&e);
-    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0xffffu, e.ts, &e.rk, NULL, init), 0);
-    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 0, 0xffffu, e.ts, 0, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_read(&e.r, init, sizeof init, &sender, ts, NULL), 0);
     memcpy(e.r.psk, e.psk, 32);
-    assert_int_equal(hs_response_write(&e.r, NULL, 0, 0x12345u, sender, &e.ik, NULL, resp), 0);
-    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &sender), HS_ERR_FORMAT);
+    assert_int_equal(hs_response_write(&e.r, NULL, 0, 0x12345u, sender, 0, &e.ik, NULL, resp), 0);
+    assert_int_equal(hs_response_read(&e.i, resp, sizeof resp, &sender, NULL), HS_ERR_FORMAT);
 }
 
 static void test_peek_hostile(void **state)
@@ -189,8 +189,8 @@ static void test_peek_hostile(void **state)
     uint32_t s;
     uint8_t ts[HS_TS_LEN], c[HS_COOKIE_LEN], mac1[HS_MAC_LEN] = {0};
     buf[0] = HS_BYTE0;
-    assert_int_equal(hs_init_read(&e.r, buf, HS_RESPONSE_LEN, &s, ts), HS_ERR_FORMAT);
-    assert_int_equal(hs_response_read(&e.i, buf, HS_INIT_LEN, &s), HS_ERR_FORMAT);
+    assert_int_equal(hs_init_read(&e.r, buf, HS_RESPONSE_LEN, &s, ts, NULL), HS_ERR_FORMAT);
+    assert_int_equal(hs_response_read(&e.i, buf, HS_INIT_LEN, &s, NULL), HS_ERR_FORMAT);
     assert_int_equal(hs_cookie_reply_read(&e.rk, buf, HS_RESPONSE_LEN, mac1, c), HS_ERR_FORMAT);
     assert_int_equal(hs_receiver_index(buf, 10), 0);
 }
@@ -202,7 +202,7 @@ static void test_cookie_path(void **state)
     ends_init(&e);
     uint8_t secret[32], init[HS_INIT_LEN], reply[HS_COOKIE_REPLY_LEN];
     randombytes_buf(secret, sizeof secret);
-    assert_int_equal(hs_init_write(&e.i, NULL, 1, 0xbeefu, e.ts, &e.rk, NULL, init), 0);
+    assert_int_equal(hs_init_write(&e.i, NULL, 1, 0xbeefu, e.ts, 0, &e.rk, NULL, init), 0);
     struct sockaddr_in from = addr4("198.18.0.2", 40000);
     uint8_t cookie[HS_COOKIE_LEN];
     hs_cookie(secret, (struct sockaddr *)&from, sizeof from, cookie);
@@ -235,7 +235,7 @@ static void test_cookie_path(void **state)
     noise_hs_init(&i2, true, (const uint8_t *)HS_PROLOGUE, strlen(HS_PROLOGUE), &e.is, e.rs.pub,
                   e.psk);
     uint8_t init2[HS_INIT_LEN];
-    assert_int_equal(hs_init_write(&i2, NULL, 1, 0xbeefu, e.ts, &e.rk, got, init2), 0);
+    assert_int_equal(hs_init_write(&i2, NULL, 1, 0xbeefu, e.ts, 0, &e.rk, got, init2), 0);
     assert_true(hs_mac1_ok(init2, sizeof init2, &e.rk));
     uint8_t c2[HS_COOKIE_LEN];
     hs_cookie(secret, (struct sockaddr *)&from, sizeof from, c2);

@@ -45,7 +45,7 @@ static void master_answers(struct both *b, const uint8_t *init, uint32_t index,
     struct hs_server s;
     assert_int_equal(hs_server_read(&s, &b->master, init, HS_INIT_LEN), 0);
     assert_memory_equal(s.noise.rs, b->slave.key.pub, 32);
-    assert_int_equal(hs_server_answer(&s, &b->master_sees_slave, index, res), 0);
+    assert_int_equal(hs_server_answer(&s, &b->master_sees_slave, index, false, res), 0);
     hs_server_response(res, &b->master_sees_slave, link, resp);
 }
 
@@ -56,7 +56,7 @@ static void test_session_made(void **state)
         struct both b;
         both_init(&b, psk);
         struct hs_client c = {0};
-        assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0), 0);
+        assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
         uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN];
         hs_client_init_msg(&c, &b.slave_sees_master, 3, init);
         assert_int_equal(init[1], 3);
@@ -82,7 +82,7 @@ static void test_init_per_link(void **state)
     struct both b;
     both_init(&b, true);
     struct hs_client c = {0};
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
     uint8_t i0[HS_INIT_LEN], i1[HS_INIT_LEN];
     hs_client_init_msg(&c, &b.slave_sees_master, 0, i0);
     hs_client_init_msg(&c, &b.slave_sees_master, 1, i1);
@@ -97,7 +97,7 @@ static void test_init_per_link(void **state)
     assert_memory_equal(s0.e, s1.e, 32);
     assert_memory_equal(s0.ts, s1.ts, HS_TS_LEN);
     /* a new handshake has a new ephemeral key and a later timestamp */
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900001, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900001, 0, false), 0);
     hs_client_init_msg(&c, &b.slave_sees_master, 0, i1);
     assert_int_equal(hs_server_read(&s1, &b.master, i1, HS_INIT_LEN), 0);
     assert_memory_not_equal(s0.e, s1.e, 32);
@@ -111,7 +111,7 @@ static void test_wrong_keys(void **state)
     both_init(&b, true);
     /* the master configured with another PSK for the site: the slave refuses the answer */
     struct hs_client c = {0};
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN];
     hs_client_init_msg(&c, &b.slave_sees_master, 0, init);
     uint8_t other[32];
@@ -127,7 +127,7 @@ static void test_wrong_keys(void **state)
     struct both b2;
     both_init(&b2, false);
     struct hs_client c2 = {0};
-    assert_int_equal(hs_client_start(&c2, &b2.slave, &b.slave_sees_master, 1764900000, 0), 0);
+    assert_int_equal(hs_client_start(&c2, &b2.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
     hs_client_init_msg(&c2, &b.slave_sees_master, 0, init);
     assert_false(hs_mac1_ok(init, HS_INIT_LEN, &b2.master.mine));
     struct hs_server s;
@@ -140,7 +140,7 @@ static void test_forged_and_stale_answers(void **state)
     struct both b;
     both_init(&b, false);
     struct hs_client c = {0};
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
     uint8_t init[HS_INIT_LEN], resp[HS_RESPONSE_LEN], t[HS_RESPONSE_LEN];
     hs_client_init_msg(&c, &b.slave_sees_master, 0, init);
     struct hs_server_result res;
@@ -174,7 +174,7 @@ static void test_cookie(void **state)
     struct both b;
     both_init(&b, false);
     struct hs_client c = {0};
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900000, 0, false), 0);
     uint8_t init[HS_INIT_LEN], reply[HS_COOKIE_REPLY_LEN];
     hs_client_init_msg(&c, &b.slave_sees_master, 2, init);
     uint8_t secret[32], cookie[HS_COOKIE_LEN];
@@ -192,7 +192,7 @@ static void test_cookie(void **state)
     /* a cookie reply to an INIT of an earlier handshake is stale */
     uint8_t old[HS_INIT_LEN];
     memcpy(old, init, sizeof old);
-    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900001, 0), 0);
+    assert_int_equal(hs_client_start(&c, &b.slave, &b.slave_sees_master, 1764900001, 0, false), 0);
     hs_cookie_reply_write(&b.master.mine, 2, old, cookie, reply);
     assert_int_equal(hs_client_cookie(&c, &b.slave_sees_master, reply, sizeof reply),
                      HS_ERR_STALE);

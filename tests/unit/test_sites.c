@@ -187,7 +187,7 @@ static void make_init(struct fx *f, int i, uint64_t sec, struct hs_client *c,
                       uint8_t init[HS_INIT_LEN])
 {
     memset(c, 0, sizeof *c);
-    assert_int_equal(hs_client_start(c, &f->site[i], &f->master_peer, sec, 0), 0);
+    assert_int_equal(hs_client_start(c, &f->site[i], &f->master_peer, sec, 0, false), 0);
     hs_client_init_msg(c, &f->master_peer, 0, init);
 }
 
@@ -313,7 +313,7 @@ static void test_front_door(void **state)
     assert_int_equal(identity_init(&stranger, k), 0);
     struct hs_client c = {0};
     uint8_t init[HS_INIT_LEN];
-    assert_int_equal(hs_client_start(&c, &stranger, &f->master_peer, 100, 0), 0);
+    assert_int_equal(hs_client_start(&c, &stranger, &f->master_peer, 100, 0, false), 0);
     hs_client_init_msg(&c, &f->master_peer, 0, init);
     input(f, 0, init, sizeof init);
     assert_int_equal(f->replies, 0);

@@ -571,11 +571,24 @@ static void test_ctrl_hostile(void **state)
     uint8_t beat33[35] = {CTRL_BEAT, 33};
     assert_int_equal(decode_copy(beat33, sizeof(beat33), m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
 
-    /* unknown kinds (0, 4, 255; empty and 255-byte values) are skipped */
+    /* REKEY: no value */
     size_t o = 0;
+    assert_int_equal(ctrl_put_rekey(buf, sizeof buf, &o), 0);
+    assert_int_equal(o, 2);
+    assert_int_equal(buf[0], CTRL_REKEY);
+    assert_int_equal(buf[1], 0);
+    assert_int_equal(decode_copy(buf, o, m, CTRL_MAX_MSGS), 1);
+    assert_int_equal(m[0].kind, CTRL_REKEY);
+    uint8_t rekey1[3] = {CTRL_REKEY, 1, 0};
+    assert_int_equal(decode_copy(rekey1, sizeof rekey1, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    o = 1;
+    assert_int_equal(ctrl_put_rekey(buf, 2, &o), WIRE_ERR_SPACE);
+
+    /* unknown kinds (0, 5, 255; empty and 255-byte values) are skipped */
+    o = 0;
     buf[o++] = 0;
     buf[o++] = 0;
-    buf[o++] = 4;
+    buf[o++] = 5;
     buf[o++] = 255;
     memset(buf + o, 0xab, 255);
     o += 255;
@@ -685,10 +698,11 @@ static void test_ctrl_random(void **state)
         size_t len = 0, starts[20];
         int nmsg = (int)(lcg(&x) % 20), nknown = 0;
         for (int i = 0; i < nmsg; i++) {
-            uint8_t kind = (uint8_t)(lcg(&x) % 5);
+            uint8_t kind = (uint8_t)(lcg(&x) % 6);
             size_t vlen = kind == CTRL_BEAT        ? 32
                           : kind == CTRL_LINK_DOWN ? 2
                           : kind == CTRL_REPORT    ? 40
+                          : kind == CTRL_REKEY     ? 0
                                                    : lcg(&x) % 8;
             if (lcg(&x) % 16 == 0) vlen = lcg(&x) % 34;
             starts[i] = len;
@@ -710,11 +724,12 @@ static void test_ctrl_random(void **state)
             }
             uint8_t kind = buf[off], vlen = buf[off + 1];
             if ((kind == CTRL_BEAT && vlen != 32) || (kind == CTRL_LINK_DOWN && vlen != 2) ||
-                (kind == CTRL_REPORT && vlen != 40)) {
+                (kind == CTRL_REPORT && vlen != 40) || (kind == CTRL_REKEY && vlen != 0)) {
                 expect = WIRE_ERR_SHORT;
                 break;
             }
-            if (kind == CTRL_BEAT || kind == CTRL_LINK_DOWN || kind == CTRL_REPORT)
+            if (kind == CTRL_BEAT || kind == CTRL_LINK_DOWN || kind == CTRL_REPORT ||
+                kind == CTRL_REKEY)
                 starts[expect++] = off;
             off += 2u + vlen;
         }
@@ -734,6 +749,8 @@ static void test_ctrl_random(void **state)
                 assert_int_equal(ctrl_put_report(enc, sizeof(enc), &pos, &m[i].u.report), 0);
                 /* not decoded: the top 16 bits of rx_highest */
                 memcpy(enc + 10, buf + starts[i] + 10, 2);
+            } else if (m[i].kind == CTRL_REKEY) {
+                assert_int_equal(ctrl_put_rekey(enc, sizeof(enc), &pos), 0);
             } else {
                 assert_int_equal(m[i].kind, CTRL_LINK_DOWN);
                 assert_int_equal(ctrl_put_link_down(enc, sizeof(enc), &pos, &m[i].u.down), 0);

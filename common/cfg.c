@@ -71,8 +71,10 @@ static const struct known known_link[] = {
     {"proxy_timeout_ms", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
 };
 static const struct known known_site[] = {
-    {"name", R_BOTH, NULL}, {"public_key", R_BOTH, NULL}, {"psk", R_BOTH, NULL},
-    {"allowed_ips", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
+    {"name", R_BOTH, NULL},          {"public_key", R_BOTH, NULL},
+    {"psk", R_BOTH, NULL},           {"allowed_ips", R_BOTH, NULL},
+    {"scheduler", R_BOTH, NULL},     {"reorder_max_ms", R_BOTH, NULL},
+    {NULL, R_BOTH, NULL},
 };
 static const struct known *const scope_known[SC_COUNT] = {known_top, known_tunnel, known_mux,
                                                           known_link, known_site};
@@ -492,6 +494,20 @@ static int do_old_key(struct ld *l, const config_setting_t *s)
                           : "master_public_key (`braid-master pubkey` on the master)");
 }
 
+/* A scheduler policy name into out (16 bytes). */
+static int want_scheduler(struct ld *l, const config_setting_t *s, const char *path, char out[16])
+{
+    const char *v;
+    if (want_string(l, s, path, "weighted", &v) < 0) return -1;
+    bool known = scheduler_names ? scheduler_names->valid(v) : v[0] != 0;
+    if (!known || strlen(v) >= 16)
+        return fail(l, s, path, "\"%.32s\" is not a scheduler%s%s", v,
+                    scheduler_names ? "; expected one of: " : "",
+                    scheduler_names ? scheduler_names->list() : "");
+    snprintf(out, 16, "%s", v);
+    return 0;
+}
+
 static int do_allowed(struct ld *l, const config_setting_t *s, const char *path,
                       struct cfg_site *site)
 {
@@ -564,6 +580,13 @@ static int do_site(struct ld *l, const config_setting_t *g, int idx)
             site->has_psk = true;
         } else if (strcmp(name, "allowed_ips") == 0) {
             if (do_allowed(l, s, sp, site) < 0) return -1;
+        } else if (strcmp(name, "scheduler") == 0) {
+            if (want_scheduler(l, s, sp, site->scheduler) < 0) return -1;
+        } else if (strcmp(name, "reorder_max_ms") == 0) {
+            long long iv;
+            if (want_int(l, s, sp, 0, 2000, "milliseconds", &iv) < 0) return -1;
+            site->reorder_max_ms = (unsigned)iv;
+            site->has_reorder_max_ms = true;
         }
     }
     if (!have_pub)
@@ -738,14 +761,7 @@ static int do_mux(struct ld *l, const config_setting_t *g)
             c->rehandshake_ms = (unsigned)iv;
             l->rehs_s = s;
         } else if (strcmp(name, "scheduler") == 0) {
-            const char *v;
-            if (want_string(l, s, path, "weighted", &v) < 0) return -1;
-            bool known = scheduler_names ? scheduler_names->valid(v) : v[0] != 0;
-            if (!known || strlen(v) >= sizeof c->scheduler)
-                return fail(l, s, path, "\"%.32s\" is not a scheduler%s%s", v,
-                            scheduler_names ? "; expected one of: " : "",
-                            scheduler_names ? scheduler_names->list() : "");
-            snprintf(c->scheduler, sizeof c->scheduler, "%s", v);
+            if (want_scheduler(l, s, path, c->scheduler) < 0) return -1;
         }
     }
     return 0;

@@ -47,6 +47,10 @@ struct cfg_site {
     struct prefix allowed[CFG_MAX_ALLOWED]; /* "allowed_ips": the inner addresses the site may
                                              * use; the master routes them to it */
     int nallowed;                  /* 0: everything (only when the master has one site) */
+    /* the site's own settings, over the "mux" group's (its links are its own) */
+    char scheduler[16];            /* "scheduler": "" = the mux group's */
+    bool has_reorder_max_ms;
+    unsigned reorder_max_ms;       /* "reorder_max_ms" (when has_reorder_max_ms) */
     int line;
 };
 

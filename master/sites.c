@@ -136,6 +136,8 @@ struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
         struct mux_config mc = *base;
         peer_init(&mc.peer, cs[i].public_key, cs[i].psk);
         snprintf(mc.name, sizeof mc.name, "%s", cs[i].name);
+        if (cs[i].scheduler[0]) snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cs[i].scheduler);
+        if (cs[i].has_reorder_max_ms) mc.reorder_max_ms = cs[i].reorder_max_ms;
         struct mux_callbacks cb = {.deliver = site_deliver,
                                    .new_link = site_new_link,
                                    .reply_to = site_reply_to,

@@ -21,14 +21,21 @@ def tool(name):
     return os.path.join(ROOT, "build", "tools", name)
 
 
+_ports_given = set()
+
+
 def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
-    """A port that is free for both UDP and TCP right now on host."""
+    """A port that is free for both UDP and TCP right now on host, and not handed out before
+    by this process (the kernel may offer a just-closed port again: two ends of one test
+    must not get the same one)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(100):
         s = socket.socket(fam, kind)
         s.bind((host, 0))
         port = s.getsockname()[1]
         s.close()
+        if port in _ports_given:
+            continue
         other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
         t = socket.socket(fam, other)
         try:
@@ -37,6 +44,7 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
             continue
         finally:
             t.close()
+        _ports_given.add(port)
         return port
     raise RuntimeError("no free port found")
 

@@ -683,6 +683,25 @@ static void test_sites(void **state)
     assert_int_equal(C.sites[1].allowed[1].len, 32); /* a bare address */
     assert_int_equal(C.sites[2].allowed[0].len, 0);
     assert_int_equal(C.sites[2].line, 6);
+    assert_string_equal(C.sites[0].scheduler, "");
+    assert_false(C.sites[0].has_reorder_max_ms);
+    /* a site's own settings over the mux group's */
+    expect_ok(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = [\"10.1.0.0/24\"]; "
+                       "scheduler = \"weighted\"; reorder_max_ms = 1500; },\n"
+                       "{ public_key = \"" PEER2 "\"; allowed_ips = [\"10.2.0.0/24\"]; "
+                       "reorder_max_ms = 0; } );\n", true));
+    assert_string_equal(C.sites[0].scheduler, "weighted");
+    assert_int_equal(C.sites[0].reorder_max_ms, 1500);
+    assert_string_equal(C.sites[1].scheduler, "");
+    assert_true(C.sites[1].has_reorder_max_ms);
+    assert_int_equal(C.sites[1].reorder_max_ms, 0);
+    expect_fail(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; scheduler = \"fastest\"; } );\n",
+                         true),
+                "t.conf:4: sites[0].scheduler: \"fastest\" is not a scheduler; expected one of: ",
+                NULL);
+    expect_fail(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; reorder_max_ms = 2001; } );\n",
+                         true),
+                "t.conf:4: sites[0].reorder_max_ms: 2001 is out of range; expected 0 to 2000", NULL);
     /* with two sites, each says which addresses are its own */
     expect_fail(load_raw(SITES_HEAD "{ public_key = \"" PEER "\"; allowed_ips = [\"10.1.0.0/24\"]; },\n"
                          "{ public_key = \"" PEER2 "\"; } );\n", true),

@@ -15,6 +15,7 @@
 
 #include "../../master/index.h"
 #include "../../master/sites.h"
+#include "../../mux/mux_int.h"
 #include "../../common/log.h"
 #include "../../mux/wire.h"
 
@@ -392,6 +393,38 @@ static void test_cryptokey_routing(void **state)
     fx_free(f);
 }
 
+/* A site's own settings (scheduler, reorder bound) reach its multiplexer, and only its. */
+static void test_site_settings(void **state)
+{
+    (void)state;
+    struct fx *f = calloc(1, sizeof *f);
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    uint8_t k[32];
+    randombytes_buf(k, sizeof k);
+    assert_int_equal(identity_init(&f->master, k), 0);
+    for (int i = 0; i < 2; i++) {
+        randombytes_buf(k, sizeof k);
+        assert_int_equal(identity_init(&f->site[i], k), 0);
+        memcpy(f->cs[i].public_key, f->site[i].key.pub, 32);
+    }
+    snprintf(f->cs[0].scheduler, sizeof f->cs[0].scheduler, "weighted");
+    f->cs[0].reorder_max_ms = 1500;
+    f->cs[0].has_reorder_max_ms = true;
+    struct mux_config mc;
+    mux_config_defaults(&mc);
+    mc.is_master = true;
+    mc.self = f->master;
+    struct sites_io io = {.deliver = io_deliver, .new_link = io_new_link, .reply_to = io_reply,
+                          .ctx = f};
+    f->s = sites_new(f->loop, &mc, f->cs, 2, &io);
+    assert_non_null(f->s);
+    assert_string_equal(sites_mux(f->s, 0)->sched->name, "weighted");
+    assert_int_equal(sites_mux(f->s, 0)->cfg.reorder_max_ms, 1500);
+    assert_string_not_equal(sites_mux(f->s, 1)->sched->name, "weighted");
+    assert_int_equal(sites_mux(f->s, 1)->cfg.reorder_max_ms, mc.reorder_max_ms);
+    fx_free(f);
+}
+
 /* One site without allowed_ips takes everything, IP or not. */
 static void test_one_site_takes_all(void **state)
 {
@@ -421,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_front_door),
         cmocka_unit_test(test_cryptokey_routing),
         cmocka_unit_test(test_one_site_takes_all),
+        cmocka_unit_test(test_site_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

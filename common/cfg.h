@@ -13,7 +13,8 @@
 #define CFG_MAX_LINKS 32
 #define CFG_NAME_LEN 32
 #define CFG_HOST_LEN 256
-#define CFG_MAX_SITES 16384 /* the master's receiver indices are 16-bit: two per site */
+#define CFG_MAX_SITES 16384 /* the master's receiver indices are 16-bit: up to three a site
+                            * (current, previous, pending) */
 #define CFG_MAX_ALLOWED 32  /* allowed_ips per site */
 
 enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1 };

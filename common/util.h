@@ -58,6 +58,15 @@ static inline uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
+/* A one-second counting window (rate limits): starts afresh once a second has passed. */
+static inline void window_roll(uint64_t *start, unsigned *count, uint64_t now_us)
+{
+    if (now_us - *start >= 1000000u) {
+        *start = now_us;
+        *count = 0;
+    }
+}
+
 /* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982 style): a - b as signed. */
 static inline int32_t seq_diff(uint32_t a, uint32_t b)
 {

@@ -10,6 +10,7 @@
 
 #include "../common/addr.h"
 #include "../common/log.h"
+#include "../common/util.h"
 
 #define SRC_BUCKETS 4096 /* source addresses tracked at once (a colliding one takes the slot) */
 
@@ -58,10 +59,7 @@ const struct front_counters *front_counters(const struct front *f)
 
 static bool under_load(struct front *f, uint64_t now)
 {
-    if (now - f->load_window_us >= 1000000u) {
-        f->load_window_us = now;
-        f->load_count = 0;
-    }
+    window_roll(&f->load_window_us, &f->load_count, now);
     if (++f->load_count > FRONT_LOAD_PER_S) f->under_load_until = now + 1000000u;
     return now < f->under_load_until;
 }

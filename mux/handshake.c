@@ -91,15 +91,6 @@ void master_promote(struct mux *m)
              (unsigned long long)m->c.sessions, m->cur.keys.local_index);
 }
 
-/* One-second counting window: starts afresh once a second has passed. */
-static void window_roll(uint64_t *start, unsigned *count, uint64_t now)
-{
-    if (now - *start >= 1000000u) {
-        *start = now;
-        *count = 0;
-    }
-}
-
 void mux_accept_init(struct mux *m, struct hs_server *s, uint8_t link_id,
                      const struct sockaddr *from, socklen_t fromlen)
 {

@@ -221,7 +221,38 @@ def write_conf(path, text):
     return path
 
 
-class Braid:
+class Harness:
+    """The programs a test started (self.procs, logs in self.tmp): stopped and checked on a
+    clean exit from the with-block; on an exception their logs are printed and kept."""
+
+    def stop(self):
+        """Stop everything and assert clean exits."""
+        procs, self.procs = self.procs, []
+        stop_all(procs, self.tmp)
+
+    def kill_all(self):
+        for p in self.procs:
+            if p.alive():
+                p.p.kill()
+                p.p.wait()
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            for p in self.procs:
+                print("---- %s log (%s) ----" % (p.name, p.log_path))
+                print(p.output()[-4000:])
+            self.kill_all()
+            print("logs kept in", self.tmp)
+            return False
+        self.stop()
+        return False
+
+
+class Braid(Harness):
     """A master and a slave on loopback with nlinks links; links may go through emulators.
 
     emu: list (one entry per link) of None (direct) or a dict(up=SPEC, down=SPEC, script=FILE).
@@ -374,34 +405,8 @@ log_level = "debug";
     def tun_addrs(self):
         return ("127.0.0.1", self.master_tun), ("127.0.0.1", self.slave_tun)
 
-    def stop(self):
-        """Stop everything (slave, master, emulators) and assert clean exits."""
-        procs, self.procs = self.procs, []
-        stop_all(procs, self.tmp)
 
-    def kill_all(self):
-        for p in self.procs:
-            if p.alive():
-                p.p.kill()
-                p.p.wait()
-        self.procs = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            for p in self.procs:
-                print("---- %s log (%s) ----" % (p.name, p.log_path))
-                print(p.output()[-4000:])
-            self.kill_all()
-            print("logs kept in", self.tmp)
-            return False
-        self.stop()
-        return False
-
-
-class Sites:
+class Sites(Harness):
     """One master serving nsites sites on loopback: each site a braid-slave with its own key pair
     and nlinks direct links; site i's tunnel address is site_ip(i), its allowed_ips that /32
     unless allowed (a list of prefix lists, one per site) says otherwise."""
@@ -513,25 +518,3 @@ log_level = "debug";
         """The master's frame end and [(site's frame end, site's address)]."""
         return (("127.0.0.1", self.master_tun),
                 [(("127.0.0.1", self.slave_tun[i]), self.site_ip(i)) for i in range(self.nsites)])
-
-    def stop(self):
-        """Stop the slaves and the master and assert clean exits."""
-        procs, self.procs = self.procs, []
-        stop_all(procs, self.tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            for p in self.procs:
-                print("---- %s log (%s) ----" % (p.name, p.log_path))
-                print(p.output()[-4000:])
-                if p.alive():
-                    p.p.kill()
-                    p.p.wait()
-            self.procs = []
-            print("logs kept in", self.tmp)
-            return False
-        self.stop()
-        return False

@@ -136,7 +136,9 @@ static struct sockaddr_in from_addr(int site)
     return a;
 }
 
-static struct fx *fx_new(int nsites, bool with_allowed)
+/* Keys and site configs; the site table is made by fx_start (a test may change the configs
+ * in between). */
+static struct fx *fx_keys(int nsites, bool with_allowed)
 {
     struct fx *f = calloc(1, sizeof *f);
     f->loop = ev_loop_new(EVFLAG_AUTO);
@@ -157,14 +159,27 @@ static struct fx *fx_new(int nsites, bool with_allowed)
             f->cs[i].nallowed = 1;
         }
     }
-    struct mux_config mc;
-    mux_config_defaults(&mc);
-    mc.is_master = true;
-    mc.self = f->master;
+    return f;
+}
+
+/* The site table over the first nsites configs; mc (may be NULL) gets the base settings. */
+static void fx_start(struct fx *f, int nsites, struct mux_config *mc)
+{
+    struct mux_config base;
+    if (!mc) mc = &base;
+    mux_config_defaults(mc);
+    mc->is_master = true;
+    mc->self = f->master;
     struct sites_io io = {.deliver = io_deliver, .new_link = io_new_link, .reply_to = io_reply,
                           .ctx = f};
-    f->s = sites_new(f->loop, &mc, f->cs, nsites, &io);
+    f->s = sites_new(f->loop, mc, f->cs, nsites, &io);
     assert_non_null(f->s);
+}
+
+static struct fx *fx_new(int nsites, bool with_allowed)
+{
+    struct fx *f = fx_keys(nsites, with_allowed);
+    fx_start(f, nsites, NULL);
     return f;
 }
 
@@ -397,27 +412,12 @@ static void test_cryptokey_routing(void **state)
 static void test_site_settings(void **state)
 {
     (void)state;
-    struct fx *f = calloc(1, sizeof *f);
-    f->loop = ev_loop_new(EVFLAG_AUTO);
-    uint8_t k[32];
-    randombytes_buf(k, sizeof k);
-    assert_int_equal(identity_init(&f->master, k), 0);
-    for (int i = 0; i < 2; i++) {
-        randombytes_buf(k, sizeof k);
-        assert_int_equal(identity_init(&f->site[i], k), 0);
-        memcpy(f->cs[i].public_key, f->site[i].key.pub, 32);
-    }
+    struct fx *f = fx_keys(2, false);
     snprintf(f->cs[0].scheduler, sizeof f->cs[0].scheduler, "weighted");
     f->cs[0].reorder_max_ms = 1500;
     f->cs[0].has_reorder_max_ms = true;
     struct mux_config mc;
-    mux_config_defaults(&mc);
-    mc.is_master = true;
-    mc.self = f->master;
-    struct sites_io io = {.deliver = io_deliver, .new_link = io_new_link, .reply_to = io_reply,
-                          .ctx = f};
-    f->s = sites_new(f->loop, &mc, f->cs, 2, &io);
-    assert_non_null(f->s);
+    fx_start(f, 2, &mc);
     assert_string_equal(sites_mux(f->s, 0)->sched->name, "weighted");
     assert_int_equal(sites_mux(f->s, 0)->cfg.reorder_max_ms, 1500);
     assert_string_not_equal(sites_mux(f->s, 1)->sched->name, "weighted");

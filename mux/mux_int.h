@@ -88,6 +88,7 @@ struct mux_link {
     double peer_wait_us;      /* the peer's send-queue wait for the link (recent peak) */
     uint64_t peer_wait_at;
     uint32_t rep_tx_data_end;
+    double rep_wait_us;       /* the send-queue wait this end last reported for the link */
 };
 
 struct mux_session {

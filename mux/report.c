@@ -7,6 +7,12 @@
 #include "../common/util.h"
 
 #define PEER_WAIT_FADE_US 1000000.0 /* the peer's send-queue wait: recent peak, fading */
+/* A send queue whose wait grew by this since it was last reported is reported at once (at most
+ * every REPORT_PROMPT_GAP_US), not at the next interval: the peer's reorder timeout must cover
+ * that wait before the packets queued behind it are overtaken on another link (a burst after a
+ * pause, a link that rejoined), and half the timeout's floor is the most it can miss. */
+#define REPORT_WAIT_STEP_US 5000.0
+#define REPORT_PROMPT_GAP_US 2000u
 
 /* The link reports travel on: the up link with the lowest smoothed RTT. */
 static struct mux_link *report_carrier(struct mux *m)
@@ -18,6 +24,22 @@ static struct mux_link *report_carrier(struct mux *m)
         if (!best || (ml->have_rtt && (!best->have_rtt || ml->srtt < best->srtt))) best = ml;
     }
     return best;
+}
+
+/* How long a packet joining the link's send queue now waits, at the link's estimated rate. */
+static double txq_wait_us(const struct mux_link *ml)
+{
+    double rate = ml->pm.have_rate ? ml->pm.rate_Bps : PM_GUESS_BPS;
+    return (double)ml->txq_bytes / rate * 1e6;
+}
+
+static bool wait_grew(const struct mux *m)
+{
+    for (int i = 0; i < m->nlinks; i++) {
+        const struct mux_link *ml = &m->links[m->order[i]];
+        if (ml->txq_head && txq_wait_us(ml) >= ml->rep_wait_us + REPORT_WAIT_STEP_US) return true;
+    }
+    return false;
 }
 
 static bool report_due(const struct mux_link *ml)
@@ -40,9 +62,10 @@ void send_reports(struct mux *m, uint64_t now)
         struct ctrl_report r = {.link_id = ml->id, .report_us = (uint32_t)now,
                                 .flags = CTRL_REPORT_F_TXEND};
         r.tx_data_end = ml->tx_data_end;
-        double rate = ml->pm.have_rate ? ml->pm.rate_Bps : PM_GUESS_BPS;
-        double wait = (double)ml->txq_bytes / rate * 1e4; /* units of 100 us */
+        double wait_us = txq_wait_us(ml);
+        double wait = wait_us / 100.0; /* units of 100 us */
         r.tx_wait_100us = wait < 65535 ? (uint16_t)wait : 65535;
+        ml->rep_wait_us = wait_us;
         if (ml->rx_packets) {
             r.flags |= CTRL_REPORT_F_RX;
             r.rx_highest = ml->rx_highest;
@@ -71,8 +94,12 @@ void send_reports(struct mux *m, uint64_t now)
 
 void report_maybe(struct mux *m, uint64_t now)
 {
-    if (ev_is_active(&m->report_timer)) return;
     uint64_t since = now - m->last_report_us;
+    if (since >= REPORT_PROMPT_GAP_US && wait_grew(m)) {
+        send_reports(m, now);
+        return;
+    }
+    if (ev_is_active(&m->report_timer)) return;
     if (since >= SCHED_REPORT_US) {
         send_reports(m, now);
         return;
@@ -111,8 +138,11 @@ void report_apply(struct mux *m, const struct ctrl_report *r, uint32_t mark, uin
     double w = r->tx_wait_100us * 100.0;
     double fade = exp(-(double)(now - o->peer_wait_at) / PEER_WAIT_FADE_US);
     double peak = o->peer_wait_us * fade;
+    bool grew = w > o->peer_wait_us;
     o->peer_wait_us = w > peak ? w : peak;
     o->peer_wait_at = now;
+    /* (at once: the gaps held now are the ones that wait is for) */
+    if (grew) update_reorder_timeout(m, now);
     if (rc == 1) {
         if (s.rtt_us > 0) rtt_sample(m, o, s.rtt_us, now);
         fill_view(m, o, now);

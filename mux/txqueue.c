@@ -71,7 +71,10 @@ static struct txq_pkt *txq_pop(struct mux_link *ml)
     struct txq_pkt *p = ml->txq_head;
     if (!p) return NULL;
     ml->txq_head = p->next;
-    if (!ml->txq_head) ml->txq_tail = NULL;
+    if (!ml->txq_head) {
+        ml->txq_tail = NULL;
+        ml->rep_wait_us = 0; /* drained: the next queue's growth is reported from nothing */
+    }
     ml->txq_bytes -= p->len + WIRE_OVERHEAD;
     return p;
 }

@@ -508,6 +508,16 @@ static int want_scheduler(struct ld *l, const config_setting_t *s, const char *p
     return 0;
 }
 
+/* reorder_max_ms (the mux group's or a site's). */
+static int want_reorder_max(struct ld *l, const config_setting_t *s, const char *path,
+                            unsigned *out)
+{
+    long long iv;
+    if (want_int(l, s, path, 0, 2000, "milliseconds", &iv) < 0) return -1;
+    *out = (unsigned)iv;
+    return 0;
+}
+
 static int do_allowed(struct ld *l, const config_setting_t *s, const char *path,
                       struct cfg_site *site)
 {
@@ -583,9 +593,7 @@ static int do_site(struct ld *l, const config_setting_t *g, int idx)
         } else if (strcmp(name, "scheduler") == 0) {
             if (want_scheduler(l, s, sp, site->scheduler) < 0) return -1;
         } else if (strcmp(name, "reorder_max_ms") == 0) {
-            long long iv;
-            if (want_int(l, s, sp, 0, 2000, "milliseconds", &iv) < 0) return -1;
-            site->reorder_max_ms = (unsigned)iv;
+            if (want_reorder_max(l, s, sp, &site->reorder_max_ms) < 0) return -1;
             site->has_reorder_max_ms = true;
         }
     }
@@ -744,8 +752,7 @@ static int do_mux(struct ld *l, const config_setting_t *g)
             c->dead_timeout_ms = (unsigned)iv;
             l->dead_s = s;
         } else if (strcmp(name, "reorder_max_ms") == 0) {
-            if (want_int(l, s, path, 0, 2000, "milliseconds", &iv) < 0) return -1;
-            c->reorder_max_ms = (unsigned)iv;
+            if (want_reorder_max(l, s, path, &c->reorder_max_ms) < 0) return -1;
         } else if (strcmp(name, "reorder_slots") == 0) {
             if (want_int(l, s, path, 64, 65536, "packets, a power of two", &iv) < 0) return -1;
             if (iv & (iv - 1))

@@ -189,9 +189,6 @@ class TunnelTest(unittest.TestCase):
         here: the first window went on link 1 before reports made link 0 sendable, link 0's
         later packets overtook that queue and the reorder timeout, which knew nothing of the
         queue yet, gave the burst's gseqs up before they arrived. bench/RESULTS.md.)"""
-        self._dead_return_path_run()
-
-    def _dead_return_path_run(self):
         shaped = {"up": "rate=10mbit,delay=10ms", "down": "rate=10mbit,delay=10ms"}
         with braid.Braid(nlinks=2, emu=[dict(shaped), dict(shaped)]) as b:
             b.start()

@@ -39,6 +39,11 @@ TOOL_NAMES := $(patsubst tests/tools/%.c,%,$(TOOL_SRC))
 # Link emulator: tests/emu/main.c plus its timing logic (also linked into unit tests).
 EMU_SRC   := $(filter-out tests/emu/main.c,$(wildcard tests/emu/*.c))
 
+# The release number (VERSION) is compiled into the programs' --version.
+BRAID_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+build/obj/rel/common/daemon.o build/obj/asan/common/daemon.o build/obj/fuzz/common/daemon.o: VERSION
+build/obj/%/common/daemon.o: CFLAGS_EXTRA = -DBRAID_VERSION='"$(BRAID_VERSION)"'
+
 obj = $(patsubst %.c,build/obj/$(1)/%.o,$(2))
 
 REL_LIB   := build/obj/rel/libbraid.a
@@ -63,15 +68,15 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_NAMES))
 # ---- objects ----
 build/obj/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_REL) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
 
 build/obj/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ASAN) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ASAN) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
 
 build/obj/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CFLAGS_FUZZ) -MMD -MP -c $< -o $@
+	$(CLANG) $(CFLAGS_FUZZ) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
 
 $(REL_LIB): $(call obj,rel,$(LIB_SRC))
 	@rm -f $@

@@ -29,6 +29,8 @@ const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
 #define ADDR_STRLEN 64
 
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* The same IP address (ports and scope ignored). */
+bool addr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 unsigned addr_port(const struct sockaddr *sa);
 /* True for 0.0.0.0 and :: */
 bool addr_is_unspecified(const struct sockaddr *sa);

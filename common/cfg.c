@@ -1767,6 +1767,15 @@ int cfg_load_string(const char *text, const char *name, bool is_master, struct c
     return load_text(text, name, is_master, out, err, errlen);
 }
 
+/* Does the config text itself hold a secret (an inline private_key, a psk)? */
+static bool holds_secret(const struct cfg *c)
+{
+    if (c->has_psk || (c->has_private_key && !c->private_key_file[0])) return true;
+    for (int i = 0; i < c->nsites; i++)
+        if (c->sites[i].has_psk) return true;
+    return false;
+}
+
 /* private_key_file, relative to the config file's folder unless absolute. */
 static int read_private_key(const char *cfgpath, struct cfg *c, char *err, size_t errlen)
 {
@@ -1845,6 +1854,11 @@ int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_
     }
     sodium_memzero(buf, cap);
     free(buf);
+    if (rc == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) && holds_secret(out))
+        snprintf(out->warning, sizeof out->warning,
+                 "%s holds a key (private_key or psk) and group or others may read it (mode %03o); "
+                 "run `chmod 600 %s`, or keep the private key in private_key_file",
+                 path, (unsigned)(st.st_mode & 0777), path);
     if (rc == 0 && out->private_key_file[0]) rc = read_private_key(path, out, err, errlen);
     return rc;
 }

@@ -58,6 +58,7 @@ struct cfg_site {
 struct cfg {
     char path[512];
     bool is_master;
+    char warning[640];                   /* cfg_load: a problem worth a log line, not an error */
     /* identities (PROTOCOL.md section 2) */
     uint8_t private_key[32];             /* "private_key", or the file "private_key_file" */
     bool has_private_key;                /* (cfg_load_string does not read key files) */

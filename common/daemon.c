@@ -26,8 +26,14 @@ static void usage(FILE *f, const char *prog, const char *usage_extra)
             "       %s genpsk            print a new pre-shared key (the optional psk)\n"
             "       %s status -c FILE    print link status from the running daemon\n"
             "       %s json -c FILE      the same as JSON\n"
-            "%s",
-            prog, tundev_kind, prog, prog, prog, prog, prog, prog, usage_extra ? usage_extra : "");
+            "       %s --version         print the version and exit\n",
+            prog, tundev_kind, prog, prog, prog, prog, prog, prog, prog);
+    if (usage_extra) fprintf(f, "       %s %s", prog, usage_extra);
+}
+
+static void version(const char *prog)
+{
+    printf("%s %s (%s build, wire version %d)\n", prog, BRAID_VERSION, tundev_kind, WIRE_VERSION);
 }
 
 static bool scheduler_known(const char *name)
@@ -42,6 +48,11 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
     memset(a, 0, sizeof *a);
     a->cmd = CMD_RUN;
     int i = 1;
+    if (i < argc && (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0 ||
+                     strcmp(argv[i], "version") == 0)) {
+        version(prog);
+        return 0;
+    }
     if (i < argc && argv[i][0] != '-') {
         const char *c = argv[i++];
         if (strcmp(c, "genkey") == 0) a->cmd = CMD_GENKEY;
@@ -140,6 +151,7 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
         return rc == 0 ? 0 : 1;
     }
     log_set_level(a->verbose ? LOG_DEBUG : (enum log_level)cfg->log_level);
+    if (cfg->warning[0]) fprintf(stderr, "%s: warning: %s\n", prog, cfg->warning);
     return -1;
 }
 

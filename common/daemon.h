@@ -20,7 +20,8 @@ struct daemon_args {
     const char *extra_arg; /* its argument */
 };
 
-/* Parse argv. extra_cmd names one program-specific sub-command taking one argument, or NULL.
+/* Parse argv. usage_extra: more usage lines, the first without the program name (printed
+ * before it). extra_cmd names one program-specific sub-command taking one argument, or NULL.
  * Returns -1 to continue, or an exit status (after printing usage or an error). */
 int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage_extra,
                       const char *extra_cmd, struct daemon_args *a);

@@ -106,7 +106,7 @@ static void s5_close(struct socks5_link *s)
     s->ctl_len = 0;
 }
 
-/* Take the link down with a reason, and schedule the next attempt: 0.5 s doubling up to 30 s,
+/* Take the link down with a reason, and schedule the next attempt: 0.5 s doubling up to 2 s,
  * jittered by +-25 %, counted from the last datagram that came through the relay. A reason is
  * logged once (until it changes or the link has worked again); repeats go to the debug log. */
 static void s5_fail(struct socks5_link *s, const char *fmt, ...)
@@ -633,7 +633,7 @@ struct link *socks5_link_new(struct ev_loop *loop, const struct socks5_link_conf
     s->cfg.username = s->cfg.password = s->cfg.interface = NULL;
     if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 5.0;
     if (s->cfg.backoff_min_s <= 0) s->cfg.backoff_min_s = 0.5;
-    if (s->cfg.backoff_max_s < s->cfg.backoff_min_s) s->cfg.backoff_max_s = 30.0;
+    if (s->cfg.backoff_max_s < s->cfg.backoff_min_s) s->cfg.backoff_max_s = 2.0;
     s->base.overhead = SOCKS5_UDP_HDR_V4;
     s->tfd = s->ufd = -1;
     s->state = S5_IDLE;

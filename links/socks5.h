@@ -24,7 +24,10 @@ struct socks5_link_config {
     struct resolver *resolver;
     double timeout_s;         /* TCP connect + negotiation (default 5 s) */
     double backoff_min_s;     /* first retry delay (default 0.5 s), doubling ... */
-    double backoff_max_s;     /* ... up to this (default 30 s), each jittered by +-25 % */
+    double backoff_max_s;     /* ... up to this (default 2 s: a phone's proxy app that
+                                 * restarts is used again within seconds; one connection
+                                 * attempt per 1.5-2.5 s does not hammer one that is gone),
+                                 * each jittered by +-25 % */
     int sndbuf;               /* UDP socket buffer, 0 = 4 MiB */
     /* Optional: told every failure, with the reason as logged (probe-socks uses it). */
     void (*failed)(void *ctx, const char *reason);

@@ -249,7 +249,8 @@ static void udp_stale(struct link *l)
 {
     struct udp_link *u = (struct udp_link *)l;
     if (u->fd < 0) return;
-    LOGI("link %s: nothing heard from the master for a while; reopening the socket", l->name);
+    LOGI("link %s: nothing heard from the master for a while; reopening the socket (a new "
+         "source port, in case a NAT dropped the old one's mapping)", l->name);
     udp_close(u);
     udp_open(u);
 }

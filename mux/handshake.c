@@ -161,6 +161,7 @@ void slave_start_handshake(struct mux *m, uint64_t now, bool rekey)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    if (!m->hs_active) m->hs_since_us = now;
     m->hs_rekey = rekey && m->cur.valid;
     hs_client_start(&m->hs, &m->cfg.self, &m->cfg.peer, (uint64_t)ts.tv_sec, (uint32_t)ts.tv_nsec,
                     m->hs_rekey);

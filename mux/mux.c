@@ -298,6 +298,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
          * does after its REKEY_TIMEOUT */
         if (m->hs_active && now - m->hs_started_us >= HS_FRESH_US)
             slave_start_handshake(m, now, m->hs_rekey);
+        if (m->hs_active && !m->cur.valid && now - m->hs_since_us >= HS_FRESH_US &&
+            m->hs_last_tx_us != 0) {
+            log_limited(&m->lim_noanswer, LOG_WARN,
+                        "no answer from the master to the handshake for %.0f s: check that "
+                        "master_public_key is the master's (`braid-master pubkey < its key "
+                        "file`), that the master's sites list this slave's public key (and the "
+                        "same psk), the master's address and port, and that a firewall lets UDP "
+                        "through to it",
+                        (double)(now - m->hs_since_us) / 1e6);
+        }
         if (m->hs_active && now - m->hs_last_tx_us >= HELLO_INTERVAL_US) slave_send_hellos(m, now);
     }
     uint64_t beat = (uint64_t)m->cfg.beat_interval_ms * 1000u;
@@ -381,6 +391,7 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
     ev_timer_init(&m->tick, tick_cb, tick, tick);
     m->tick.data = m;
     m->lim_hello.interval_us = 5000000u;
+    m->lim_noanswer.interval_us = 60000000u;
     m->lim_late.interval_us = 1000000u;
     return m;
 }

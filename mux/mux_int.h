@@ -112,6 +112,7 @@ struct mux {
     bool hs_rekey;            /* the handshake asks to carry the current session on */
     uint64_t rekey_asked_us;  /* master: when it last asked the slave for new keys */
     uint64_t hs_started_us, hs_last_tx_us;
+    uint64_t hs_since_us; /* the slave's first unanswered INIT of this attempt */
     /* master: the site's handshake rate limit and replay protection */
     uint64_t hello_window_us;
     unsigned hello_count;
@@ -145,7 +146,7 @@ struct mux {
     ev_timer tick;
     bool started;
     struct mux_counters c;
-    struct log_limit lim_late;
+    struct log_limit lim_late, lim_noanswer;
     struct log_limit lim_malformed, lim_auth, lim_replay, lim_nosession, lim_nolink, lim_big,
         lim_hello;
     uint8_t txbuf[WIRE_MAX_DGRAM + 64];

@@ -1,5 +1,6 @@
 /* main.c: braid-slave: opens one link per configured uplink toward the master and spreads its
  * tunnel device's packets over them through the multiplexer. */
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +46,41 @@ static void status(void *ctx, const char *cmd, struct strbuf *out)
     daemon_status(S->mux, S->tun, cmd, out);
 }
 
+/* A link with both "interface" and "bind": the address must be on that interface. Where this
+ * host has the address on another interface, say so (file and line); an address on no
+ * interface yet (a phone not plugged in) cannot be judged. Returns 0 or 1. */
+static int check_bind_interface(const struct cfg *cfg)
+{
+    struct ifaddrs *ifs = NULL;
+    int bad = 0;
+    for (int i = 0; i < cfg->nlinks; i++) {
+        const struct cfg_link *cl = &cfg->links[i];
+        if (!cl->has_bind || !cl->interface[0]) continue;
+        if (!ifs && getifaddrs(&ifs) != 0) return 0;
+        const struct sockaddr *b = (const struct sockaddr *)&cl->bind.ss;
+        for (const struct ifaddrs *f = ifs; f; f = f->ifa_next) {
+            if (!f->ifa_addr || f->ifa_addr->sa_family != b->sa_family) continue;
+            if (!addr_same_ip(f->ifa_addr, b)) continue;
+            if (strcmp(f->ifa_name, cl->interface) == 0) break; /* on it: fine */
+            char as[ADDR_STRLEN];
+            fprintf(stderr,
+                    "%s: %s:%d: links[%d] (\"%s\"): bind %s is an address of interface %s, not "
+                    "of interface \"%s\"; give the address of %s, or leave one of the two out\n",
+                    prog, cfg->path, cl->line, i, cl->name, addr_ip_str(b, as, sizeof as),
+                    f->ifa_name, cl->interface, cl->interface);
+            bad = 1;
+            break;
+        }
+    }
+    if (ifs) freeifaddrs(ifs);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon_args a;
     int rc = daemon_parse_args(argc, argv, prog,
-                               "       %s probe-socks [USER:PASSWORD@]HOST:PORT\n"
+                               "probe-socks [USER:PASSWORD@]HOST:PORT\n"
                                "                             check that a SOCKS5 proxy relays UDP "
                                "(UDP ASSOCIATE)\n",
                                "probe-socks", &a);
@@ -82,6 +113,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7200\")\n",
                 prog, cfg->path);
+        cfg_free(&S->cfg);
+        free(S);
+        return 2;
+    }
+    if (check_bind_interface(cfg) != 0) {
         cfg_free(&S->cfg);
         free(S);
         return 2;

@@ -111,7 +111,8 @@ class DanteTest(unittest.TestCase):
 
     def test_dante_killed_and_restarted(self):
         """A Dante killed mid-run: its link is down within 1 s, delivery continues over the
-        others; Dante restarted on the same port: the link is back within a few seconds."""
+        others; while it is away braid retries every 2 s at most; Dante restarted on the same
+        port: the link is back within a few seconds."""
         with braid.Braid(nlinks=2, emu=[PHONE, PHONE]) as b:
             d1 = self.dante(b, "phone1")
             b.link_extra = {0: socks_link(d1.port)}
@@ -132,6 +133,12 @@ class DanteTest(unittest.TestCase):
             down_by = fired["t"] + 1.0
             b.wait_link_state("slave", 0, False, timeout=max(0.05, down_by - time.monotonic()))
             self.assertIn("closed the control connection", b.slave.output())
+            # while it stays away, braid keeps trying every 1.5-2.5 s (not every 30 s: a phone's
+            # proxy app that restarts must cost seconds), one connection attempt at a time
+            braid.wait_until(lambda: info(b, 0).get("failures", 0) >= 5, 15,
+                             "five failed attempts to reach the dead proxy")
+            ti = info(b, 0)
+            self.assertLessEqual(ti["retry_in_s"], 2.5, ti)
             t_restart = time.monotonic()
             d1.start()
             b.wait_link_state("slave", 0, True, timeout=10)

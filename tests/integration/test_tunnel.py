@@ -1,6 +1,7 @@
 # test_tunnel.py: integration tests of the notun build on loopback (no root): master + slave +
 # links (direct, through braid-emu, or through a capturing relay), frames pushed both ways.
 import os
+import re
 import random
 import socket
 import subprocess
@@ -418,6 +419,10 @@ class TunnelTest(unittest.TestCase):
             # nothing came back: the slave saw no answer at all, good or bad
             c = counters(b, "slave")
             self.assertEqual(c["hello_bad"] + c["cookie_rx"] + c["malformed"], 0, c)
+            # and the slave says what to check, once, after 5 s without an answer
+            braid.wait_until(lambda: "no answer from the master to the handshake"
+                             in b.slave.output(), 10, "the slave to say what to check")
+            self.assertIn("master_public_key", b.slave.output())
 
     def test_replayed_handshake_changes_nothing(self):
         """A captured INIT replayed changes nothing: during a session, and across a master
@@ -512,6 +517,31 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("bad.conf:4", r.stderr)
             self.assertIn("dead_timeout_ms", r.stderr)
+            # a link bound to an address of another interface than its "interface"
+            for ifname, want in (("lo", 0), ("braidnone0", 2)):
+                conf = braid.write_conf(
+                    os.path.join(b.tmp, "bind-%s.conf" % ifname),
+                    'private_key = "%s";\nmaster_public_key = "%s";\nmaster = "127.0.0.1:7000";\n'
+                    'tunnel = { notun_listen = "127.0.0.1:7200"; };\n'
+                    'links = ( { name = "usb";\n  interface = "%s"; bind = "127.0.0.1"; } );\n'
+                    % (b.slave_priv, b.master_pub, ifname))
+                r = subprocess.run([os.path.join(build, "braid-slave"), "-t", "-c", conf],
+                                   capture_output=True, text=True)
+                self.assertEqual(r.returncode, want, r.stderr)
+                if want:
+                    self.assertIn("bind-%s.conf:5: links[0] (\"usb\"): bind 127.0.0.1 is an "
+                                  "address of interface lo, not of interface \"%s\"" % (ifname, ifname),
+                                  r.stderr)
+
+    def test_version(self):
+        """--version names the program, the release in VERSION, the build and the wire version."""
+        version = open(os.path.join(braid.ROOT, "VERSION")).read().strip()
+        for prog in ("braid-master", "braid-slave"):
+            r = subprocess.run([os.path.join(braid.build_dir(), prog), "--version"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"^%s %s \((tun|notun) build, wire version \d+\)\n$"
+                             % (prog, re.escape(version)))
 
 
 if __name__ == "__main__":

@@ -784,6 +784,7 @@ static void test_private_key_file(void **state)
     expect_ok(cfg_load(conf, true, &C, E, sizeof E));
     assert_true(C.has_private_key);
     for (int i = 0; i < 32; i++) assert_int_equal(C.private_key[i], i);
+    assert_string_equal(C.warning, ""); /* a 0644 config without a secret in it is fine */
     assert_int_equal(chmod(key, 0644), 0);
     char want[512];
     snprintf(want, sizeof want, "%s:2: private_key_file: %s: group or others", conf, key);
@@ -796,6 +797,18 @@ static void test_private_key_file(void **state)
     expect_ok(load_raw("listen = \"127.0.0.1:7000\";\nprivate_key_file = \"/nonexistent\";\n" PEER_M,
                        true));
     assert_false(C.has_private_key);
+    /* a key or psk in the config itself: a warning (not an error) while others may read it */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "listen = \"127.0.0.1:7000\";\n" KEYLINE PEER_M);
+    fclose(f);
+    assert_int_equal(chmod(conf, 0640), 0);
+    expect_ok(cfg_load(conf, true, &C, E, sizeof E));
+    assert_non_null(strstr(C.warning, "group or others may read it (mode 640)"));
+    assert_non_null(strstr(C.warning, "chmod 600"));
+    assert_int_equal(chmod(conf, 0600), 0);
+    expect_ok(cfg_load(conf, true, &C, E, sizeof E));
+    assert_string_equal(C.warning, "");
     unlink(conf);
     rmdir(dir);
 }

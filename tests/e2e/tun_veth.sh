@@ -12,46 +12,9 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=${BRAID_TUN_BUILD:-build}
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP e2e tun_veth: needs root (network namespaces and TUN devices)"
-    exit 0
-fi
-for t in ip iperf3 ping python3; do
-    command -v $t >/dev/null || { echo "FAIL e2e: $t not installed"; exit 1; }
-done
-
-S=braid-e2e-s-$$
-M=braid-e2e-m-$$
-T=$(mktemp -d /tmp/braid-e2e.XXXXXX)
-pids=()
-fail=0
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    ip netns del "$S" 2>/dev/null
-    ip netns del "$M" 2>/dev/null
-    if [ "$fail" -ne 0 ]; then
-        for f in "$T"/*.log; do echo "---- $f"; tail -40 "$f"; done
-    fi
-    [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-
-to() { # to FILE COMMAND... : run COMMAND with its output appended to FILE
-    local f=$1
-    shift
-    "$@" >>"$f" 2>&1
-}
-check() { # check COMMAND... : report DESC as ok or FAIL by COMMAND's status
-    if "$@"; then echo "  ok: $DESC"; else echo "  FAIL: $DESC"; fail=1; fi
-}
-
-ip netns add "$S" && ip netns add "$M" || { echo "FAIL: cannot create namespaces"; exit 1; }
-inS() { ip netns exec "$S" "$@"; }
-inM() { ip netns exec "$M" "$@"; }
-inS ip link set lo up
-inM ip link set lo up
+. tests/lib/e2e.sh
+command -v iperf3 >/dev/null || { echo "FAIL e2e: iperf3 not installed"; exit 1; }
+e2e_init tun_veth
 for i in 0 1; do
     ip link add vs$i netns "$S" type veth peer name vm$i netns "$M"
     inS ip addr add 198.18.$((i + 1)).2/24 dev vs$i
@@ -62,9 +25,7 @@ for i in 0 1; do
 done
 inM ip addr add 198.18.0.1/32 dev lo
 
-(umask 077 && "$B"/braid-master genkey >"$T"/master.key && "$B"/braid-slave genkey >"$T"/slave.key)
-MPUB=$("$B"/braid-master pubkey <"$T"/master.key)
-SPUB=$("$B"/braid-slave pubkey <"$T"/slave.key)
+e2e_keys
 cat >"$T"/master.conf <<EOF
 private_key_file = "master.key";
 sites = ( { name = "site"; public_key = "$SPUB"; allowed_ips = [ "198.18.100.2/32" ]; } );
@@ -87,21 +48,6 @@ ip netns exec "$M" "$B"/braid-master -c "$T"/master.conf >"$T"/master.log 2>&1 &
 pids+=($!)
 ip netns exec "$S" "$B"/braid-slave -c "$T"/slave.conf >"$T"/slave.log 2>&1 &
 pids+=($!)
-
-# jget ROLE EXPR: evaluate a Python expression over the daemon's JSON status (j) and its
-# multiplexer's (m: the master's is its site's)
-jget() {
-    "$B"/braid-$1 json -c "$T"/$1.conf 2>/dev/null |
-        python3 -c "import json,sys; j=json.load(sys.stdin); m=j['mux'] if 'mux' in j else j['sites'][0]['mux']; print($2)" 2>/dev/null
-}
-wait_for() { # wait_for SECONDS ROLE EXPR  (until EXPR prints True)
-    local end=$((SECONDS + $1))
-    while [ $SECONDS -lt $end ]; do
-        [ "$(jget "$2" "$3")" = "True" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 echo "e2e tun_veth: TUN build, 2 namespaces, 2 veth links"
 DESC="slave: session and both links up within 10 s"
@@ -168,5 +114,4 @@ pids=()
 DESC="no sanitizer reports or crashes in the daemons' logs"
 check bash -c "! grep -q -E 'AddressSanitizer|runtime error|Segmentation' '$T'/master.log '$T'/slave.log"
 
-if [ $fail -eq 0 ]; then echo "PASS e2e tun_veth"; else echo "FAIL e2e tun_veth"; fi
-exit $fail
+e2e_end

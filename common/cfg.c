@@ -1857,7 +1857,7 @@ int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_
     if (rc == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) && holds_secret(out))
         snprintf(out->warning, sizeof out->warning,
                  "%s holds a key (private_key or psk) and group or others may read it (mode %03o); "
-                 "run `chmod 600 %s`, or keep the private key in private_key_file",
+                 "run `chmod 600 %s`",
                  path, (unsigned)(st.st_mode & 0777), path);
     if (rc == 0 && out->private_key_file[0]) rc = read_private_key(path, out, err, errlen);
     return rc;

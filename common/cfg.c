@@ -45,6 +45,7 @@ static const struct known known_top[] = {
     {"mux", R_BOTH, NULL},
     {"control_socket", R_BOTH, NULL},
     {"log_level", R_BOTH, NULL},
+    {"log_target", R_BOTH, NULL},
     {"socket_buffer", R_BOTH, NULL},
     {"dns_servers", R_SLAVE, "braid-master resolves no names"},
     {NULL, R_BOTH, NULL},
@@ -1146,6 +1147,15 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "or \"debug\"",
                             v);
             c->log_level = lv;
+        } else if (strcmp(name, "log_target") == 0) {
+            if (want_string(l, s, path, "auto", &v) < 0) return -1;
+            int lt = log_target_parse(v);
+            if (lt < 0)
+                return fail(l, s, path,
+                            "\"%.32s\" is not a log target; expected \"auto\" (the journal under "
+                            "systemd, else stderr), \"stderr\" or \"syslog\"",
+                            v);
+            c->log_target = lt;
         } else if (strcmp(name, "socket_buffer") == 0) {
             if (want_int(l, s, path, 65536, INT_SETTING_MAX, "bytes", &iv) < 0) return -1;
             c->socket_buffer = (int)iv;

@@ -95,6 +95,7 @@ struct cfg {
     /* misc */
     char control_socket[108];            /* "control_socket", "" = none */
     int log_level;                       /* "log_level", default info */
+    int log_target;                      /* "log_target": enum log_target, default auto */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
 };

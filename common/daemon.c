@@ -4,8 +4,11 @@
 
 #include <signal.h>
 #include <sodium.h>
+#include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "../mux/mux.h"
 #include "../mux/sched.h"
@@ -15,6 +18,7 @@
 #include "control.h"
 #include "keys.h"
 #include "log.h"
+#include "util.h"
 
 static void usage(FILE *f, const char *prog, const char *usage_extra)
 {
@@ -26,8 +30,10 @@ static void usage(FILE *f, const char *prog, const char *usage_extra)
             "       %s genpsk            print a new pre-shared key (the optional psk)\n"
             "       %s status -c FILE    print link status from the running daemon\n"
             "       %s json -c FILE      the same as JSON\n"
+            "       %s reload -c FILE    check FILE, then make the daemon running with it re-read\n"
+            "                             it (as SIGHUP does); says what changed\n"
             "       %s --version         print the version and exit\n",
-            prog, tundev_kind, prog, prog, prog, prog, prog, prog, prog);
+            prog, tundev_kind, prog, prog, prog, prog, prog, prog, prog, prog);
     if (usage_extra) fprintf(f, "       %s %s", prog, usage_extra);
 }
 
@@ -60,6 +66,7 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
         else if (strcmp(c, "genpsk") == 0) a->cmd = CMD_GENPSK;
         else if (strcmp(c, "status") == 0) a->cmd = CMD_STATUS;
         else if (strcmp(c, "json") == 0) a->cmd = CMD_JSON;
+        else if (strcmp(c, "reload") == 0) a->cmd = CMD_RELOAD;
         else if (extra_cmd && strcmp(c, extra_cmd) == 0) {
             a->cmd = CMD_EXTRA;
             a->extra = c;
@@ -138,20 +145,38 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
         fprintf(stderr, "%s: %s\n", prog, err);
         return 2;
     }
-    if (a->cmd == CMD_STATUS || a->cmd == CMD_JSON) {
+    if (a->cmd == CMD_STATUS || a->cmd == CMD_JSON || a->cmd == CMD_RELOAD) {
         if (!cfg->control_socket[0]) {
-            fprintf(stderr, "%s: %s has no control_socket setting; add one to query status\n",
-                    prog, a->config);
+            fprintf(stderr, "%s: %s has no control_socket setting; add one to query status%s\n",
+                    prog, a->config, a->cmd == CMD_RELOAD ? " (or send the daemon SIGHUP)" : "");
             cfg_free(cfg);
             return 2;
         }
-        int rc = control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
+        int rc;
+        if (a->cmd == CMD_RELOAD) { /* the answer says whether the daemon took the new config */
+            char *ans = NULL;
+            size_t alen = 0;
+            FILE *mf = open_memstream(&ans, &alen);
+            rc = mf ? control_query(cfg->control_socket, "reload", mf) : -1;
+            if (mf) fclose(mf);
+            if (ans) fputs(ans, stdout);
+            if (rc == 0 && (!ans || strncmp(ans, "error", 5) == 0 || strstr(ans, "\nerror") ||
+                            (strncmp(ans, "reloaded", 8) != 0 && !strstr(ans, "\nreloaded"))))
+                rc = -1;
+            free(ans);
+        } else {
+            rc = control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
                                stdout);
+        }
         cfg_free(cfg);
         return rc == 0 ? 0 : 1;
     }
     log_set_level(a->verbose ? LOG_DEBUG : (enum log_level)cfg->log_level);
-    if (cfg->warning[0]) fprintf(stderr, "%s: warning: %s\n", prog, cfg->warning);
+    if (a->cmd == CMD_RUN) log_set_target((enum log_target)cfg->log_target, prog);
+    if (cfg->warning[0]) {
+        if (a->cmd == CMD_RUN) LOGW("%s", cfg->warning);
+        else fprintf(stderr, "%s: warning: %s\n", prog, cfg->warning);
+    }
     return -1;
 }
 
@@ -204,22 +229,109 @@ int daemon_mux_config(const struct cfg *cfg, unsigned mtu, struct mux_config *mc
     return 0;
 }
 
-static ev_signal sig_int, sig_term;
+static ev_signal sig_int, sig_term, sig_hup;
+static ev_timer watchdog;
+static void (*reload_fn)(void *ctx);
+static void *reload_ctx;
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    LOGI("SIGHUP: re-reading the configuration");
+    if (reload_fn) reload_fn(reload_ctx);
+}
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
     LOGI("signal %d: shutting down", w->signum);
+    sd_notify(0, "STOPPING=1");
     ev_break(loop, EVBREAK_ALL);
 }
 
-void daemon_signals(struct ev_loop *loop)
+static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+void daemon_signals(struct ev_loop *loop, void (*reload)(void *ctx), void *ctx)
 {
     signal(SIGPIPE, SIG_IGN);
     ev_signal_init(&sig_int, on_signal, SIGINT);
     ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_hup, on_hup, SIGHUP);
     ev_signal_start(loop, &sig_int);
     ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_hup);
+    reload_fn = reload;
+    reload_ctx = ctx;
+    /* WatchdogSec= in the unit: prove the event loop turns, at half the interval */
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        ev_timer_init(&watchdog, on_watchdog, (double)usec / 2e6, (double)usec / 2e6);
+        ev_timer_start(loop, &watchdog);
+        ev_unref(loop); /* the watchdog alone does not keep the loop running */
+    }
+}
+
+void daemon_notify(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sd_notify(0, msg);
+}
+
+/* The settings a reload cannot change (the tunnel device, the keys, the sockets, the mux's
+ * timings), as byte ranges of struct cfg: loaded into zeroed memory, equal settings compare
+ * equal. */
+#define RO(name, field) {name, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)}
+static const struct {
+    const char *name;
+    size_t off, len;
+} restart_only[] = {
+    RO("private_key", private_key),          RO("master_public_key", peer_key),
+    RO("psk", psk),                          RO("listen", listen),
+    RO("tunnel.name", tun_name),             RO("tunnel.address", tun_address),
+    RO("tunnel.address6", tun_address6),     RO("tunnel.mtu", mtu),
+    RO("tunnel.link_mtu", link_mtu),         RO("tunnel.notun_listen", notun_listen),
+    RO("mux.beat_interval_ms", beat_interval_ms), RO("mux.dead_timeout_ms", dead_timeout_ms),
+    RO("mux.reorder_max_ms", reorder_max_ms), RO("mux.reorder_slots", reorder_slots),
+    RO("mux.rehandshake_ms", rehandshake_ms), RO("mux.rekey_after_s", rekey_after_s),
+    RO("mux.scheduler", scheduler),          RO("control_socket", control_socket),
+    RO("log_target", log_target),            RO("socket_buffer", socket_buffer),
+    RO("dns_servers", dns_servers),
+};
+#undef RO
+
+int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < ARRAY_LEN(restart_only); i++) {
+        const char *x = (const char *)a + restart_only[i].off;
+        const char *y = (const char *)b + restart_only[i].off;
+        if (memcmp(x, y, restart_only[i].len) == 0) continue;
+        LOGW("reload: %s changed: it takes effect at the next restart", restart_only[i].name);
+        sb_printf(out, "%s%s", n ? ", " : "restart needed for: ", restart_only[i].name);
+        n++;
+    }
+    if (n) sb_printf(out, "\n");
+    return n;
+}
+
+void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)
+{
+    for (size_t i = 0; i < ARRAY_LEN(restart_only); i++)
+        memcpy((char *)cur + restart_only[i].off, (const char *)old + restart_only[i].off,
+               restart_only[i].len);
+    cur->has_psk = old->has_psk;
 }
 
 unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer)

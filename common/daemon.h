@@ -10,7 +10,7 @@
 #include "strbuf.h"
 
 enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_PUBKEY, CMD_GENPSK, CMD_STATUS, CMD_JSON,
-                  CMD_EXTRA };
+                  CMD_RELOAD, CMD_EXTRA };
 
 struct daemon_args {
     enum daemon_cmd cmd;
@@ -30,8 +30,17 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
  * cfg filled in, or an exit status. */
 int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master, struct cfg *cfg);
 
-/* Stop the loop on SIGINT/SIGTERM; ignore SIGPIPE. */
-void daemon_signals(struct ev_loop *loop);
+/* Stop the loop on SIGINT/SIGTERM; call reload(ctx) on SIGHUP; ignore SIGPIPE; feed systemd's
+ * watchdog when the unit has one. */
+void daemon_signals(struct ev_loop *loop, void (*reload)(void *ctx), void *ctx);
+/* A reload: the settings that cannot change while running and differ between the running
+ * config a and the new one b: each logged, and listed in out. Returns how many. */
+int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf *out);
+/* After a reload: those settings in the new running config cur back to what runs (old's). */
+void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old);
+/* Tell systemd (when it started us: Type=notify) a state, e.g. "READY=1\nSTATUS=..."; a no-op
+ * otherwise. */
+void daemon_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct mux;
 struct mux_config;

@@ -1,11 +1,20 @@
 /* log.h: logging interface shared by every braid module.
- * Lines go to stderr as "<time> <level> <message>"; rate-limited variants for per-packet events. */
+ * Lines go to stderr as "<time> <level> <message>", to the systemd journal (on stderr with a
+ * priority prefix, when stderr is the journal's stream), or to syslog; rate-limited variants
+ * for per-packet events. */
 #ifndef BRAID_LOG_H
 #define BRAID_LOG_H
 
 #include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Where lines go: LOG_TO_AUTO is the journal when stderr is connected to it (systemd sets
+ * JOURNAL_STREAM), else stderr. */
+enum log_target { LOG_TO_AUTO = 0, LOG_TO_STDERR, LOG_TO_SYSLOG };
+/* Parse "auto", "stderr", "syslog"; -1 on anything else. */
+int log_target_parse(const char *s);
+void log_set_target(enum log_target t, const char *ident);
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);

@@ -17,6 +17,8 @@ static const char prog[] = "braid-master";
 
 struct master {
     struct cfg cfg;
+    bool verbose;
+    unsigned mtu;
     struct ev_loop *loop;
     struct tundev *tun;
     struct udp_server *srv;
@@ -57,10 +59,70 @@ static int reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sock
     return udp_server_sendto(M->srv, buf, len, to, tolen);
 }
 
+/* Re-read the config file; a config with an error changes nothing. The outcome goes to the
+ * log and to out. */
+static void master_reload(struct master *M, struct strbuf *out)
+{
+    char err[768];
+    struct cfg *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        LOGE("reload: out of memory; the running configuration stays");
+        sb_printf(out, "error: out of memory\n");
+        return;
+    }
+    if (cfg_load(M->cfg.path, true, nc, err, sizeof err) != 0) {
+        LOGE("reload: %s; the running configuration stays", err);
+        sb_printf(out, "error: %s; the running configuration stays\n", err);
+        free(nc);
+        return;
+    }
+    if (nc->warning[0]) LOGW("%s", nc->warning);
+    struct strbuf notes;
+    sb_init(&notes);
+    daemon_restart_only(&M->cfg, nc, &notes);
+    if (!M->verbose) log_set_level((enum log_level)nc->log_level);
+    struct mux_config mc;
+    int rc = daemon_mux_config(&M->cfg, M->mtu, &mc, prog); /* the running settings */
+    int changes[3] = {0, 0, 0};
+    if (rc == 0) rc = sites_reload(M->sites, &mc, nc->sites, nc->nsites, changes, out);
+    sodium_memzero(&mc, sizeof mc);
+    if (rc != 0) {
+        LOGE("reload: the sites could not be changed; the running configuration stays");
+        sb_printf(out, "error: the sites could not be changed; the running configuration "
+                       "stays\n");
+        cfg_free(nc);
+        free(nc);
+        sb_free(&notes);
+        return;
+    }
+    struct cfg old = M->cfg;
+    M->cfg = *nc;
+    daemon_keep_restart_only(&M->cfg, &old);
+    sodium_memzero(nc, sizeof *nc);
+    free(nc);
+    cfg_free(&old);
+    LOGI("reload: done: %d site%s added, %d removed, %d changed", changes[0],
+         changes[0] == 1 ? "" : "s", changes[1], changes[2]);
+    sb_printf(out, "reloaded: %d added, %d removed, %d changed\n", changes[0], changes[1],
+              changes[2]);
+    if (notes.len) sb_printf(out, "%.*s", (int)notes.len, notes.buf);
+    sb_free(&notes);
+}
+
+static void on_sighup(void *ctx)
+{
+    struct strbuf out;
+    sb_init(&out);
+    master_reload(ctx, &out);
+    sb_free(&out);
+}
+
 static void status(void *ctx, const char *cmd, struct strbuf *out)
 {
     struct master *M = ctx;
-    if (strcmp(cmd, "json") == 0) {
+    if (strcmp(cmd, "reload") == 0) {
+        master_reload(M, out);
+    } else if (strcmp(cmd, "json") == 0) {
         sb_printf(out, "{");
         sites_status_json(M->sites, out);
         sb_printf(out, ",\"tundev\":");
@@ -87,8 +149,9 @@ int main(int argc, char **argv)
         return rc;
     }
     const struct cfg *cfg = &M->cfg;
+    M->verbose = a.verbose;
     bool v6 = cfg->listen.ss.ss_family == AF_INET6;
-    unsigned mtu = daemon_tunnel_mtu(cfg, v6);
+    unsigned mtu = M->mtu = daemon_tunnel_mtu(cfg, v6);
     if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7100\")\n",
@@ -109,7 +172,7 @@ int main(int argc, char **argv)
 
     char err[512];
     M->loop = ev_default_loop(EVFLAG_AUTO);
-    daemon_signals(M->loop);
+    daemon_signals(M->loop, on_sighup, M);
     struct tundev_config tc = {
         .name = cfg->tun_name,
         .address = cfg->tun_address[0] ? cfg->tun_address : NULL,
@@ -149,6 +212,8 @@ int main(int argc, char **argv)
         LOGI("braid-master listening on %s, tunnel %s, MTU %u, %d site%s",
              addr_str((const struct sockaddr *)&udp_server_local(M->srv)->ss, as, sizeof as), td,
              mtu, cfg->nsites, cfg->nsites == 1 ? "" : "s");
+        daemon_notify("READY=1\nSTATUS=listening on %s, tunnel %s, %d site%s", as, td,
+                      cfg->nsites, cfg->nsites == 1 ? "" : "s");
     }
     ev_run(M->loop, 0);
     sites_shutdown(M->sites);

@@ -33,10 +33,13 @@ struct keyent {
 
 struct sites {
     struct sites_io io;
+    struct ev_loop *loop;
     struct front *front;
     struct identity self;
-    struct site *site;
-    int n;
+    struct site **site;     /* by site number (stable while the site lives); NULL: free */
+    struct site *single;    /* without routes (one site): the site */
+    int nslots;             /* numbers 0 .. nslots - 1 */
+    int n;                  /* sites */
     struct itab index;      /* receiver index -> site */
     struct keyent *by_key;  /* sorted by public key */
     struct ptable *routes;  /* allowed_ips -> site number; NULL: one site takes everything */
@@ -105,6 +108,90 @@ static int key_cmp(const void *a, const void *b)
     return memcmp(((const struct keyent *)a)->pub, ((const struct keyent *)b)->pub, 32);
 }
 
+static struct site *site_by_key(struct sites *s, const uint8_t pub[32])
+{
+    struct keyent k;
+    memcpy(k.pub, pub, 32);
+    const struct keyent *e = bsearch(&k, s->by_key, (size_t)s->n, sizeof *s->by_key, key_cmp);
+    return e ? s->site[e->site] : NULL;
+}
+
+/* A multiplexer for site st with the shared settings and the site's own (cs). NULL when out of
+ * memory. */
+static struct mux *site_mux_new(struct sites *s, struct site *st, const struct cfg_site *cs,
+                                const struct mux_config *base)
+{
+    struct mux_config mc = *base;
+    peer_init(&mc.peer, cs->public_key, cs->psk);
+    snprintf(mc.name, sizeof mc.name, "%s", cs->name);
+    if (cs->scheduler[0]) snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cs->scheduler);
+    if (cs->has_reorder_max_ms) mc.reorder_max_ms = cs->reorder_max_ms;
+    struct mux_callbacks cb = {.deliver = site_deliver,
+                               .new_link = site_new_link,
+                               .reply_to = site_reply_to,
+                               .index_claim = index_claim,
+                               .index_release = index_release,
+                               .ctx = st};
+    struct mux *m = mux_new(s->loop, &mc, &cb);
+    sodium_memzero(&mc, sizeof mc);
+    return m;
+}
+
+static struct site *site_new(struct sites *s, const struct cfg_site *cs, int no,
+                             const struct mux_config *base)
+{
+    struct site *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->owner = s;
+    st->no = no;
+    st->cfg = *cs;
+    st->lim.interval_us = 5000000u;
+    if (!(st->mux = site_mux_new(s, st, cs, base))) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void site_free(struct site *st)
+{
+    if (!st) return;
+    mux_free(st->mux); /* releases its receiver indices through index_release */
+    sodium_memzero(st, sizeof *st);
+    free(st);
+}
+
+/* The key and route tables for n sites whose settings are given by site number (NULL: no
+ * site). 0, or -1 when out of memory. */
+static int build_tables(const struct cfg_site *const *cfgs, int nslots, int n,
+                        struct keyent **by_key, struct ptable **routes)
+{
+    *by_key = calloc((size_t)(n ? n : 1), sizeof **by_key);
+    *routes = NULL;
+    if (!*by_key) return -1;
+    bool routing = n > 1;
+    for (int i = 0; i < nslots; i++)
+        if (cfgs[i] && cfgs[i]->nallowed > 0) routing = true;
+    if (routing && !(*routes = ptable_new())) goto nomem;
+    int k = 0;
+    for (int i = 0; i < nslots; i++) {
+        const struct cfg_site *c = cfgs[i];
+        if (!c) continue;
+        memcpy((*by_key)[k].pub, c->public_key, 32);
+        (*by_key)[k++].site = i;
+        for (int a = 0; a < c->nallowed; a++)
+            if (ptable_insert(*routes, &c->allowed[a], (uint32_t)i, NULL) < 0) goto nomem;
+    }
+    qsort(*by_key, (size_t)n, sizeof **by_key, key_cmp);
+    return 0;
+nomem:
+    free(*by_key);
+    ptable_free(*routes);
+    *by_key = NULL;
+    *routes = NULL;
+    return -1;
+}
+
 struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
                         const struct cfg_site *cs, int n, const struct sites_io *io)
 {
@@ -113,66 +200,171 @@ struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
         return NULL;
     }
     struct sites *s = calloc(1, sizeof *s);
-    if (!s) goto nomem;
+    const struct cfg_site **cfgs = calloc((size_t)n, sizeof *cfgs);
+    if (!s || !cfgs) goto nomem;
     s->io = *io;
+    s->loop = loop;
     s->self = base->self;
-    s->n = n;
     s->front = front_new(&s->self);
     s->site = calloc((size_t)n, sizeof *s->site);
-    s->by_key = calloc((size_t)n, sizeof *s->by_key);
-    if (!s->front || !s->site || !s->by_key || itab_init(&s->index) != 0) goto nomem;
-    bool routing = n > 1 || cs[0].nallowed > 0;
-    if (routing && !(s->routes = ptable_new())) goto nomem;
+    if (!s->front || !s->site || itab_init(&s->index) != 0) goto nomem;
+    s->nslots = n;
     for (int i = 0; i < n; i++) {
-        struct site *st = &s->site[i];
-        st->owner = s;
-        st->no = i;
-        st->cfg = cs[i];
-        st->lim.interval_us = 5000000u;
-        memcpy(s->by_key[i].pub, cs[i].public_key, 32);
-        s->by_key[i].site = i;
-        for (int k = 0; k < cs[i].nallowed; k++)
-            if (ptable_insert(s->routes, &cs[i].allowed[k], (uint32_t)i, NULL) < 0) goto nomem;
-        struct mux_config mc = *base;
-        peer_init(&mc.peer, cs[i].public_key, cs[i].psk);
-        snprintf(mc.name, sizeof mc.name, "%s", cs[i].name);
-        if (cs[i].scheduler[0]) snprintf(mc.scheduler, sizeof mc.scheduler, "%s", cs[i].scheduler);
-        if (cs[i].has_reorder_max_ms) mc.reorder_max_ms = cs[i].reorder_max_ms;
-        struct mux_callbacks cb = {.deliver = site_deliver,
-                                   .new_link = site_new_link,
-                                   .reply_to = site_reply_to,
-                                   .index_claim = index_claim,
-                                   .index_release = index_release,
-                                   .ctx = st};
-        st->mux = mux_new(loop, &mc, &cb);
-        sodium_memzero(&mc, sizeof mc);
-        if (!st->mux) goto nomem;
+        if (!(s->site[i] = site_new(s, &cs[i], i, base))) goto nomem;
+        cfgs[i] = &cs[i];
+        s->n++;
     }
-    qsort(s->by_key, (size_t)n, sizeof *s->by_key, key_cmp);
+    if (build_tables(cfgs, s->nslots, s->n, &s->by_key, &s->routes) != 0) goto nomem;
+    s->single = s->site[0];
+    free(cfgs);
     s->lim_nosession.interval_us = s->lim_route.interval_us = s->lim_key.interval_us = 5000000u;
     return s;
 nomem:
     LOGE("out of memory for %d sites", n);
+    free(cfgs);
     sites_free(s);
     return NULL;
 }
 
+/* Does a site need a new multiplexer (a new session) for its new settings? */
+static bool site_needs_new_mux(const struct cfg_site *a, const struct cfg_site *b)
+{
+    return a->has_psk != b->has_psk || sodium_memcmp(a->psk, b->psk, 32) != 0 ||
+           strcmp(a->scheduler, b->scheduler) != 0 ||
+           a->has_reorder_max_ms != b->has_reorder_max_ms ||
+           (a->has_reorder_max_ms && a->reorder_max_ms != b->reorder_max_ms);
+}
+
+int sites_reload(struct sites *s, const struct mux_config *base, const struct cfg_site *cs,
+                 int n, int changes[3], struct strbuf *out)
+{
+    changes[0] = changes[1] = changes[2] = 0;
+    if (n < 1 || n > ITAB_SITES_MAX) return -1;
+    int nslots = s->nslots > n ? s->nslots : n;
+    struct site **nsite = calloc((size_t)nslots, sizeof *nsite);
+    const struct cfg_site **cfgs = calloc((size_t)nslots, sizeof *cfgs);
+    struct site **old = calloc((size_t)n, sizeof *old);   /* kept site, by j */
+    struct site **made = calloc((size_t)n, sizeof *made); /* new site, by j */
+    struct mux **fresh = calloc((size_t)n, sizeof *fresh); /* a kept site's new mux, by j */
+    bool *keep = calloc((size_t)s->nslots, sizeof *keep);
+    struct keyent *by_key = NULL;
+    struct ptable *routes = NULL;
+    if (!nsite || !cfgs || !old || !made || !fresh || !keep) goto fail;
+    /* Prepare everything that may fail; the running table is not touched until all is made.
+     * A kept site (the same public key) keeps its number and its session, unless its psk or
+     * mux settings changed (a new multiplexer: the slave makes a new handshake). A new site
+     * takes a number no kept site has (a removed site's is free once it is gone). */
+    for (int j = 0; j < n; j++) {
+        old[j] = site_by_key(s, cs[j].public_key);
+        if (old[j]) {
+            keep[old[j]->no] = true;
+            cfgs[old[j]->no] = &cs[j];
+        }
+    }
+    int next = 0;
+    for (int j = 0; j < n; j++) {
+        if (old[j]) {
+            if (site_needs_new_mux(&old[j]->cfg, &cs[j]) &&
+                !(fresh[j] = site_mux_new(s, old[j], &cs[j], base)))
+                goto fail;
+            continue;
+        }
+        while (cfgs[next]) next++; /* below nslots: kept + new sites = n <= nslots */
+        if (!(made[j] = site_new(s, &cs[j], next, base))) goto fail;
+        cfgs[next] = &cs[j];
+    }
+    if (build_tables(cfgs, nslots, n, &by_key, &routes) != 0) goto fail;
+
+    /* Commit: nothing fails from here. */
+    for (int i = 0; i < s->nslots; i++) {
+        struct site *st = s->site[i];
+        if (!st || keep[i]) continue;
+        LOGI("reload: site %s removed", st->cfg.name);
+        sb_printf(out, "removed site %s\n", st->cfg.name);
+        mux_shutdown(st->mux); /* the slave hears its links are gone */
+        site_free(st);
+        changes[1]++;
+    }
+    for (int j = 0; j < n; j++) {
+        if (made[j]) {
+            nsite[made[j]->no] = made[j];
+            LOGI("reload: site %s added", cs[j].name);
+            sb_printf(out, "added site %s\n", cs[j].name);
+            changes[0]++;
+            continue;
+        }
+        struct site *st = old[j];
+        bool differs = strcmp(st->cfg.name, cs[j].name) != 0 ||
+                       st->cfg.nallowed != cs[j].nallowed ||
+                       memcmp(st->cfg.allowed, cs[j].allowed,
+                              (size_t)cs[j].nallowed * sizeof cs[j].allowed[0]) != 0;
+        if (fresh[j]) {
+            mux_shutdown(st->mux);
+            mux_free(st->mux);
+            st->mux = fresh[j];
+            fresh[j] = NULL;
+            mux_start(st->mux);
+            LOGI("reload: site %s: a new psk or mux settings: a new session", cs[j].name);
+            sb_printf(out, "changed site %s (a new session)\n", cs[j].name);
+            changes[2]++;
+        } else if (differs) {
+            LOGI("reload: site %s: a new name or allowed_ips", cs[j].name);
+            sb_printf(out, "changed site %s\n", cs[j].name);
+            changes[2]++;
+        }
+        st->cfg = cs[j];
+        nsite[st->no] = st;
+    }
+    free(s->site);
+    s->site = nsite;
+    s->nslots = nslots;
+    s->n = n;
+    free(s->by_key);
+    ptable_free(s->routes);
+    s->by_key = by_key;
+    s->routes = routes;
+    s->single = NULL;
+    for (int i = 0; i < nslots && !s->single; i++) s->single = nsite[i];
+    for (int j = 0; j < n; j++)
+        if (made[j]) mux_start(made[j]->mux);
+    free(cfgs);
+    free(old);
+    free(made);
+    free(fresh);
+    free(keep);
+    return 0;
+fail:
+    for (int j = 0; made && j < n; j++) site_free(made[j]);
+    for (int j = 0; fresh && j < n; j++) mux_free(fresh[j]);
+    free(by_key);
+    ptable_free(routes);
+    free(nsite);
+    free(cfgs);
+    free(old);
+    free(made);
+    free(fresh);
+    free(keep);
+    LOGE("reload: out of memory for the new site table");
+    return -1;
+}
+
 void sites_start(struct sites *s)
 {
-    for (int i = 0; i < s->n; i++) mux_start(s->site[i].mux);
+    for (int i = 0; i < s->nslots; i++)
+        if (s->site[i]) mux_start(s->site[i]->mux);
 }
 
 void sites_shutdown(struct sites *s)
 {
-    for (int i = 0; i < s->n; i++) mux_shutdown(s->site[i].mux);
+    for (int i = 0; i < s->nslots; i++)
+        if (s->site[i]) mux_shutdown(s->site[i]->mux);
 }
 
 void sites_free(struct sites *s)
 {
     if (!s) return;
     if (s->site)
-        for (int i = 0; i < s->n; i++) mux_free(s->site[i].mux);
-    if (s->site) sodium_memzero(s->site, (size_t)s->n * sizeof *s->site);
+        for (int i = 0; i < s->nslots; i++) site_free(s->site[i]);
     free(s->site);
     itab_free(&s->index);
     free(s->by_key);
@@ -184,13 +376,6 @@ void sites_free(struct sites *s)
 
 /* ---------------------------------------------------------------- datagrams and packets */
 
-static struct site *site_by_key(struct sites *s, const uint8_t pub[32])
-{
-    struct keyent k;
-    memcpy(k.pub, pub, 32);
-    const struct keyent *e = bsearch(&k, s->by_key, (size_t)s->n, sizeof *s->by_key, key_cmp);
-    return e ? &s->site[e->site] : NULL;
-}
 
 static void handshake_in(struct sites *s, const uint8_t *buf, size_t len, uint8_t link_id,
                          const struct sockaddr *from, socklen_t fromlen)
@@ -252,13 +437,13 @@ void sites_input(struct sites *s, uint8_t *buf, size_t len, const struct sockadd
                     addr_str(from, as, sizeof as));
         return;
     }
-    mux_input(s->site[who].mux, buf, len, from, fromlen);
+    mux_input(s->site[who]->mux, buf, len, from, fromlen); /* (a site's indices go with it) */
 }
 
 void sites_send(struct sites *s, const uint8_t *pkt, size_t len)
 {
     if (!s->routes) {
-        mux_send(s->site[0].mux, pkt, len);
+        mux_send(s->single->mux, pkt, len);
         return;
     }
     const uint8_t *src, *dst;
@@ -276,7 +461,7 @@ void sites_send(struct sites *s, const uint8_t *pkt, size_t len)
                     ip_str(af, dst, ip, sizeof ip));
         return;
     }
-    mux_send(s->site[who].mux, pkt, len);
+    mux_send(s->site[who]->mux, pkt, len); /* (the table holds live sites only) */
 }
 
 /* ---------------------------------------------------------------- status */
@@ -288,7 +473,9 @@ int sites_count(const struct sites *s)
 
 struct mux *sites_mux(const struct sites *s, int i)
 {
-    return i >= 0 && i < s->n ? s->site[i].mux : NULL;
+    for (int k = 0; k < s->nslots; k++)
+        if (s->site[k] && i-- == 0) return s->site[k]->mux;
+    return NULL;
 }
 
 const struct sites_counters *sites_counters(const struct sites *s)
@@ -303,7 +490,8 @@ const struct front_counters *sites_front_counters(const struct sites *s)
 
 size_t sites_table_bytes(const struct sites *s)
 {
-    return sizeof *s + (size_t)s->n * (sizeof *s->site + sizeof *s->by_key) +
+    return sizeof *s + (size_t)s->nslots * sizeof *s->site +
+           (size_t)s->n * (sizeof(struct site) + sizeof *s->by_key) +
            itab_bytes(&s->index) +
            (s->routes ? ptable_bytes(s->routes) : 0);
 }
@@ -328,9 +516,12 @@ void sites_status_json(const struct sites *s, struct strbuf *sb)
     FRONT_COUNTERS(X)
 #undef X
     sb_printf(sb, "},\"sites\":[");
-    for (int i = 0; i < s->n; i++) {
-        const struct site *st = &s->site[i];
-        sb_printf(sb, "%s{\"name\":", i ? "," : "");
+    const char *sep2 = "";
+    for (int i = 0; i < s->nslots; i++) {
+        const struct site *st = s->site[i];
+        if (!st) continue;
+        sb_printf(sb, "%s{\"name\":", sep2);
+        sep2 = ",";
         sb_json_str(sb, st->cfg.name);
         sb_printf(sb, ",\"allowed_ips\":[");
         for (int k = 0; k < st->cfg.nallowed; k++) {
@@ -349,11 +540,12 @@ void sites_status_json(const struct sites *s, struct strbuf *sb)
 void sites_status_text(const struct sites *s, struct strbuf *sb)
 {
     int with = 0;
-    for (int i = 0; i < s->n; i++) with += mux_has_session(s->site[i].mux);
+    for (int i = 0; i < s->nslots; i++) with += s->site[i] && mux_has_session(s->site[i]->mux);
     sb_printf(sb, "braid-master: %d site%s, %d with a session\n", s->n, s->n == 1 ? "" : "s",
               with);
-    for (int i = 0; i < s->n; i++) {
-        const struct site *st = &s->site[i];
+    for (int i = 0; i < s->nslots; i++) {
+        const struct site *st = s->site[i];
+        if (!st) continue;
         sb_printf(sb, "\nsite %s", st->cfg.name);
         for (int k = 0; k < st->cfg.nallowed; k++) {
             char ps[PREFIX_STRLEN];

@@ -38,6 +38,12 @@ struct sites;
  * this end's identity). NULL after logging why not. */
 struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
                         const struct cfg_site *cs, int n, const struct sites_io *io);
+/* A reload: the sites of the new config (matched to the running ones by public key). A kept
+ * site keeps its session (a new psk, scheduler or reorder_max_ms gives it a new one); a removed
+ * site's slave is told its links are gone; new sites are served at once. changes: sites added,
+ * removed, changed; out: a line for each. Returns 0, or -1 (out of memory: nothing changed). */
+int sites_reload(struct sites *s, const struct mux_config *base, const struct cfg_site *cs,
+                 int n, int changes[3], struct strbuf *out);
 void sites_start(struct sites *s);
 void sites_shutdown(struct sites *s);
 void sites_free(struct sites *s);

@@ -55,12 +55,12 @@ static struct mux_link *link_slot(struct mux *m, uint8_t id, struct link *tl, bo
 {
     struct mux_link *ml = &m->links[id];
     memset(ml, 0, sizeof *ml);
+    ml->pos = m->nlinks;
+    m->order[m->nlinks++] = id;
     ml->used = true;
     ml->owned = owned;
     ml->id = id;
     ml->tl = tl;
-    ml->pos = m->nlinks;
-    m->order[m->nlinks++] = id;
     if (pm_init(&ml->pm) != 0) LOGW("link id %u: out of memory for its path model", id);
     link_reset(m, ml);
     /* Slave links deliver datagrams through rx; the master's arrive through mux_input. */
@@ -261,7 +261,7 @@ static void link_rx(void *ctx, struct link *l, uint8_t *buf, size_t len,
 {
     struct mux *m = ctx;
     struct mux_link *ml = &m->links[l->id];
-    if (!ml->used || ml->tl != l) return;
+    if (!ml->used || (ml->tl != l && ml->old_tl != l)) return;
     on_dgram(m, ml, buf, len, from, fromlen);
 }
 
@@ -398,9 +398,48 @@ struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
 
 int mux_add_link(struct mux *m, struct link *l)
 {
-    if (m->links[l->id].used) return -1;
+    struct mux_link *ml = &m->links[l->id];
+    if (ml->used) return -1;
     link_slot(m, l->id, l, false);
+    if (m->started) refresh_link(m, ml, mono_us());
     return 0;
+}
+
+void mux_retire_link(struct mux *m, uint8_t id)
+{
+    struct mux_link *ml = &m->links[id];
+    if (!ml->used || ml->retired) return;
+    uint64_t now = mono_us();
+    ml->retired = true;
+    refresh_link(m, ml, now); /* down: its queue moves to the others */
+    if (m->started) announce_down(m, id, CTRL_DOWN_SHUTDOWN, now);
+    LOGI("link %s (id %u): removed", ml->tl ? ml->tl->name : "?", id);
+}
+
+struct link *mux_replace_link(struct mux *m, struct link *l)
+{
+    struct mux_link *ml = &m->links[l->id];
+    if (!ml->used || ml->retired || !ml->tl) return NULL;
+    uint64_t now = mono_us();
+    struct link *old = ml->tl;
+    ml->old_tl = old;
+    ml->tl = l;
+    struct link_handlers h = {.rx = link_rx, .state = transport_state, .ctx = m};
+    link_set_handlers(l, &h);
+    link_set_handlers(old, &h); /* late datagrams on the old one still count (link_rx) */
+    ml->silent_since_us = now;
+    ml->next_stale_us = 0;
+    refresh_link(m, ml, now); /* down until the new transport comes up */
+    return old;
+}
+
+void mux_release_link(struct mux *m, struct link *l)
+{
+    struct mux_link *ml = &m->links[l->id];
+    if (!ml->used) return;
+    if (ml->old_tl == l) ml->old_tl = NULL;
+    if (ml->tl == l && ml->retired) ml->tl = NULL;
+    if (ml->tl != l) link_set_handlers(l, &(struct link_handlers){0});
 }
 
 void mux_start(struct mux *m)
@@ -449,6 +488,7 @@ void mux_free(struct mux *m)
         pm_free(&ml->pm);
         if (ml->owned) link_destroy(ml->tl);
         else if (ml->tl) link_set_handlers(ml->tl, &(struct link_handlers){0});
+        if (ml->old_tl) link_set_handlers(ml->old_tl, &(struct link_handlers){0});
     }
     reorder_free(m->ro);
     m->sched->destroy(m->sched_state);

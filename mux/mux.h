@@ -81,9 +81,22 @@ struct mux;
 /* NULL on allocation failure or an unknown cfg->scheduler (logged). */
 struct mux *mux_new(struct ev_loop *loop, const struct mux_config *cfg,
                     const struct mux_callbacks *cb);
-/* Slave: register a configured link (the caller keeps ownership; destroy it after mux_free).
- * Installs the link's handlers. Returns 0, or -1 if the id is already used. */
+/* Slave: register a configured link (the caller keeps ownership; destroy it after mux_free),
+ * at start or at run time (a reload). Installs the link's handlers. Returns 0, or -1 if the id
+ * is already used (by a live or a retired link). */
 int mux_add_link(struct mux *m, struct link *l);
+/* Slave, at run time (a configuration reload). The link with id is taken out: the master is
+ * told it is down, nothing more is sent on it (its queue moves to the others), it leaves the
+ * status; what still arrives on its transport is delivered until mux_release_link. Its id is
+ * not used again in this process: the master keeps the id's packet counters for the session. */
+void mux_retire_link(struct mux *m, uint8_t id);
+/* The link with l's id gets the new transport l (changed address, interface, proxy...): the
+ * same id, so the master follows it as it follows a NAT rebinding. Returns the old transport
+ * (NULL if there is no such live link), whose late datagrams still count until
+ * mux_release_link. */
+struct link *mux_replace_link(struct mux *m, struct link *l);
+/* The retired or replaced transport l is no longer used by the mux: the caller destroys it. */
+void mux_release_link(struct mux *m, struct link *l);
 /* Start timers (beats, handshake). */
 void mux_start(struct mux *m);
 /* Tell the peer we are going away (LINK_DOWN shutdown on every link), stop timers. */

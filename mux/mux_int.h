@@ -29,7 +29,9 @@ struct mux_link {
     bool owned;          /* master: made by new_link, destroyed by the mux */
     uint8_t id;
     int pos;             /* index in m->order / m->view */
-    struct link *tl;     /* transport */
+    struct link *tl;     /* transport (NULL once a retired link's is released) */
+    struct link *old_tl; /* slave: a replaced transport whose late datagrams still count */
+    bool retired;        /* slave: taken out by a reload: sends nothing, hidden from status */
     /* state */
     bool up;             /* both ends hear each other on it */
     bool sendable;       /* may carry data: up, or the peer's reports say it hears it; the
@@ -159,7 +161,7 @@ static inline const char *role(const struct mux *m)
 
 static inline bool transport_up(const struct mux_link *ml)
 {
-    return ml->tl && ml->tl->up;
+    return ml->tl && ml->tl->up && !ml->retired;
 }
 
 /* view.c */

@@ -49,11 +49,14 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
               (unsigned long long)rs->late, (unsigned long long)rs->skipped,
               (unsigned long long)rs->overflow, (unsigned long long)rs->held);
     sb_printf(sb, "\"links\":[");
+    const char *lsep = "";
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
+        if (ml->retired) continue;
         char desc[160] = "";
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
-        sb_printf(sb, "%s{\"id\":%u,\"name\":", i ? "," : "", ml->id);
+        sb_printf(sb, "%s{\"id\":%u,\"name\":", lsep, ml->id);
+        lsep = ",";
         sb_json_str(sb, ml->tl ? ml->tl->name : "");
         sb_printf(sb, ",\"transport\":");
         sb_json_str(sb, desc);
@@ -109,12 +112,15 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
 void mux_status_text(const struct mux *m, struct strbuf *sb)
 {
     uint64_t now = mono_us();
+    int nlive = 0;
+    for (int i = 0; i < m->nlinks; i++) nlive += !m->links[m->order[i]].retired;
     sb_printf(sb, "%s: %s, %d of %d links up\n", m->cfg.is_master ? "braid-master" : "braid-slave",
-              m->cur.valid ? "session established" : "no session", mux_links_up(m), m->nlinks);
+              m->cur.valid ? "session established" : "no session", mux_links_up(m), nlive);
     sb_printf(sb, "%-4s %-12s %-5s %9s %9s %7s %10s %10s %10s  %s\n", "id", "name", "state",
               "srtt_ms", "min_ms", "loss", "rate_kbit", "tx_data", "rx_data", "transport");
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
+        if (ml->retired) continue;
         char desc[160] = "";
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
         sb_printf(sb, "%-4u %-12s %-5s %9.2f %9.2f %6.2f%% %10.0f %10llu %10llu  %s\n", ml->id,

@@ -1,6 +1,8 @@
 /* main.c: braid-slave: opens one link per configured uplink toward the master and spreads its
- * tunnel device's packets over them through the multiplexer. */
+ * tunnel device's packets over them through the multiplexer; a reload (SIGHUP, `reload`)
+ * adds, removes and changes links without touching the others. */
 #include <ifaddrs.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +19,28 @@
 
 static const char prog[] = "braid-slave";
 
+/* A transport a reload took out of service: still delivering what arrives on it for a while
+ * (datagrams the master sent before it learned of the change), then destroyed. */
+#define DRAIN_S 3.0
+struct drain {
+    ev_timer t;
+    struct link *l;
+    struct slave *S;
+    struct drain *next;
+};
+
 struct slave {
     struct cfg cfg;
+    bool verbose;
     struct ev_loop *loop;
     struct tundev *tun;
     struct mux *mux;
     struct control *ctl;
     struct resolver *res;
-    struct link *links[CFG_MAX_LINKS];
+    struct link *links[CFG_MAX_LINKS]; /* parallel to cfg.links */
     int nlinks;
+    bool id_used[256]; /* link ids used in this process (a removed link's is not reused) */
+    struct drain *drains;
 };
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
@@ -40,20 +55,14 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
     tundev_write(S->tun, pkt, len);
 }
 
-static void status(void *ctx, const char *cmd, struct strbuf *out)
-{
-    struct slave *S = ctx;
-    daemon_status(S->mux, S->tun, cmd, out);
-}
-
 /* A link with both "interface" and "bind": the address must be on that interface. Where this
- * host has the address on another interface, say so (file and line); an address on no
- * interface yet (a phone not plugged in) cannot be judged. Returns 0 or 1. */
-static int check_bind_interface(const struct cfg *cfg)
+ * host has the address on another interface, say so (file and line) in err; an address on no
+ * interface yet (a phone not plugged in) cannot be judged. Returns 0 or -1. */
+static int check_bind_interface(const struct cfg *cfg, char *err, size_t errlen)
 {
     struct ifaddrs *ifs = NULL;
     int bad = 0;
-    for (int i = 0; i < cfg->nlinks; i++) {
+    for (int i = 0; i < cfg->nlinks && !bad; i++) {
         const struct cfg_link *cl = &cfg->links[i];
         if (!cl->has_bind || !cl->interface[0]) continue;
         if (!ifs && getifaddrs(&ifs) != 0) return 0;
@@ -63,17 +72,282 @@ static int check_bind_interface(const struct cfg *cfg)
             if (!addr_same_ip(f->ifa_addr, b)) continue;
             if (strcmp(f->ifa_name, cl->interface) == 0) break; /* on it: fine */
             char as[ADDR_STRLEN];
-            fprintf(stderr,
-                    "%s: %s:%d: links[%d] (\"%s\"): bind %s is an address of interface %s, not "
-                    "of interface \"%s\"; give the address of %s, or leave one of the two out\n",
-                    prog, cfg->path, cl->line, i, cl->name, addr_ip_str(b, as, sizeof as),
-                    f->ifa_name, cl->interface, cl->interface);
-            bad = 1;
+            snprintf(err, errlen,
+                     "%s:%d: links[%d] (\"%s\"): bind %s is an address of interface %s, not of "
+                     "interface \"%s\"; give the address of %s, or leave one of the two out",
+                     cfg->path, cl->line, i, cl->name, addr_ip_str(b, as, sizeof as),
+                     f->ifa_name, cl->interface, cl->interface);
+            bad = -1;
             break;
         }
     }
     if (ifs) freeifaddrs(ifs);
     return bad;
+}
+
+/* The automatic MTU depends on the master's IP version; a name could be either: assume the
+ * larger IPv6 headers unless every way to the master is an IPv4 literal. */
+static unsigned slave_mtu(const struct cfg *cfg)
+{
+    bool v6 = false;
+    for (int i = 0; i < cfg->nlinks; i++) {
+        const struct cfg_link *cl = &cfg->links[i];
+        const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
+        struct addr ma;
+        if (addr_parse_ip(mh, 0, &ma) != 0 || ma.ss.ss_family == AF_INET6) v6 = true;
+    }
+    return daemon_tunnel_mtu(cfg, v6);
+}
+
+/* The link's transport for its settings (not started). NULL when out of memory. */
+static struct link *make_link(struct slave *S, const struct cfg *cfg, const struct cfg_link *cl)
+{
+    const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
+    unsigned mp = cl->has_master ? cl->master_port : cfg->master_port;
+    if (cl->type == CFG_LINK_SOCKS5) {
+        struct socks5_link_config sc = {
+            .id = cl->id,
+            .name = cl->name,
+            .proxy_host = cl->proxy_host,
+            .proxy_port = cl->proxy_port,
+            .username = cl->username,
+            .password = cl->password,
+            .master_host = mh,
+            .master_port = mp,
+            .has_bind = cl->has_bind,
+            .bind = cl->bind,
+            .interface = cl->interface[0] ? cl->interface : NULL,
+            .resolver = S->res,
+            .timeout_s = cl->proxy_timeout_ms / 1000.0,
+            .sndbuf = cfg->socket_buffer,
+        };
+        return socks5_link_new(S->loop, &sc);
+    }
+    struct udp_link_config uc = {
+        .id = cl->id,
+        .name = cl->name,
+        .has_bind = cl->has_bind,
+        .bind = cl->bind,
+        .interface = cl->interface[0] ? cl->interface : NULL,
+        .retry_s = 1.0,
+        .sndbuf = cfg->socket_buffer,
+    };
+    if (addr_parse_ip(mh, mp, &uc.master) != 0) { /* a name: resolved on every open */
+        uc.master_host = mh;
+        uc.master_port = mp;
+        uc.resolver = S->res;
+    }
+    return udp_link_new(S->loop, &uc);
+}
+
+static void start_link(struct link *l, const struct cfg_link *cl)
+{
+    if (cl->type == CFG_LINK_SOCKS5) socks5_link_start(l);
+    else udp_link_start(l);
+}
+
+/* ---------------------------------------------------------------- reload */
+
+static void drain_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct drain *d = w->data;
+    struct slave *S = d->S;
+    for (struct drain **pp = &S->drains; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    mux_release_link(S->mux, d->l);
+    link_destroy(d->l);
+    free(d);
+}
+
+static void drain(struct slave *S, struct link *l)
+{
+    struct drain *d = calloc(1, sizeof *d);
+    if (!d) { /* no room to wait: let it go at once */
+        mux_release_link(S->mux, l);
+        link_destroy(l);
+        return;
+    }
+    d->l = l;
+    d->S = S;
+    d->next = S->drains;
+    S->drains = d;
+    ev_timer_init(&d->t, drain_done, DRAIN_S, 0.);
+    d->t.data = d;
+    ev_timer_start(S->loop, &d->t);
+}
+
+static void drain_all(struct slave *S)
+{
+    while (S->drains) {
+        struct drain *d = S->drains;
+        S->drains = d->next;
+        ev_timer_stop(S->loop, &d->t);
+        link_destroy(d->l);
+        free(d);
+    }
+}
+
+/* Do two configured links (of cfgs a and b) need different transports? */
+static bool link_changed(const struct cfg *a, const struct cfg_link *x, const struct cfg *b,
+                         const struct cfg_link *y)
+{
+    const char *mx = x->has_master ? x->master_host : a->master_host;
+    const char *my = y->has_master ? y->master_host : b->master_host;
+    unsigned px = x->has_master ? x->master_port : a->master_port;
+    unsigned py = y->has_master ? y->master_port : b->master_port;
+    return x->type != y->type || strcmp(mx, my) != 0 || px != py ||
+           x->has_bind != y->has_bind ||
+           (x->has_bind && !addr_equal((const struct sockaddr *)&x->bind.ss,
+                                       (const struct sockaddr *)&y->bind.ss)) ||
+           strcmp(x->interface, y->interface) != 0 || strcmp(x->proxy_host, y->proxy_host) != 0 ||
+           x->proxy_port != y->proxy_port || strcmp(x->username, y->username) != 0 ||
+           strcmp(x->password, y->password) != 0 || x->proxy_timeout_ms != y->proxy_timeout_ms;
+}
+
+/* Re-read the config file: links added, removed or changed (matched by name) take effect now;
+ * the others, the session and the tunnel device are not touched. A config with an error
+ * changes nothing. The outcome goes to the log and to out. */
+static void slave_reload(struct slave *S, struct strbuf *out)
+{
+    char err[768];
+    struct cfg *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        LOGE("reload: out of memory; the running configuration stays");
+        sb_printf(out, "error: out of memory\n");
+        return;
+    }
+    if (cfg_load(S->cfg.path, false, nc, err, sizeof err) != 0 ||
+        check_bind_interface(nc, err, sizeof err) != 0) {
+        LOGE("reload: %s; the running configuration stays", err);
+        sb_printf(out, "error: %s; the running configuration stays\n", err);
+        cfg_free(nc);
+        free(nc);
+        return;
+    }
+    if (nc->warning[0]) LOGW("%s", nc->warning);
+    struct strbuf notes;
+    sb_init(&notes);
+    daemon_restart_only(&S->cfg, nc, &notes);
+    if (slave_mtu(nc) != slave_mtu(&S->cfg)) {
+        LOGW("reload: the tunnel MTU would change (%u -> %u): it takes effect at the next "
+             "restart", slave_mtu(&S->cfg), slave_mtu(nc));
+        sb_printf(&notes, "the tunnel MTU would change: restart needed\n");
+    }
+    if (!S->verbose) log_set_level((enum log_level)nc->log_level);
+
+    /* Match the new links to the running ones by name; a kept link keeps its id. */
+    int match[CFG_MAX_LINKS]; /* new index -> running index, or -1 */
+    bool kept[CFG_MAX_LINKS] = {false};
+    bool id_taken[256];
+    memcpy(id_taken, S->id_used, sizeof id_taken);
+    for (int j = 0; j < nc->nlinks; j++) {
+        match[j] = -1;
+        for (int i = 0; i < S->nlinks; i++)
+            if (strcmp(S->cfg.links[i].name, nc->links[j].name) == 0) {
+                match[j] = i;
+                kept[i] = true;
+                nc->links[j].id = S->cfg.links[i].id;
+                id_taken[nc->links[j].id] = true;
+            }
+    }
+    /* New links: their own id if no link of this process had it, else the lowest such. */
+    for (int j = 0; j < nc->nlinks; j++) {
+        if (match[j] >= 0) continue;
+        unsigned id = nc->links[j].id;
+        if (id_taken[id])
+            for (id = 0; id < 256 && id_taken[id]; id++) {
+            }
+        if (id == 256) {
+            LOGE("reload: no link id left for link %s (256 used since the start); restart "
+                 "braid-slave", nc->links[j].name);
+            sb_printf(out, "error: no link id left for link %s; restart braid-slave\n",
+                      nc->links[j].name);
+            cfg_free(nc);
+            free(nc);
+            sb_free(&notes);
+            return;
+        }
+        nc->links[j].id = (uint8_t)id;
+        id_taken[id] = true;
+    }
+    int added = 0, removed = 0, changed = 0;
+    struct link *nlinks[CFG_MAX_LINKS] = {NULL};
+    for (int i = 0; i < S->nlinks; i++) {
+        if (kept[i]) continue;
+        mux_retire_link(S->mux, S->cfg.links[i].id);
+        drain(S, S->links[i]);
+        LOGI("reload: link %s removed", S->cfg.links[i].name);
+        sb_printf(out, "removed link %s\n", S->cfg.links[i].name);
+        removed++;
+    }
+    for (int j = 0; j < nc->nlinks; j++) {
+        const struct cfg_link *cl = &nc->links[j];
+        int i = match[j];
+        if (i >= 0 && !link_changed(&S->cfg, &S->cfg.links[i], nc, cl)) {
+            nlinks[j] = S->links[i];
+            continue;
+        }
+        struct link *l = make_link(S, nc, cl);
+        if (!l) { /* keep what runs */
+            LOGE("reload: out of memory for link %s", cl->name);
+            sb_printf(out, "error: out of memory for link %s\n", cl->name);
+            if (i >= 0) {
+                nlinks[j] = S->links[i];
+                nc->links[j] = S->cfg.links[i];
+            }
+            continue;
+        }
+        if (i >= 0) {
+            struct link *old = mux_replace_link(S->mux, l);
+            if (old) drain(S, old);
+            LOGI("reload: link %s changed: new transport, same id %u", cl->name, cl->id);
+            sb_printf(out, "changed link %s\n", cl->name);
+            changed++;
+        } else {
+            mux_add_link(S->mux, l);
+            S->id_used[cl->id] = true;
+            LOGI("reload: link %s added (id %u)", cl->name, cl->id);
+            sb_printf(out, "added link %s\n", cl->name);
+            added++;
+        }
+        nlinks[j] = l;
+        start_link(l, cl);
+    }
+    /* The new config is the running one; settings that need a restart keep their old values. */
+    struct cfg old = S->cfg;
+    S->cfg = *nc;
+    daemon_keep_restart_only(&S->cfg, &old);
+    memcpy(S->links, nlinks, sizeof nlinks);
+    S->nlinks = nc->nlinks;
+    sodium_memzero(nc, sizeof *nc);
+    free(nc);
+    cfg_free(&old);
+    LOGI("reload: done: %d link%s added, %d removed, %d changed, %d unchanged", added,
+         added == 1 ? "" : "s", removed, changed, S->nlinks - added - changed);
+    sb_printf(out, "reloaded: %d added, %d removed, %d changed, %d unchanged\n", added, removed,
+              changed, S->nlinks - added - changed);
+    if (notes.len) sb_printf(out, "%.*s", (int)notes.len, notes.buf);
+    sb_free(&notes);
+}
+
+static void on_sighup(void *ctx)
+{
+    struct strbuf out;
+    sb_init(&out);
+    slave_reload(ctx, &out);
+    sb_free(&out);
+}
+
+static void control(void *ctx, const char *cmd, struct strbuf *out)
+{
+    struct slave *S = ctx;
+    if (strcmp(cmd, "reload") == 0) slave_reload(S, out);
+    else daemon_status(S->mux, S->tun, cmd, out);
 }
 
 int main(int argc, char **argv)
@@ -87,6 +361,7 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     struct slave *S = calloc(1, sizeof *S);
     if (!S) return 1;
+    S->verbose = a.verbose;
     rc = daemon_prepare(&a, prog, false, &S->cfg);
     if (rc >= 0) {
         cfg_free(&S->cfg);
@@ -99,16 +374,8 @@ int main(int argc, char **argv)
         return probe_socks(prog, a.extra_arg);
     }
     const struct cfg *cfg = &S->cfg;
-    /* The automatic MTU depends on the master's IP version; a name could be either: assume the
-     * larger IPv6 headers unless every way to the master is an IPv4 literal. */
-    bool v6 = false;
-    for (int i = 0; i < cfg->nlinks; i++) {
-        const struct cfg_link *cl = &cfg->links[i];
-        const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
-        struct addr ma;
-        if (addr_parse_ip(mh, 0, &ma) != 0 || ma.ss.ss_family == AF_INET6) v6 = true;
-    }
-    unsigned mtu = daemon_tunnel_mtu(cfg, v6);
+    unsigned mtu = slave_mtu(cfg);
+    char err[768];
     if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
         fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
                         "address where the frame client connects, e.g. \"127.0.0.1:7200\")\n",
@@ -117,7 +384,8 @@ int main(int argc, char **argv)
         free(S);
         return 2;
     }
-    if (check_bind_interface(cfg) != 0) {
+    if (check_bind_interface(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
         cfg_free(&S->cfg);
         free(S);
         return 2;
@@ -131,9 +399,8 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    char err[512];
     S->loop = ev_default_loop(EVFLAG_AUTO);
-    daemon_signals(S->loop);
+    daemon_signals(S->loop, on_sighup, S);
     rc = 1;
     S->res = resolver_new(S->loop, cfg->dns_servers[0] ? cfg->dns_servers : NULL, err, sizeof err);
     if (!S->res) {
@@ -156,74 +423,37 @@ int main(int argc, char **argv)
     if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
     struct mux_callbacks cb = {.deliver = deliver, .ctx = S};
     S->mux = mux_new(S->loop, &mc, &cb);
+    sodium_memzero(&mc, sizeof mc);
     if (!S->mux) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
     for (int i = 0; i < cfg->nlinks; i++) {
-        const struct cfg_link *cl = &cfg->links[i];
-        const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
-        unsigned mp = cl->has_master ? cl->master_port : cfg->master_port;
-        struct link *l;
-        if (cl->type == CFG_LINK_SOCKS5) {
-            struct socks5_link_config sc = {
-                .id = cl->id,
-                .name = cl->name,
-                .proxy_host = cl->proxy_host,
-                .proxy_port = cl->proxy_port,
-                .username = cl->username,
-                .password = cl->password,
-                .master_host = mh,
-                .master_port = mp,
-                .has_bind = cl->has_bind,
-                .bind = cl->bind,
-                .interface = cl->interface[0] ? cl->interface : NULL,
-                .resolver = S->res,
-                .timeout_s = cl->proxy_timeout_ms / 1000.0,
-                .sndbuf = cfg->socket_buffer,
-            };
-            l = socks5_link_new(S->loop, &sc);
-        } else {
-            struct udp_link_config uc = {
-                .id = cl->id,
-                .name = cl->name,
-                .has_bind = cl->has_bind,
-                .bind = cl->bind,
-                .interface = cl->interface[0] ? cl->interface : NULL,
-                .retry_s = 1.0,
-                .sndbuf = cfg->socket_buffer,
-            };
-            if (addr_parse_ip(mh, mp, &uc.master) != 0) { /* a name: resolved on every open */
-                uc.master_host = mh;
-                uc.master_port = mp;
-                uc.resolver = S->res;
-            }
-            l = udp_link_new(S->loop, &uc);
-        }
+        struct link *l = make_link(S, cfg, &cfg->links[i]);
         if (!l) {
             fprintf(stderr, "%s: out of memory\n", prog);
             goto out;
         }
         S->links[S->nlinks++] = l;
         mux_add_link(S->mux, l);
+        S->id_used[cfg->links[i].id] = true;
     }
     if (cfg->control_socket[0]) {
-        S->ctl = control_open(S->loop, cfg->control_socket, status, S, err, sizeof err);
+        S->ctl = control_open(S->loop, cfg->control_socket, control, S, err, sizeof err);
         if (!S->ctl) {
             fprintf(stderr, "%s: %s\n", prog, err);
             goto out;
         }
     }
-    for (int i = 0; i < S->nlinks; i++) {
-        if (cfg->links[i].type == CFG_LINK_SOCKS5) socks5_link_start(S->links[i]);
-        else udp_link_start(S->links[i]);
-    }
+    for (int i = 0; i < S->nlinks; i++) start_link(S->links[i], &cfg->links[i]);
     mux_start(S->mux);
     {
         char td[160];
         tundev_describe(S->tun, td, sizeof td);
         LOGI("braid-slave: master %s:%u, %d links, tunnel %s, MTU %u", cfg->master_host,
              cfg->master_port, S->nlinks, td, mtu);
+        daemon_notify("READY=1\nSTATUS=tunnel %s, %d links toward %s:%u", td, S->nlinks,
+                      cfg->master_host, cfg->master_port);
     }
     ev_run(S->loop, 0);
     mux_shutdown(S->mux);
@@ -232,6 +462,7 @@ out:
     control_close(S->ctl);
     mux_free(S->mux);
     for (int i = 0; i < S->nlinks; i++) link_destroy(S->links[i]);
+    drain_all(S);
     if (S->tun) tundev_close(S->tun);
     resolver_free(S->res);
     if (S->loop) ev_loop_destroy(S->loop);

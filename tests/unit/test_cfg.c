@@ -346,6 +346,11 @@ static void test_syntax_errors(void **state)
                    true));
     assert_int_equal(C.log_level, LOG_DEBUG);
     assert_int_equal(C.socket_buffer, 65536);
+    assert_int_equal(C.log_target, LOG_TO_AUTO);
+    expect_ok(load_m("log_target = \"syslog\";"));
+    assert_int_equal(C.log_target, LOG_TO_SYSLOG);
+    expect_fail(load_m("log_target = \"journal\";"),
+                "t.conf:3: log_target: \"journal\" is not a log target; expected \"auto\"", NULL);
 }
 
 static void test_duplicate_setting(void **state)

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""test_service.py: braid as a service (notun build, loopback, no root): systemd's readiness,
+watchdog and stopping notifications (a fake NOTIFY_SOCKET), log lines in the journal's format
+when stderr is the journal's stream, and the configuration reloaded on SIGHUP."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import braid  # noqa: E402
+import frames  # noqa: E402
+
+SLOW = {"up": "rate=8mbit,delay=10ms", "down": "rate=8mbit,delay=10ms"}
+
+
+def run_transfer(b, count, **kw):
+    (ma, mp), (sa, sp) = b.tun_addrs()
+    kw.setdefault("window", 64)
+    kw.setdefault("size", "64-1400")
+    kw.setdefault("timeout", 60)
+    return frames.transfer((ma, mp), (sa, sp), count, **kw)
+
+
+def ctl(b, prog, cmd):
+    """Run `prog cmd -c CONF` (e.g. reload) against the running daemon."""
+    conf = os.path.join(b.tmp, prog.split("-")[1] + ".conf")
+    return subprocess.run([os.path.join(b.build, prog), cmd, "-c", conf], capture_output=True,
+                          text=True, timeout=10)
+
+
+def set_links(path, links):
+    """Replace the slave config's links list with these groups (settings text each)."""
+    with open(path) as f:
+        text = f.read()
+    new, n = re.subn(r"^links = \(.*\);$", "links = ( %s );" % ", ".join(
+        "{ %s }" % l for l in links), text, flags=re.M)
+    assert n == 1, text
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def edit(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text, (old, text)
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
+
+
+class FakeSystemd:
+    """The notification end of systemd: a datagram socket collecting sd_notify messages."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        try:
+            while True:
+                self.messages.append(self.sock.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        return self.messages
+
+    def has(self, text):
+        return any(text in m for m in self.poll())
+
+    def count(self, text):
+        return sum(text in m for m in self.poll())
+
+    def close(self):
+        self.sock.close()
+
+
+def start_under_fake_systemd(b, prog, conf, sd, watchdog_usec=None):
+    """Start prog as systemd would: NOTIFY_SOCKET, stderr connected to 'the journal' (a file
+    named by JOURNAL_STREAM)."""
+    err_path = os.path.join(b.tmp, prog + ".journal")
+    err = open(err_path, "wb")
+    st = os.fstat(err.fileno())
+    env = dict(os.environ, NOTIFY_SOCKET=sd.path, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    if watchdog_usec:
+        env["WATCHDOG_USEC"] = str(watchdog_usec)
+    p = subprocess.Popen([os.path.join(b.build, prog), "-c", conf], stdout=err, stderr=err,
+                         env=env, cwd=braid.ROOT)
+    err.close()
+    return p, err_path
+
+
+class ServiceTest(unittest.TestCase):
+    def test_notify_watchdog_and_journal_lines(self):
+        """Under systemd (Type=notify): READY=1 with a status once listening, WATCHDOG=1 at half
+        WatchdogSec, STOPPING=1 on SIGTERM; every log line carries a journal priority prefix
+        instead of a time stamp."""
+        with braid.Braid(nlinks=1) as b:
+            sd = FakeSystemd(b.tmp)
+            p = None
+            try:
+                p, err_path = start_under_fake_systemd(b, "braid-master", b.master_conf(), sd,
+                                                       watchdog_usec=200000)
+                braid.wait_until(lambda: sd.has("READY=1"), 10, "READY=1 from the master")
+                ready = [m for m in sd.messages if "READY=1" in m][0]
+                self.assertIn("STATUS=listening on 127.0.0.1:%d" % b.master_port, ready)
+                braid.wait_until(lambda: sd.count("WATCHDOG=1") >= 3, 5, "three watchdog pings")
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(10), 0)
+                self.assertTrue(sd.has("STOPPING=1"))
+                with open(err_path, encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+                self.assertTrue(lines)
+                for line in lines:
+                    self.assertRegex(line, r"^<[3467]>", "not in the journal's format: %r" % line)
+                self.assertTrue(any(l.startswith("<6>braid-master listening on") for l in lines))
+            finally:
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+                sd.close()
+
+    def assertComplete(self, res):
+        for name, r in res.items():
+            self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+
+    def test_slave_reload_adds_removes_and_changes_links_without_loss(self):
+        """SIGHUP during a transfer: a link removed and one added, then (reload command) a link
+        changed: every frame arrives, in order, both ways; the session and the tunnel go on;
+        the status shows the new links and the master learns the added one."""
+        with braid.Braid(nlinks=2, emu=[SLOW, SLOW]) as b:
+            b.start()
+            conf = os.path.join(b.tmp, "slave.conf")
+            fired = {}
+
+            wan0 = 'name = "wan0"; bind = "127.0.0.1"; master = "127.0.0.1:%d";' % b.emus[0].port
+            wan2 = 'name = "wan2"; bind = "127.0.0.1"; master = "127.0.0.1:%d";' % b.master_port
+
+            def progress(direction, received):
+                if direction == "a->b" and received >= 1500 and not fired:
+                    fired["t"] = True
+                    set_links(conf, [wan0, wan2])
+                    b.slave.p.send_signal(signal.SIGHUP)
+
+            res = run_transfer(b, 6000, on_progress=progress)
+            self.assertIn("t", fired)
+            self.assertComplete(res)
+            braid.wait_until(lambda: "reload: done: 1 link added, 1 removed, 0 changed"
+                             in b.slave.output(), 5, "the reload to be logged")
+            names = [l["name"] for l in b.mux("slave")["links"]]
+            self.assertEqual(names, ["wan0", "wan2"])
+            b.wait_links_up(2)
+            self.assertEqual(b.mux("slave")["counters"]["sessions"], 1)
+            self.assertEqual(b.mux("master")["counters"]["sessions"], 1)
+            self.assertEqual(len(b.links("master")), 3)  # it learned wan2's id; wan1's is down
+            self.assertEqual(b.mux("slave")["links"][1]["id"], 2)  # not wan1's: never reused
+            # the changed link: wan0 now straight to the master instead of through its emulator
+            fired.clear()
+
+            def progress2(direction, received):
+                if direction == "b->a" and received >= 1500 and not fired:
+                    set_links(conf, ['name = "wan0"; bind = "127.0.0.1";', wan2])
+                    fired["r"] = ctl(b, "braid-slave", "reload")
+
+            res = run_transfer(b, 6000, on_progress=progress2)
+            self.assertComplete(res)
+            r = fired["r"]
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("changed link wan0", r.stdout)
+            self.assertIn("reloaded: 0 added, 0 removed, 1 changed, 1 unchanged", r.stdout)
+            b.wait_links_up(2)
+            self.assertIn("127.0.0.1:%d" % b.master_port, b.links("slave")[0]["transport"])
+            self.assertEqual(len(b.mux("slave")["links"]), 2)
+            self.assertComplete(run_transfer(b, 2000))
+            self.assertEqual(b.mux("slave")["counters"]["sessions"], 1)
+            self.assertTrue(b.slave.alive())
+
+    def test_reload_with_an_error_changes_nothing(self):
+        """A config with an error: `reload` fails with FILE:LINE, SIGHUP logs it; both daemons
+        go on with what they run; a setting that needs a restart is named."""
+        with braid.Braid(nlinks=2) as b:
+            b.start()
+            for prog in ("braid-slave", "braid-master"):
+                conf = os.path.join(b.tmp, prog.split("-")[1] + ".conf")
+                with open(conf) as f:
+                    good = f.read()
+                with open(conf, "w") as f:
+                    f.write(good.replace('log_level = "debug";', 'log_level = "loud";'))
+                # `reload` checks the file first: the daemon is not asked
+                r = ctl(b, prog, "reload")
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertRegex(r.stderr, r"%s.conf:\d+: log_level" % prog.split("-")[1])
+                proc = b.slave if prog == "braid-slave" else b.master
+                proc.p.send_signal(signal.SIGHUP)
+                braid.wait_until(lambda: "the running configuration stays" in proc.output(), 5,
+                                 "the SIGHUP reload to be refused")
+                self.assertTrue(proc.alive())
+                with open(conf, "w") as f:
+                    f.write(good.replace('log_level = "debug";', 'log_level = "info";\n'
+                                         'socket_buffer = 1048576;'))
+                r = ctl(b, prog, "reload")
+                self.assertEqual(r.returncode, 0, r.stdout)
+                self.assertIn("restart needed for: socket_buffer", r.stdout)
+            self.assertComplete(run_transfer(b, 1000))
+            self.assertEqual(len(b.links("slave")), 2)
+
+    def test_master_reload_adds_and_removes_a_site(self):
+        """A second site added to the master's config and reloaded: served at once (its slave
+        gets a session), while the first site's session and traffic go on; removed again: its
+        slave is told, the first site still untouched."""
+        with braid.Braid(nlinks=1) as b:
+            b.start()
+            conf = os.path.join(b.tmp, "master.conf")
+            second = braid.genkey(b.build)
+            edit(conf, 'sites = ( {', 'sites = ( { name = "two"; public_key = "%s"; '
+                 'allowed_ips = [ "10.9.0.2/32" ]; }, {' % braid.pubkey(second, b.build))
+            edit(conf, 'name = "site";', 'name = "site"; allowed_ips = [ "%s/32" ];'
+                 % "10.0.0.2")
+            r = ctl(b, "braid-master", "reload")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("added site two", r.stdout)
+            self.assertIn("changed site site", r.stdout)
+            sites = [s["name"] for s in b.status("master")["sites"]]
+            self.assertEqual(sorted(sites), ["site", "two"])
+            self.assertEqual(b.mux("master")["counters"]["sessions"], 1)
+            edit(conf, '{ name = "two"; public_key = "%s"; allowed_ips = [ "10.9.0.2/32" ]; }, '
+                 % braid.pubkey(second, b.build), "")
+            r = ctl(b, "braid-master", "reload")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("removed site two", r.stdout)
+            self.assertEqual([s["name"] for s in b.status("master")["sites"]], ["site"])
+            self.assertEqual(b.mux("master")["counters"]["sessions"], 1)
+            self.assertTrue(b.master.alive())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

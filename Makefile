@@ -4,6 +4,7 @@
 #   make check      install missing packages (root), build everything, run every test this machine can
 #   make demo       notun demo on loopback (no root)
 #   make fuzz       libFuzzer targets in build/fuzz/ (needs clang)
+#   make install    programs, man pages, example configs, systemd units (PREFIX, DESTDIR)
 
 CC      ?= cc
 CLANG   ?= clang
@@ -15,7 +16,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wvla
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) $(PKG_CFLAGS)
-CFLAGS_REL  := $(CFLAGS_COMMON) -O2
+CFLAGS_REL  := $(CFLAGS_COMMON) -O2 $(EXTRA_CFLAGS)
 CFLAGS_ASAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 LDFLAGS_ASAN := -fsanitize=address,undefined
@@ -42,7 +43,7 @@ EMU_SRC   := $(filter-out tests/emu/main.c,$(wildcard tests/emu/*.c))
 # The release number (VERSION) is compiled into the programs' --version.
 BRAID_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
 build/obj/rel/common/daemon.o build/obj/asan/common/daemon.o build/obj/fuzz/common/daemon.o: VERSION
-build/obj/%/common/daemon.o: CFLAGS_EXTRA = -DBRAID_VERSION='"$(BRAID_VERSION)"'
+build/obj/%/common/daemon.o: VERSION_DEF = -DBRAID_VERSION='"$(BRAID_VERSION)"'
 
 obj = $(patsubst %.c,build/obj/$(1)/%.o,$(2))
 
@@ -50,7 +51,8 @@ REL_LIB   := build/obj/rel/libbraid.a
 ASAN_LIB  := build/obj/asan/libbraid.a
 FUZZ_LIB  := build/obj/fuzz/libbraid.a
 
-.PHONY: all notun asan unit tools fuzz fuzz-smoke check check-run demo demo-run deps clean
+.PHONY: all notun asan unit tools fuzz fuzz-smoke check check-run demo demo-run deps clean \
+        install uninstall
 .DEFAULT_GOAL := all
 
 all: build/braid-master build/braid-slave
@@ -68,15 +70,15 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_NAMES))
 # ---- objects ----
 build/obj/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_REL) $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 build/obj/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ASAN) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ASAN) $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 build/obj/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CFLAGS_FUZZ) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
+	$(CLANG) $(CFLAGS_FUZZ) $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 $(REL_LIB): $(call obj,rel,$(LIB_SRC))
 	@rm -f $@
@@ -92,9 +94,9 @@ $(FUZZ_LIB): $(call obj,fuzz,$(LIB_SRC) tundev/notun.c)
 
 # ---- programs: TUN (build/), notun (build/notun/), notun + ASan/UBSan (build/asan/) ----
 build/braid-master: $(call obj,rel,$(MASTER_SRC) tundev/tun_linux.c) $(REL_LIB)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 build/braid-slave: $(call obj,rel,$(SLAVE_SRC) tundev/tun_linux.c) $(REL_LIB)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 build/notun/braid-master: $(call obj,rel,$(MASTER_SRC) tundev/notun.c) $(REL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(PKG_LIBS)
@@ -152,6 +154,36 @@ demo:
 
 demo-run: notun
 	@$(PYTHON) tests/demo.py --build build/notun
+
+# ---- install: make install [PREFIX=/usr/local] [DESTDIR=...] ----
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/braid
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MANPAGES   := docs/man/braid-master.8 docs/man/braid-slave.8 docs/man/braid.conf.5
+UNITS      := braid-master.service braid-slave.service
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	           $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR)
+	install -d -m 700 $(DESTDIR)$(SYSCONFDIR)/braid
+	install -m 755 build/braid-master build/braid-slave $(DESTDIR)$(SBINDIR)/
+	install -m 644 docs/man/braid-master.8 docs/man/braid-slave.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 docs/man/braid.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 conf/master.conf conf/slave.conf $(DESTDIR)$(DOCDIR)/examples/
+	for u in $(UNITS); do \
+	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	        conf/systemd/$$u.in > $(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/braid-master $(DESTDIR)$(SBINDIR)/braid-slave \
+	      $(DESTDIR)$(MANDIR)/man8/braid-master.8 $(DESTDIR)$(MANDIR)/man8/braid-slave.8 \
+	      $(DESTDIR)$(MANDIR)/man5/braid.conf.5 $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/braid 2>/dev/null
 
 clean:
 	rm -rf build

@@ -7,7 +7,7 @@ pkgs=""
 for what in "$@"; do
     case "$what" in
         build) pkgs="$pkgs gcc make pkg-config libev-dev libc-ares-dev libconfig-dev libsodium-dev libsystemd-dev python3" ;;
-        test)  pkgs="$pkgs libcmocka-dev dante-server iperf3 iproute2 iputils-ping clang libclang-rt-14-dev procps" ;;
+        test)  pkgs="$pkgs libcmocka-dev dante-server iperf3 iproute2 iputils-ping clang libclang-rt-14-dev procps debhelper" ;;
         bench) pkgs="$pkgs iperf3 iproute2 gnuplot-nox iputils-ping procps" ;;
         *) echo "deps.sh: unknown purpose '$what' (build, test, bench)" >&2; exit 2 ;;
     esac

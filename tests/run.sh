@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh: everything `make check` runs once things are built: unit tests (plain and ASan+UBSan),
-# short fuzz runs, tool self-tests, integration tests (notun, ASan+UBSan daemons), e2e (root).
+# short fuzz runs, tool self-tests, integration tests (notun, ASan+UBSan daemons), the Debian
+# package, e2e (root).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build/logs
@@ -45,6 +46,8 @@ for t in tests/integration/test_*.py; do
 done
 # the README's quick start: `make demo` must keep working (it had silently broken once)
 step integration/demo $PY tests/demo.py --build build/notun
+echo "== packaging (Debian package built, unpacked into a fresh root, checked)"
+step package sh tests/package.sh
 echo "== end to end (TUN build, network namespaces)"
 if [ "$(id -u)" -ne 0 ]; then
     echo "  SKIP  end-to-end tests: they need root (network namespaces, TUN); run make check as root"

@@ -48,6 +48,9 @@ static const struct known known_top[] = {
     {"log_target", R_BOTH, NULL},
     {"socket_buffer", R_BOTH, NULL},
     {"dns_servers", R_SLAVE, "braid-master resolves no names"},
+    {"up_command", R_BOTH, NULL},
+    {"down_command", R_BOTH, NULL},
+    {"link_command", R_BOTH, NULL},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_tunnel[] = {
@@ -1138,6 +1141,19 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "limit), e.g. \"/run/braid.sock\"",
                             vl, sizeof c->control_socket - 1);
             memcpy(c->control_socket, v, vl + 1);
+        } else if (strcmp(name, "up_command") == 0 || strcmp(name, "down_command") == 0 ||
+                   strcmp(name, "link_command") == 0) {
+            char *dst = name[0] == 'u' ? c->up_command
+                        : name[0] == 'd' ? c->down_command
+                                         : c->link_command;
+            if (want_string(l, s, path, "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE", &v) < 0)
+                return -1;
+            size_t vl = strlen(v);
+            if (vl >= sizeof c->up_command)
+                return fail(l, s, path, "%zu bytes long; expected a command of at most %zu bytes "
+                            "(put a longer one in a script and give its path)",
+                            vl, sizeof c->up_command - 1);
+            memcpy(dst, v, vl + 1);
         } else if (strcmp(name, "log_level") == 0) {
             if (want_string(l, s, path, "info", &v) < 0) return -1;
             int lv = log_level_parse(v);

@@ -98,6 +98,10 @@ struct cfg {
     int log_target;                      /* "log_target": enum log_target, default auto */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
+    /* hook commands (/bin/sh -c), "" = none */
+    char up_command[1024];               /* "up_command": the tunnel device is up */
+    char down_command[1024];             /* "down_command": before the device goes away */
+    char link_command[1024];             /* "link_command": a link went up or down */
 };
 
 /* Load and validate path. Returns 0 with *out filled in (defaults applied), or -1 with *out

@@ -16,6 +16,7 @@
 #include "../mux/wire.h"
 #include "../tundev/tundev.h"
 #include "control.h"
+#include "hooks.h"
 #include "keys.h"
 #include "log.h"
 #include "util.h"
@@ -332,6 +333,50 @@ void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)
         memcpy((char *)cur + restart_only[i].off, (const char *)old + restart_only[i].off,
                restart_only[i].len);
     cur->has_psk = old->has_psk;
+}
+
+#define HOOK_TIMEOUT_S 30.0
+
+void daemon_hook_tunnel(const struct cfg *cfg, const struct tundev *tun, unsigned mtu, bool up)
+{
+    const char *cmd = up ? cfg->up_command : cfg->down_command;
+    if (!cmd[0]) return;
+    char ms[16];
+    snprintf(ms, sizeof ms, "%u", mtu);
+    struct hook_var v[] = {
+        {"BRAID_ROLE", cfg->is_master ? "master" : "slave"},
+        {"BRAID_EVENT", up ? "up" : "down"},
+        {"BRAID_INTERFACE", tundev_ifname(tun)},
+        {"BRAID_ADDRESS", cfg->tun_address},
+        {"BRAID_ADDRESS6", cfg->tun_address6},
+        {"BRAID_MTU", ms},
+        {"BRAID_CONFIG", cfg->path},
+    };
+    const char *what = up ? "up_command" : "down_command";
+    LOGI("%s: running it", what);
+    hook_run(what, cmd, v, (int)ARRAY_LEN(v), HOOK_TIMEOUT_S);
+}
+
+void daemon_hook_link(struct ev_loop *loop, const struct cfg *cfg, const struct tundev *tun,
+                      const char *site, const char *link, unsigned id, bool up, int links_up)
+{
+    if (!cfg->link_command[0]) return;
+    char ids[8], ups[8];
+    snprintf(ids, sizeof ids, "%u", id);
+    snprintf(ups, sizeof ups, "%d", links_up);
+    struct hook_var v[] = {
+        {"BRAID_ROLE", cfg->is_master ? "master" : "slave"},
+        {"BRAID_EVENT", up ? "link-up" : "link-down"},
+        {"BRAID_INTERFACE", tundev_ifname(tun)},
+        {"BRAID_ADDRESS", cfg->tun_address},
+        {"BRAID_ADDRESS6", cfg->tun_address6},
+        {"BRAID_SITE", site},
+        {"BRAID_LINK", link},
+        {"BRAID_LINK_ID", ids},
+        {"BRAID_LINKS_UP", ups},
+        {"BRAID_CONFIG", cfg->path},
+    };
+    hook_start(loop, "link_command", cfg->link_command, v, (int)ARRAY_LEN(v));
 }
 
 unsigned daemon_tunnel_mtu(const struct cfg *cfg, bool ipv6_outer)

@@ -57,6 +57,15 @@ void daemon_status(const struct mux *mux, const struct tundev *tun, const char *
 void daemon_tundev_json(const struct tundev *tun, struct strbuf *out);
 void daemon_tundev_text(const struct tundev *tun, struct strbuf *out);
 
+/* The admin's hook commands, with braid's facts in their environment (BRAID_ROLE, BRAID_EVENT,
+ * BRAID_INTERFACE, BRAID_ADDRESS, BRAID_ADDRESS6, BRAID_MTU; for links BRAID_SITE (master),
+ * BRAID_LINK, BRAID_LINK_ID, BRAID_LINKS_UP). The tunnel's: up_command once the device is up
+ * (waited for, at most 30 s), down_command before it goes away. */
+void daemon_hook_tunnel(const struct cfg *cfg, const struct tundev *tun, unsigned mtu, bool up);
+/* link_command for a link's new state (not waited for). site: NULL on the slave. */
+void daemon_hook_link(struct ev_loop *loop, const struct cfg *cfg, const struct tundev *tun,
+                      const char *site, const char *link, unsigned id, bool up, int links_up);
+
 /* Tunnel MTU for the config: the configured one, or link_mtu minus the outer IP/UDP headers,
  * braid's overhead and the SOCKS5 UDP header (10 bytes for an IPv4 master, 22 for IPv6). Both
  * ends leave room for the SOCKS5 header whatever their links are, so that they agree on the MTU

@@ -7,6 +7,7 @@
 
 #include "../common/control.h"
 #include "../common/daemon.h"
+#include "../common/hooks.h"
 #include "../common/log.h"
 #include "../links/server.h"
 #include "../mux/mux.h"
@@ -43,6 +44,13 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct master *M = ctx;
     tundev_write(M->tun, pkt, len);
+}
+
+static void link_state(void *ctx, const char *site, const char *link, uint8_t id, bool up,
+                       int links_up)
+{
+    struct master *M = ctx;
+    daemon_hook_link(M->loop, &M->cfg, M->tun, site, link, id, up, links_up);
 }
 
 static struct link *new_link(void *ctx, const char *site, uint8_t id)
@@ -194,7 +202,8 @@ int main(int argc, char **argv)
     struct mux_config mc;
     if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
     struct sites_io io = {
-        .deliver = deliver, .new_link = new_link, .reply_to = reply_to, .ctx = M};
+        .deliver = deliver, .new_link = new_link, .reply_to = reply_to,
+        .link_state = link_state, .ctx = M};
     M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, &io);
     sodium_memzero(&mc, sizeof mc);
     if (!M->sites) goto out;
@@ -205,6 +214,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    daemon_hook_tunnel(cfg, M->tun, mtu, true);
     sites_start(M->sites);
     {
         char as[ADDR_STRLEN], td[160];
@@ -217,11 +227,13 @@ int main(int argc, char **argv)
     }
     ev_run(M->loop, 0);
     sites_shutdown(M->sites);
+    daemon_hook_tunnel(&M->cfg, M->tun, mtu, false);
     rc = 0;
 out:
     control_close(M->ctl);
     sites_free(M->sites);
     udp_server_free(M->srv);
+    if (M->loop) hook_forget_all(M->loop);
     if (M->tun) tundev_close(M->tun);
     if (M->loop) ev_loop_destroy(M->loop);
     cfg_free(&M->cfg);

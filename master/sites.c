@@ -101,6 +101,13 @@ static int site_reply_to(void *ctx, const uint8_t *buf, size_t len, const struct
     return st->owner->io.reply_to(st->owner->io.ctx, buf, len, to, tolen);
 }
 
+static void site_link_state(void *ctx, const char *name, uint8_t id, bool up, int links_up)
+{
+    struct site *st = ctx;
+    const struct sites_io *io = &st->owner->io;
+    if (io->link_state) io->link_state(io->ctx, st->cfg.name, name, id, up, links_up);
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static int key_cmp(const void *a, const void *b)
@@ -131,6 +138,7 @@ static struct mux *site_mux_new(struct sites *s, struct site *st, const struct c
                                .reply_to = site_reply_to,
                                .index_claim = index_claim,
                                .index_release = index_release,
+                               .link_state = site_link_state,
                                .ctx = st};
     struct mux *m = mux_new(s->loop, &mc, &cb);
     sodium_memzero(&mc, sizeof mc);

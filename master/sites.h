@@ -22,6 +22,9 @@ struct sites_io {
     /* A handshake answer to an address. */
     int (*reply_to)(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
                     socklen_t tolen);
+    /* Optional: a site's link went up or down. */
+    void (*link_state)(void *ctx, const char *site, const char *link, uint8_t id, bool up,
+                       int links_up);
     void *ctx;
 };
 

@@ -156,6 +156,7 @@ bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
                               : "");
         }
         update_reorder_timeout(m, now);
+        if (m->cb.link_state) m->cb.link_state(m->cb.ctx, name, ml->id, alive, mux_links_up(m));
     }
     return was && !ml->sendable;
 }

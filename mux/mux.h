@@ -44,6 +44,8 @@ struct mux_callbacks {
      * when none is free. NULL: the mux picks its own. */
     int (*index_claim)(void *ctx, uint32_t *index);
     void (*index_release)(void *ctx, uint32_t index);
+    /* Optional: a link went up or down (both ends hear each other on it, or no longer). */
+    void (*link_state)(void *ctx, const char *name, uint8_t id, bool up, int links_up);
     void *ctx;
 };
 

@@ -9,6 +9,7 @@
 
 #include "../common/control.h"
 #include "../common/daemon.h"
+#include "../common/hooks.h"
 #include "../common/log.h"
 #include "../links/resolve.h"
 #include "../links/socks5.h"
@@ -53,6 +54,12 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct slave *S = ctx;
     tundev_write(S->tun, pkt, len);
+}
+
+static void link_state(void *ctx, const char *name, uint8_t id, bool up, int links_up)
+{
+    struct slave *S = ctx;
+    daemon_hook_link(S->loop, &S->cfg, S->tun, NULL, name, id, up, links_up);
 }
 
 /* A link with both "interface" and "bind": the address must be on that interface. Where this
@@ -421,7 +428,7 @@ int main(int argc, char **argv)
     }
     struct mux_config mc;
     if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
-    struct mux_callbacks cb = {.deliver = deliver, .ctx = S};
+    struct mux_callbacks cb = {.deliver = deliver, .link_state = link_state, .ctx = S};
     S->mux = mux_new(S->loop, &mc, &cb);
     sodium_memzero(&mc, sizeof mc);
     if (!S->mux) {
@@ -445,6 +452,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    daemon_hook_tunnel(cfg, S->tun, mtu, true); /* routes, NAT: before any traffic */
     for (int i = 0; i < S->nlinks; i++) start_link(S->links[i], &cfg->links[i]);
     mux_start(S->mux);
     {
@@ -457,12 +465,14 @@ int main(int argc, char **argv)
     }
     ev_run(S->loop, 0);
     mux_shutdown(S->mux);
+    daemon_hook_tunnel(&S->cfg, S->tun, mtu, false);
     rc = 0;
 out:
     control_close(S->ctl);
     mux_free(S->mux);
     for (int i = 0; i < S->nlinks; i++) link_destroy(S->links[i]);
     drain_all(S);
+    if (S->loop) hook_forget_all(S->loop);
     if (S->tun) tundev_close(S->tun);
     resolver_free(S->res);
     if (S->loop) ev_loop_destroy(S->loop);

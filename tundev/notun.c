@@ -357,6 +357,12 @@ void tundev_describe(const struct tundev *t, char *buf, size_t len)
         snprintf(buf, len, "notun %s (no client)", t->listen_str);
 }
 
+const char *tundev_ifname(const struct tundev *t)
+{
+    (void)t;
+    return "";
+}
+
 const struct addr *tundev_listen_addr(const struct tundev *t)
 {
     return &t->listen_addr;

@@ -344,6 +344,11 @@ void tundev_describe(const struct tundev *t, char *buf, size_t len)
     snprintf(buf, len, "tun %s", t->name);
 }
 
+const char *tundev_ifname(const struct tundev *t)
+{
+    return t->name;
+}
+
 const struct addr *tundev_listen_addr(const struct tundev *t)
 {
     (void)t;

@@ -43,6 +43,8 @@ int tundev_write(struct tundev *t, const uint8_t *pkt, size_t len);
 const struct tundev_stats *tundev_stats(const struct tundev *t);
 /* "tun braid0" or "notun 127.0.0.1:7100 (client 127.0.0.1:5555)" */
 void tundev_describe(const struct tundev *t, char *buf, size_t len);
+/* The host's name for the device ("braid0"); notun: "" (there is no interface). */
+const char *tundev_ifname(const struct tundev *t);
 /* notun: the address actually listened on (useful with port 0). TUN: NULL. */
 const struct addr *tundev_listen_addr(const struct tundev *t);
 void tundev_close(struct tundev *t);

@@ -236,6 +236,55 @@ class ServiceTest(unittest.TestCase):
             self.assertEqual(b.mux("master")["counters"]["sessions"], 1)
             self.assertTrue(b.master.alive())
 
+    def test_hooks_run_with_the_tunnels_facts(self):
+        """up_command runs once the tunnel device is up, down_command at the stop, link_command
+        at each link's change, each with BRAID_* variables; a failing hook is logged and
+        changes nothing else."""
+        def hooks(tmp, role):
+            return ('up_command = "env | grep ^BRAID_ | sort > %(t)s/%(r)s.up";\n'
+                    'down_command = "echo $BRAID_EVENT $BRAID_ROLE > %(t)s/%(r)s.down; exit 3";\n'
+                    'link_command = "echo $BRAID_EVENT ${BRAID_SITE:--} $BRAID_LINK '
+                    '$BRAID_LINK_ID $BRAID_LINKS_UP >> %(t)s/%(r)s.links";\n'
+                    % {"t": tmp, "r": role})
+        b = braid.Braid(nlinks=2, emu=[SLOW, SLOW])
+        b.master_extra = hooks(b.tmp, "master")
+        b.slave_extra = hooks(b.tmp, "slave")
+        with b:
+            b.start()
+            path = lambda n: os.path.join(b.tmp, n)  # noqa: E731
+            for role in ("master", "slave"):
+                with open(path(role + ".up")) as f:  # written before READY: no waiting
+                    env = dict(line.rstrip("\n").split("=", 1) for line in f)
+                self.assertEqual(env["BRAID_ROLE"], role)
+                self.assertEqual(env["BRAID_EVENT"], "up")
+                self.assertEqual(env["BRAID_MTU"], "1428")
+                self.assertEqual(env["BRAID_CONFIG"], path(role + ".conf"))
+            def lines(role):
+                if not os.path.exists(path(role + ".links")):
+                    return []
+                with open(path(role + ".links")) as f:
+                    return f.read().splitlines()
+            braid.wait_until(lambda: len(lines("slave")) >= 2 and len(lines("master")) >= 2, 5,
+                             "link-up events on both ends")
+            self.assertEqual(sorted(l.split()[:4] for l in lines("slave")),
+                             [["link-up", "-", "wan0", "0"], ["link-up", "-", "wan1", "1"]])
+            self.assertEqual(sorted(l.split()[:4] for l in lines("master")),
+                             [["link-up", "site", "link0", "0"], ["link-up", "site", "link1", "1"]])
+            b.emu_by_link[1].cmd("blackhole both")
+            braid.wait_until(lambda: any(l.startswith("link-down - wan1 1 1") for l in
+                                         lines("slave")), 5, "the slave's link-down event")
+            b.emu_by_link[1].cmd("clear both")
+            braid.wait_until(lambda: len([l for l in lines("slave") if "wan1" in l]) >= 3, 5,
+                             "wan1's link-up event again")
+            self.assertTrue(lines("slave")[-1].startswith("link-up - wan1 1 2"), lines("slave"))
+            for proc in (b.slave, b.master):  # a failing down_command: still a clean exit
+                self.assertEqual(proc.stop(), 0)
+                self.assertIn("down_command exited with status 3", proc.output())
+                b.procs.remove(proc)
+            for role in ("master", "slave"):
+                with open(path(role + ".down")) as f:
+                    self.assertEqual(f.read(), "down %s\n" % role)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

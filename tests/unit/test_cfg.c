@@ -351,6 +351,19 @@ static void test_syntax_errors(void **state)
     assert_int_equal(C.log_target, LOG_TO_SYSLOG);
     expect_fail(load_m("log_target = \"journal\";"),
                 "t.conf:3: log_target: \"journal\" is not a log target; expected \"auto\"", NULL);
+    expect_ok(load_m("up_command = \"ip route add 10.1.0.0/24 dev $BRAID_INTERFACE\";\n"
+                     "link_command = \"logger $BRAID_LINK\";"));
+    assert_string_equal(C.up_command, "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE");
+    assert_string_equal(C.link_command, "logger $BRAID_LINK");
+    assert_string_equal(C.down_command, "");
+    {
+        static char big[1200 + 32];
+        memcpy(big, "down_command = \"", 16);
+        memset(big + 16, 'x', 1100);
+        memcpy(big + 16 + 1100, "\";", 3);
+        expect_fail(load_m(big), "t.conf:3: down_command: 1100 bytes long; expected a command of "
+                                 "at most 1023 bytes", NULL);
+    }
 }
 
 static void test_duplicate_setting(void **state)

@@ -30,6 +30,7 @@
 #define tundev_stats tuntest_stats
 #define tundev_describe tuntest_describe
 #define tundev_listen_addr tuntest_listen_addr
+#define tundev_ifname tuntest_ifname
 #define tundev_close tuntest_close
 #define tundev_kind tuntest_kind
 #include "../../tundev/tun_linux.c"

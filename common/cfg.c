@@ -72,7 +72,7 @@ static const struct known known_link[] = {
     {"name", R_BOTH, NULL},     {"id", R_BOTH, NULL},        {"type", R_BOTH, NULL},
     {"bind", R_BOTH, NULL},     {"interface", R_BOTH, NULL}, {"proxy", R_BOTH, NULL},
     {"username", R_BOTH, NULL}, {"password", R_BOTH, NULL},  {"master", R_BOTH, NULL},
-    {"proxy_timeout_ms", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
+    {"proxy_timeout_ms", R_BOTH, NULL}, {"mode", R_BOTH, NULL}, {NULL, R_BOTH, NULL},
 };
 static const struct known known_site[] = {
     {"name", R_BOTH, NULL},          {"public_key", R_BOTH, NULL},
@@ -843,6 +843,14 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
                             "characters without '/', ':' or spaces, e.g. \"usb0\"",
                             v);
             snprintf(k->interface, sizeof k->interface, "%s", v);
+        } else if (strcmp(name, "mode") == 0) {
+            if (want_string(l, s, path, "backup", &v) < 0) return -1;
+            if (strcmp(v, "normal") != 0 && strcmp(v, "backup") != 0)
+                return fail(l, s, path,
+                            "\"%.32s\" is not a link mode; expected \"normal\" (carries data "
+                            "with the others) or \"backup\" (only while no other link can)",
+                            v);
+            k->backup = strcmp(v, "backup") == 0;
         } else if (strcmp(name, "proxy_timeout_ms") == 0) {
             if (want_int(l, s, path, 100, 60000, "milliseconds", &iv) < 0) return -1;
             k->proxy_timeout_ms = (unsigned)iv;

@@ -36,6 +36,8 @@ struct cfg_link {
     char master_host[CFG_HOST_LEN];
     unsigned master_port;
     unsigned proxy_timeout_ms;     /* "proxy_timeout_ms": connect + negotiation, default 5000 */
+    bool backup;                   /* "mode": "normal" (default) or "backup": data only while
+                                    * no normal link can carry it */
     int line;                      /* line of the link's group in the file */
 };
 

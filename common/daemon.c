@@ -68,6 +68,17 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
         else if (strcmp(c, "status") == 0) a->cmd = CMD_STATUS;
         else if (strcmp(c, "json") == 0) a->cmd = CMD_JSON;
         else if (strcmp(c, "reload") == 0) a->cmd = CMD_RELOAD;
+        else if (strcmp(c, "link") == 0) {
+            a->cmd = CMD_LINK;
+            if (i + 1 >= argc || (strcmp(argv[i + 1], "up") != 0 &&
+                                  strcmp(argv[i + 1], "down") != 0)) {
+                fprintf(stderr, "%s: link needs a link's name and up or down, e.g. `%s link "
+                                "phone down -c FILE`\n", prog, prog);
+                return 2;
+            }
+            a->extra_arg = argv[i++];
+            a->extra_arg2 = argv[i++];
+        }
         else if (extra_cmd && strcmp(c, extra_cmd) == 0) {
             a->cmd = CMD_EXTRA;
             a->extra = c;
@@ -146,7 +157,8 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
         fprintf(stderr, "%s: %s\n", prog, err);
         return 2;
     }
-    if (a->cmd == CMD_STATUS || a->cmd == CMD_JSON || a->cmd == CMD_RELOAD) {
+    if (a->cmd == CMD_STATUS || a->cmd == CMD_JSON || a->cmd == CMD_RELOAD ||
+        a->cmd == CMD_LINK) {
         if (!cfg->control_socket[0]) {
             fprintf(stderr, "%s: %s has no control_socket setting; add one to query status%s\n",
                     prog, a->config, a->cmd == CMD_RELOAD ? " (or send the daemon SIGHUP)" : "");
@@ -154,15 +166,20 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
             return 2;
         }
         int rc;
-        if (a->cmd == CMD_RELOAD) { /* the answer says whether the daemon took the new config */
-            char *ans = NULL;
+        if (a->cmd == CMD_RELOAD || a->cmd == CMD_LINK) { /* the answer says if it worked */
+            char *ans = NULL, line[128];
             size_t alen = 0;
+            snprintf(line, sizeof line, "link %.40s %s", a->extra_arg ? a->extra_arg : "",
+                     a->extra_arg2 ? a->extra_arg2 : "");
             FILE *mf = open_memstream(&ans, &alen);
-            rc = mf ? control_query(cfg->control_socket, "reload", mf) : -1;
+            rc = mf ? control_query(cfg->control_socket, a->cmd == CMD_RELOAD ? "reload" : line,
+                                    mf)
+                    : -1;
             if (mf) fclose(mf);
             if (ans) fputs(ans, stdout);
             if (rc == 0 && (!ans || strncmp(ans, "error", 5) == 0 || strstr(ans, "\nerror") ||
-                            (strncmp(ans, "reloaded", 8) != 0 && !strstr(ans, "\nreloaded"))))
+                            (a->cmd == CMD_RELOAD && strncmp(ans, "reloaded", 8) != 0 &&
+                             !strstr(ans, "\nreloaded"))))
                 rc = -1;
             free(ans);
         } else {

@@ -10,14 +10,15 @@
 #include "strbuf.h"
 
 enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_PUBKEY, CMD_GENPSK, CMD_STATUS, CMD_JSON,
-                  CMD_RELOAD, CMD_EXTRA };
+                  CMD_RELOAD, CMD_LINK, CMD_EXTRA };
 
 struct daemon_args {
     enum daemon_cmd cmd;
     const char *config;
     bool verbose;
     const char *extra;     /* CMD_EXTRA: the sub-command name (e.g. "probe-socks") */
-    const char *extra_arg; /* its argument */
+    const char *extra_arg; /* its argument; CMD_LINK: the link's name */
+    const char *extra_arg2; /* CMD_LINK: "up" or "down" */
 };
 
 /* Parse argv. usage_extra: more usage lines, the first without the program name (printed

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/control.h"
+#include "../common/ctlcmd.h"
 #include "../common/daemon.h"
 #include "../common/hooks.h"
 #include "../common/log.h"
@@ -125,22 +126,27 @@ static void on_sighup(void *ctx)
     sb_free(&out);
 }
 
-static void status(void *ctx, const char *cmd, struct strbuf *out)
+static void status(void *ctx, const char *line, struct strbuf *out)
 {
     struct master *M = ctx;
-    if (strcmp(cmd, "reload") == 0) {
+    struct ctlcmd c;
+    char err[256];
+    if (ctlcmd_parse(line, &c, err, sizeof err) != 0) {
+        sb_printf(out, "error: %s\n", err);
+    } else if (c.kind == CTL_RELOAD) {
         master_reload(M, out);
-    } else if (strcmp(cmd, "json") == 0) {
+    } else if (c.kind == CTL_LINK) {
+        sb_printf(out, "error: braid-master learns its links from the slaves; take a link down "
+                       "on its slave (`braid-slave link NAME down`)\n");
+    } else if (c.kind == CTL_JSON) {
         sb_printf(out, "{");
         sites_status_json(M->sites, out);
         sb_printf(out, ",\"tundev\":");
         daemon_tundev_json(M->tun, out);
         sb_printf(out, "}\n");
-    } else if (strcmp(cmd, "status") == 0) {
+    } else {
         sites_status_text(M->sites, out);
         daemon_tundev_text(M->tun, out);
-    } else {
-        sb_printf(out, "error: unknown command \"%s\" (status, json)\n", cmd);
     }
 }
 

@@ -119,6 +119,19 @@ void update_reorder_timeout(struct mux *m, uint64_t now)
     m->ro_timeout_us = (uint64_t)t;
 }
 
+void apply_backup(struct mux *m)
+{
+    bool primary = false;
+    for (int i = 0; i < m->nlinks; i++) {
+        const struct mux_link *o = &m->links[m->order[i]];
+        if (!o->backup && o->sendable) primary = true;
+    }
+    for (int i = 0; i < m->nlinks; i++) {
+        const struct mux_link *o = &m->links[m->order[i]];
+        if (o->backup) m->view[o->pos].usable = o->sendable && !primary;
+    }
+}
+
 bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
 {
     uint64_t dead = (uint64_t)m->cfg.dead_timeout_ms * 1000u;
@@ -132,6 +145,7 @@ bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
     bool was = ml->sendable;
     ml->sendable = alive || heard_by_peer;
     m->view[ml->pos].usable = ml->sendable;
+    if (m->nbackup) apply_backup(m);
     /* (re)joins the scheduler when it may carry data again */
     if (ml->sendable && !was) m->sched->link_up(m->sched_state, ml->pos, now);
     if (alive != ml->up) {

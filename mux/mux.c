@@ -433,6 +433,36 @@ struct link *mux_replace_link(struct mux *m, struct link *l)
     return old;
 }
 
+int mux_link_admin(struct mux *m, const char *name, bool up)
+{
+    for (int i = 0; i < m->nlinks; i++) {
+        struct mux_link *ml = &m->links[m->order[i]];
+        if (ml->retired || !ml->tl || strcmp(ml->tl->name, name) != 0) continue;
+        if (ml->admin_down == !up) return 0;
+        uint64_t now = mono_us();
+        ml->admin_down = !up;
+        refresh_link(m, ml, now); /* down: its queue moves to the others */
+        if (!up && m->started) announce_down(m, ml->id, CTRL_DOWN_SHUTDOWN, now);
+        if (up) { /* as a transport coming up: a prompt beat and, during a handshake, an INIT */
+            ml->silent_since_us = now;
+            if (m->cur.valid && transport_up(ml)) send_beat(m, ml, now);
+        }
+        LOGI("link %s (id %u): %s by the admin", name, ml->id, up ? "enabled" : "disabled");
+        return 0;
+    }
+    return -1;
+}
+
+void mux_link_backup(struct mux *m, uint8_t id, bool backup)
+{
+    struct mux_link *ml = &m->links[id];
+    if (!ml->used || ml->backup == backup) return;
+    ml->backup = backup;
+    m->nbackup += backup ? 1 : -1;
+    for (int i = 0; i < m->nlinks; i++) m->view[i].usable = m->links[m->order[i]].sendable;
+    apply_backup(m);
+}
+
 void mux_release_link(struct mux *m, struct link *l)
 {
     struct mux_link *ml = &m->links[l->id];

@@ -97,6 +97,11 @@ void mux_retire_link(struct mux *m, uint8_t id);
  * (NULL if there is no such live link), whose late datagrams still count until
  * mux_release_link. */
 struct link *mux_replace_link(struct mux *m, struct link *l);
+/* Slave: the admin takes the link with this name down (it carries nothing, the master is told)
+ * or lets it up again. Returns 0, or -1 when there is no such link. */
+int mux_link_admin(struct mux *m, const char *name, bool up);
+/* Slave: a backup link carries data only while no other link can (it keeps its beats). */
+void mux_link_backup(struct mux *m, uint8_t id, bool backup);
 /* The retired or replaced transport l is no longer used by the mux: the caller destroys it. */
 void mux_release_link(struct mux *m, struct link *l);
 /* Start timers (beats, handshake). */

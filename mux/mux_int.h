@@ -32,6 +32,8 @@ struct mux_link {
     struct link *tl;     /* transport (NULL once a retired link's is released) */
     struct link *old_tl; /* slave: a replaced transport whose late datagrams still count */
     bool retired;        /* slave: taken out by a reload: sends nothing, hidden from status */
+    bool admin_down;     /* slave: taken down by the admin (`link NAME down`) until `up` */
+    bool backup;         /* slave: carries data only while no other link can */
     /* state */
     bool up;             /* both ends hear each other on it */
     bool sendable;       /* may carry data: up, or the peer's reports say it hears it; the
@@ -127,6 +129,7 @@ struct mux {
     struct mux_link links[MUX_MAX_LINKS];
     uint8_t order[MUX_MAX_LINKS];
     int nlinks;
+    int nbackup; /* links in backup mode */
     /* scheduling: the policy, its private state, and the neutral view of each link (by pos) */
     const struct sched_ops *sched;
     void *sched_state;
@@ -161,7 +164,7 @@ static inline const char *role(const struct mux *m)
 
 static inline bool transport_up(const struct mux_link *ml)
 {
-    return ml->tl && ml->tl->up && !ml->retired;
+    return ml->tl && ml->tl->up && !ml->retired && !ml->admin_down;
 }
 
 /* view.c */
@@ -193,6 +196,8 @@ bool rx_live(const struct mux *m, const struct mux_link *ml, uint64_t now);
 /* Whether the link is up now (logged when it changes) and whether it may carry data; returns
  * true when it just stopped being able to (its send queue must move). */
 bool update_state(struct mux *m, struct mux_link *ml, uint64_t now);
+/* Backup links are usable by the scheduler only while no other link is sendable. */
+void apply_backup(struct mux *m);
 /* A BEAT from the peer for the link: with the previous one, a feedback sample for the scheduler. */
 void beat_feedback(struct mux *m, struct mux_link *ml, const struct ctrl_beat *b, uint64_t now);
 

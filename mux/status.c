@@ -61,11 +61,13 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
         sb_printf(sb, ",\"transport\":");
         sb_json_str(sb, desc);
         sb_printf(sb,
-                  ",\"transport_up\":%s,\"up\":%s,\"sendable\":%s,\"peer_hears\":%s,"
+                  ",\"admin_down\":%s,\"backup\":%s,"
+                  "\"transport_up\":%s,\"up\":%s,\"sendable\":%s,\"peer_hears\":%s,"
                   "\"since_s\":%.3f,"
                   "\"last_rx_ms\":%.1f,\"ups\":%llu,\"downs\":%llu,"
                   "\"rtt_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,\"min_rtt_ms\":%.3f,"
                   "\"delivered_Bps\":%.0f,\"loss\":%.4f",
+                  ml->admin_down ? "true" : "false", ml->backup ? "true" : "false",
                   transport_up(ml) ? "true" : "false", ml->up ? "true" : "false",
                   ml->sendable ? "true" : "false", ml->peer_hears ? "true" : "false",
                   ml->state_since_us ? (double)(now - ml->state_since_us) / 1e6 : 0.0,
@@ -124,7 +126,8 @@ void mux_status_text(const struct mux *m, struct strbuf *sb)
         char desc[160] = "";
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
         sb_printf(sb, "%-4u %-12s %-5s %9.2f %9.2f %6.2f%% %10.0f %10llu %10llu  %s\n", ml->id,
-                  ml->tl ? ml->tl->name : "", ml->up ? "up" : "down",
+                  ml->tl ? ml->tl->name : "",
+                  ml->admin_down ? "off" : ml->up ? (ml->backup ? "up-bk" : "up") : "down",
                   ml->have_rtt ? ml->srtt / 1e3 : 0.0, ml->have_rtt ? ml->min_rtt / 1e3 : 0.0,
                   ml->loss * 100, ml->delivered_Bps * 8 / 1000, (unsigned long long)ml->tx_data,
                   (unsigned long long)ml->rx_data, desc);

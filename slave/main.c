@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common/control.h"
+#include "../common/ctlcmd.h"
 #include "../common/daemon.h"
 #include "../common/hooks.h"
 #include "../common/log.h"
@@ -325,6 +326,7 @@ static void slave_reload(struct slave *S, struct strbuf *out)
         nlinks[j] = l;
         start_link(l, cl);
     }
+    for (int j = 0; j < nc->nlinks; j++) mux_link_backup(S->mux, nc->links[j].id, nc->links[j].backup);
     /* The new config is the running one; settings that need a restart keep their old values. */
     struct cfg old = S->cfg;
     S->cfg = *nc;
@@ -350,18 +352,34 @@ static void on_sighup(void *ctx)
     sb_free(&out);
 }
 
-static void control(void *ctx, const char *cmd, struct strbuf *out)
+static void control(void *ctx, const char *line, struct strbuf *out)
 {
     struct slave *S = ctx;
-    if (strcmp(cmd, "reload") == 0) slave_reload(S, out);
-    else daemon_status(S->mux, S->tun, cmd, out);
+    struct ctlcmd c;
+    char err[256];
+    if (ctlcmd_parse(line, &c, err, sizeof err) != 0) {
+        sb_printf(out, "error: %s\n", err);
+    } else if (c.kind == CTL_RELOAD) {
+        slave_reload(S, out);
+    } else if (c.kind == CTL_LINK) {
+        if (mux_link_admin(S->mux, c.link, c.up) == 0)
+            sb_printf(out, "link %s: %s\n", c.link, c.up ? "up (enabled)" : "down (disabled)");
+        else
+            sb_printf(out, "error: no link named \"%s\" (`braid-slave status` lists them)\n",
+                      c.link);
+    } else {
+        daemon_status(S->mux, S->tun, c.kind == CTL_JSON ? "json" : "status", out);
+    }
 }
 
 int main(int argc, char **argv)
 {
     struct daemon_args a;
     int rc = daemon_parse_args(argc, argv, prog,
-                               "probe-socks [USER:PASSWORD@]HOST:PORT\n"
+                               "link NAME up|down -c FILE\n"
+                               "                             take a link down (it carries nothing) "
+                               "or let it up again\n"
+                               "       braid-slave probe-socks [USER:PASSWORD@]HOST:PORT\n"
                                "                             check that a SOCKS5 proxy relays UDP "
                                "(UDP ASSOCIATE)\n",
                                "probe-socks", &a);
@@ -443,6 +461,7 @@ int main(int argc, char **argv)
         }
         S->links[S->nlinks++] = l;
         mux_add_link(S->mux, l);
+        mux_link_backup(S->mux, cfg->links[i].id, cfg->links[i].backup);
         S->id_used[cfg->links[i].id] = true;
     }
     if (cfg->control_socket[0]) {

@@ -285,6 +285,40 @@ class ServiceTest(unittest.TestCase):
                 with open(path(role + ".down")) as f:
                     self.assertEqual(f.read(), "down %s\n" % role)
 
+    def test_link_down_up_by_the_admin_and_a_backup_link(self):
+        """A backup link carries no data while the other is up; `link wan0 down` moves
+        everything to it (nothing lost, the master sees wan0 go down), `link wan0 up` brings
+        wan0 back and the backup idle again; an unknown link name is an error."""
+        def ctl_link(b, name, state):
+            return subprocess.run([os.path.join(b.build, "braid-slave"), "link", name, state, "-c",
+                                   os.path.join(b.tmp, "slave.conf")], capture_output=True,
+                                  text=True, timeout=10)
+
+        with braid.Braid(nlinks=2, emu=[SLOW, SLOW], link_extra={1: 'mode = "backup";'}) as b:
+            b.start()
+            self.assertComplete(run_transfer(b, 2000))
+            sl = b.links("slave")
+            self.assertTrue(sl[1]["backup"])
+            self.assertEqual(sl[1]["tx_data"], 0, sl[1])
+            self.assertGreater(sl[0]["tx_data"], 1900)
+            r = ctl_link(b, "wan0", "down")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("link wan0: down (disabled)", r.stdout)
+            b.wait_link_state("master", 0, False, timeout=2)
+            self.assertTrue(b.links("slave")[0]["admin_down"])
+            self.assertComplete(run_transfer(b, 2000))
+            self.assertGreater(b.links("slave")[1]["tx_data"], 1900)
+            r = ctl_link(b, "wan0", "up")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            b.wait_link_state("slave", 0, True, timeout=3)
+            b.wait_link_state("master", 0, True, timeout=3)
+            before = b.links("slave")[1]["tx_data"]
+            self.assertComplete(run_transfer(b, 2000))
+            self.assertEqual(b.links("slave")[1]["tx_data"], before)
+            r = ctl_link(b, "nosuch", "down")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn('error: no link named "nosuch"', r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -247,6 +247,7 @@ static void slave_reload(struct slave *S, struct strbuf *out)
         sb_printf(&notes, "the tunnel MTU would change: restart needed\n");
     }
     if (!S->verbose) log_set_level((enum log_level)nc->log_level);
+    daemon_keep_restart_only(nc, &S->cfg); /* (new links get the running socket_buffer...) */
 
     /* Match the new links to the running ones by name; a kept link keeps its id. */
     int match[CFG_MAX_LINKS]; /* new index -> running index, or -1 */
@@ -330,7 +331,6 @@ static void slave_reload(struct slave *S, struct strbuf *out)
     /* The new config is the running one; settings that need a restart keep their old values. */
     struct cfg old = S->cfg;
     S->cfg = *nc;
-    daemon_keep_restart_only(&S->cfg, &old);
     memcpy(S->links, nlinks, sizeof nlinks);
     S->nlinks = nc->nlinks;
     sodium_memzero(nc, sizeof *nc);

@@ -48,6 +48,7 @@ static const struct known known_top[] = {
     {"log_target", R_BOTH, NULL},
     {"socket_buffer", R_BOTH, NULL},
     {"dns_servers", R_SLAVE, "braid-master resolves no names"},
+    {"metrics_listen", R_BOTH, NULL},
     {"up_command", R_BOTH, NULL},
     {"down_command", R_BOTH, NULL},
     {"link_command", R_BOTH, NULL},
@@ -1149,6 +1150,11 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "limit), e.g. \"/run/braid.sock\"",
                             vl, sizeof c->control_socket - 1);
             memcpy(c->control_socket, v, vl + 1);
+        } else if (strcmp(name, "metrics_listen") == 0) {
+            if (want_ipport(l, s, path, "127.0.0.1:9477", &c->metrics_listen) < 0) return -1;
+            if (addr_port((const struct sockaddr *)&c->metrics_listen.ss) == 0)
+                return fail(l, s, path, "no port; expected \"ip:port\", e.g. \"127.0.0.1:9477\"");
+            c->has_metrics_listen = true;
         } else if (strcmp(name, "up_command") == 0 || strcmp(name, "down_command") == 0 ||
                    strcmp(name, "link_command") == 0) {
             char *dst = name[0] == 'u' ? c->up_command

@@ -100,6 +100,8 @@ struct cfg {
     int log_target;                      /* "log_target": enum log_target, default auto */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
+    bool has_metrics_listen;
+    struct addr metrics_listen;          /* "metrics_listen": HTTP /metrics (Prometheus) */
     /* hook commands (/bin/sh -c), "" = none */
     char up_command[1024];               /* "up_command": the tunnel device is up */
     char down_command[1024];             /* "down_command": before the device goes away */

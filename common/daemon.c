@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../mux/mux.h"
 #include "../mux/sched.h"
@@ -29,7 +31,9 @@ static void usage(FILE *f, const char *prog, const char *usage_extra)
             "       %s genkey            print a new private key (for private_key_file)\n"
             "       %s pubkey            read a private key on stdin, print its public key\n"
             "       %s genpsk            print a new pre-shared key (the optional psk)\n"
-            "       %s status -c FILE    print link status from the running daemon\n"
+            "       %s status -c FILE [--watch]\n"
+            "                             print link status from the running daemon (--watch:\n"
+            "                             every second, with each link's rates, until ^C)\n"
             "       %s json -c FILE      the same as JSON\n"
             "       %s reload -c FILE    check FILE, then make the daemon running with it re-read\n"
             "                             it (as SIGHUP does); says what changed\n"
@@ -98,6 +102,7 @@ int daemon_parse_args(int argc, char **argv, const char *prog, const char *usage
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) a->config = argv[++i];
         else if (strcmp(argv[i], "-t") == 0 && a->cmd == CMD_RUN) a->cmd = CMD_CHECK;
         else if (strcmp(argv[i], "-v") == 0) a->verbose = true;
+        else if (strcmp(argv[i], "--watch") == 0 && a->cmd == CMD_STATUS) a->watch = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout, prog, usage_extra);
             return 0;
@@ -182,6 +187,16 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
                              !strstr(ans, "\nreloaded"))))
                 rc = -1;
             free(ans);
+        } else if (a->watch) {
+            bool tty = isatty(1);
+            for (;;) { /* until ^C, or the daemon goes away */
+                if (tty) fputs("\033[H\033[2J", stdout);
+                rc = control_query(cfg->control_socket, "status", stdout);
+                fflush(stdout);
+                if (rc != 0) break;
+                struct timespec second = {1, 0};
+                nanosleep(&second, NULL);
+            }
         } else {
             rc = control_query(cfg->control_socket, a->cmd == CMD_STATUS ? "status" : "json",
                                stdout);
@@ -325,7 +340,7 @@ static const struct {
     RO("mux.rehandshake_ms", rehandshake_ms), RO("mux.rekey_after_s", rekey_after_s),
     RO("mux.scheduler", scheduler),          RO("control_socket", control_socket),
     RO("log_target", log_target),            RO("socket_buffer", socket_buffer),
-    RO("dns_servers", dns_servers),
+    RO("dns_servers", dns_servers),          RO("metrics_listen", metrics_listen),
 };
 #undef RO
 
@@ -350,6 +365,26 @@ void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)
         memcpy((char *)cur + restart_only[i].off, (const char *)old + restart_only[i].off,
                restart_only[i].len);
     cur->has_psk = old->has_psk;
+}
+
+void daemon_metrics_head(const struct cfg *cfg, const struct tundev *tun, struct strbuf *out)
+{
+    const struct tundev_stats *ts = tundev_stats(tun);
+    sb_printf(out,
+              "# HELP braid_info braid's release, build and role\n# TYPE braid_info gauge\n"
+              "braid_info{version=\"%s\",build=\"%s\",role=\"%s\",wire=\"%d\"} 1\n",
+              BRAID_VERSION, tundev_kind, cfg->is_master ? "master" : "slave", WIRE_VERSION);
+#define T(name, help, f)                                                                           \
+    sb_printf(out, "# HELP braid_tunnel_" name "_total " help "\n# TYPE braid_tunnel_" name      \
+                   "_total counter\nbraid_tunnel_" name "_total %llu\n",                         \
+              (unsigned long long)ts->f);
+    T("rx_packets", "packets from the host into the tunnel", rx_packets)
+    T("rx_bytes", "bytes from the host into the tunnel", rx_bytes)
+    T("tx_packets", "packets from the tunnel to the host", tx_packets)
+    T("tx_bytes", "bytes from the tunnel to the host", tx_bytes)
+    T("rx_rejected", "packets from the host refused (too large)", rx_rejected)
+    T("tx_dropped", "packets to the host that could not be written", tx_dropped)
+#undef T
 }
 
 #define HOOK_TIMEOUT_S 30.0

@@ -16,6 +16,7 @@ struct daemon_args {
     enum daemon_cmd cmd;
     const char *config;
     bool verbose;
+    bool watch; /* status --watch: again every second */
     const char *extra;     /* CMD_EXTRA: the sub-command name (e.g. "probe-socks") */
     const char *extra_arg; /* its argument; CMD_LINK: the link's name */
     const char *extra_arg2; /* CMD_LINK: "up" or "down" */
@@ -66,6 +67,9 @@ void daemon_hook_tunnel(const struct cfg *cfg, const struct tundev *tun, unsigne
 /* link_command for a link's new state (not waited for). site: NULL on the slave. */
 void daemon_hook_link(struct ev_loop *loop, const struct cfg *cfg, const struct tundev *tun,
                       const char *site, const char *link, unsigned id, bool up, int links_up);
+
+/* The start of the Prometheus metrics: braid_info and the tunnel device's counters. */
+void daemon_metrics_head(const struct cfg *cfg, const struct tundev *tun, struct strbuf *out);
 
 /* Tunnel MTU for the config: the configured one, or link_mtu minus the outer IP/UDP headers,
  * braid's overhead and the SOCKS5 UDP header (10 bytes for an IPv4 master, 22 for IPv6). Both

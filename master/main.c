@@ -9,6 +9,7 @@
 #include "../common/ctlcmd.h"
 #include "../common/daemon.h"
 #include "../common/hooks.h"
+#include "../common/httpd.h"
 #include "../common/log.h"
 #include "../links/server.h"
 #include "../mux/mux.h"
@@ -26,6 +27,7 @@ struct master {
     struct udp_server *srv;
     struct sites *sites;
     struct control *ctl;
+    struct httpd *http;
 };
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
@@ -116,6 +118,18 @@ static void master_reload(struct master *M, struct strbuf *out)
               changes[2]);
     if (notes.len) sb_printf(out, "%.*s", (int)notes.len, notes.buf);
     sb_free(&notes);
+}
+
+static int metrics(void *ctx, const char *path, struct strbuf *out)
+{
+    struct master *M = ctx;
+    if (strcmp(path, "/metrics") != 0) {
+        sb_printf(out, "braid-master: the metrics are at /metrics\n");
+        return 404;
+    }
+    daemon_metrics_head(&M->cfg, M->tun, out);
+    sites_metrics(M->sites, out);
+    return 200;
 }
 
 static void on_sighup(void *ctx)
@@ -220,6 +234,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (cfg->has_metrics_listen) {
+        M->http = httpd_open(M->loop, &cfg->metrics_listen, metrics, M, err, sizeof err);
+        if (!M->http) {
+            fprintf(stderr, "%s: %s: metrics_listen: %s\n", prog, cfg->path, err);
+            goto out;
+        }
+    }
     daemon_hook_tunnel(cfg, M->tun, mtu, true);
     sites_start(M->sites);
     {
@@ -236,6 +257,7 @@ int main(int argc, char **argv)
     daemon_hook_tunnel(&M->cfg, M->tun, mtu, false);
     rc = 0;
 out:
+    httpd_close(M->http);
     control_close(M->ctl);
     sites_free(M->sites);
     udp_server_free(M->srv);

@@ -545,6 +545,45 @@ void sites_status_json(const struct sites *s, struct strbuf *sb)
     sb_printf(sb, "]");
 }
 
+void sites_metrics(const struct sites *s, struct strbuf *sb)
+{
+    const struct mux **mux = calloc((size_t)s->n + 1, sizeof *mux);
+    const char **name = calloc((size_t)s->n + 1, sizeof *name);
+    int n = 0;
+    if (mux && name)
+        for (int i = 0; i < s->nslots; i++)
+            if (s->site[i]) {
+                mux[n] = s->site[i]->mux;
+                name[n++] = s->site[i]->cfg.name;
+            }
+    mux_metrics(mux, name, n, sb);
+    sb_printf(sb, "# HELP braid_site_rx_foreign_src_total packets from the site whose source is "
+                  "not in its allowed_ips (dropped)\n"
+                  "# TYPE braid_site_rx_foreign_src_total counter\n");
+    for (int i = 0; i < s->nslots; i++)
+        if (s->site[i]) {
+            sb_printf(sb, "braid_site_rx_foreign_src_total{site=");
+            sb_json_str(sb, s->site[i]->cfg.name);
+            sb_printf(sb, "} %llu\n", (unsigned long long)s->site[i]->rx_foreign_src);
+        }
+    const struct front_counters *fc = front_counters(s->front);
+#define X(f)                                                                                       \
+    sb_printf(sb, "# HELP braid_master_" #f "_total the master's " #f " counter\n"                \
+                  "# TYPE braid_master_" #f "_total counter\nbraid_master_" #f "_total %llu\n",  \
+              (unsigned long long)s->c.f);
+    SITES_COUNTERS(X)
+#undef X
+#define X(f)                                                                                       \
+    sb_printf(sb, "# HELP braid_master_front_" #f "_total the handshake front's " #f " counter\n" \
+                  "# TYPE braid_master_front_" #f "_total counter\nbraid_master_front_" #f        \
+                  "_total %llu\n",                                                                \
+              (unsigned long long)fc->f);
+    FRONT_COUNTERS(X)
+#undef X
+    free(mux);
+    free(name);
+}
+
 void sites_status_text(const struct sites *s, struct strbuf *sb)
 {
     int with = 0;

@@ -65,6 +65,9 @@ const struct front_counters *sites_front_counters(const struct sites *s);
 size_t sites_table_bytes(const struct sites *s);
 /* Status as JSON members ("counters":{...},"sites":[...]) and as a table. */
 void sites_status_json(const struct sites *s, struct strbuf *out);
+/* The sites' metrics (Prometheus text format): every site's multiplexer, labelled by site, and
+ * the master's own counters. */
+void sites_metrics(const struct sites *s, struct strbuf *out);
 void sites_status_text(const struct sites *s, struct strbuf *out);
 
 #endif

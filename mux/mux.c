@@ -316,6 +316,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     for (int i = 0; i < m->nlinks; i++) {
         struct mux_link *ml = &m->links[m->order[i]];
         refresh_link(m, ml, now);
+        uint64_t txb = ml->tl ? ml->tl->c.tx_bytes : 0;
+        if (ml->meter_at_us == 0 || now - ml->meter_at_us >= 1000000u) {
+            double dt = (double)(now - ml->meter_at_us) / 1e6;
+            if (ml->meter_at_us && dt < 10) {
+                ml->tx_Bps = (double)(txb - ml->meter_tx) / dt;
+                ml->rx_Bps = (double)(ml->rx_bytes - ml->meter_rx) / dt;
+            }
+            ml->meter_at_us = now;
+            ml->meter_tx = txb;
+            ml->meter_rx = ml->rx_bytes;
+        }
         /* A link silent for a while may need a new path: tell its transport, then again after
          * 2x, 4x ... the interval (at most a minute) while the silence lasts. */
         uint64_t quiet_since = ml->silent_since_us; /* transport (re)started or session began */

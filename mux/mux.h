@@ -133,6 +133,10 @@ const struct mux_counters *mux_counters(const struct mux *m);
 bool mux_has_session(const struct mux *m);
 /* Number of links up (usable for data) now. */
 int mux_links_up(const struct mux *m);
+/* The n multiplexers' metrics in the Prometheus text format; site[k] labels mux[k]'s samples
+ * (site NULL: no site label, the slave). */
+void mux_metrics(const struct mux *const *mux, const char *const *site, int n,
+                 struct strbuf *out);
 /* Status as JSON object text, and as a human-readable table. */
 void mux_status_json(const struct mux *m, struct strbuf *out);
 void mux_status_text(const struct mux *m, struct strbuf *out);

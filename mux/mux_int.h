@@ -33,6 +33,9 @@ struct mux_link {
     struct link *old_tl; /* slave: a replaced transport whose late datagrams still count */
     bool retired;        /* slave: taken out by a reload: sends nothing, hidden from status */
     bool admin_down;     /* slave: taken down by the admin (`link NAME down`) until `up` */
+    /* the link's bytes sent and received per second over the last second (status, metrics) */
+    uint64_t meter_at_us, meter_tx, meter_rx;
+    double tx_Bps, rx_Bps;
     bool backup;         /* slave: carries data only while no other link can */
     /* state */
     bool up;             /* both ends hear each other on it */

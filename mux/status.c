@@ -66,7 +66,7 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   "\"since_s\":%.3f,"
                   "\"last_rx_ms\":%.1f,\"ups\":%llu,\"downs\":%llu,"
                   "\"rtt_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,\"min_rtt_ms\":%.3f,"
-                  "\"delivered_Bps\":%.0f,\"loss\":%.4f",
+                  "\"delivered_Bps\":%.0f,\"loss\":%.4f,\"tx_Bps\":%.0f,\"rx_Bps\":%.0f",
                   ml->admin_down ? "true" : "false", ml->backup ? "true" : "false",
                   transport_up(ml) ? "true" : "false", ml->up ? "true" : "false",
                   ml->sendable ? "true" : "false", ml->peer_hears ? "true" : "false",
@@ -75,7 +75,7 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
                   (unsigned long long)ml->ups, (unsigned long long)ml->downs,
                   ml->have_rtt ? ml->last_rtt / 1e3 : 0.0, ml->have_rtt ? ml->srtt / 1e3 : 0.0,
                   ml->have_rtt ? ml->rttvar / 1e3 : 0.0, ml->have_rtt ? ml->min_rtt / 1e3 : 0.0,
-                  ml->delivered_Bps, ml->loss);
+                  ml->delivered_Bps, ml->loss, ml->tx_Bps, ml->rx_Bps);
         struct sched_view vb = m->view[ml->pos];
         path_view(ml, now, &vb);
         const struct sched_view *v = &vb;
@@ -118,18 +118,21 @@ void mux_status_text(const struct mux *m, struct strbuf *sb)
     for (int i = 0; i < m->nlinks; i++) nlive += !m->links[m->order[i]].retired;
     sb_printf(sb, "%s: %s, %d of %d links up\n", m->cfg.is_master ? "braid-master" : "braid-slave",
               m->cur.valid ? "session established" : "no session", mux_links_up(m), nlive);
-    sb_printf(sb, "%-4s %-12s %-5s %9s %9s %7s %10s %10s %10s  %s\n", "id", "name", "state",
-              "srtt_ms", "min_ms", "loss", "rate_kbit", "tx_data", "rx_data", "transport");
+    sb_printf(sb, "%-4s %-12s %-5s %9s %9s %7s %10s %9s %9s %10s %10s  %s\n", "id", "name",
+              "state", "srtt_ms", "min_ms", "loss", "rate_kbit", "tx_kbit/s", "rx_kbit/s",
+              "tx_data", "rx_data", "transport");
     for (int i = 0; i < m->nlinks; i++) {
         const struct mux_link *ml = &m->links[m->order[i]];
         if (ml->retired) continue;
         char desc[160] = "";
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
-        sb_printf(sb, "%-4u %-12s %-5s %9.2f %9.2f %6.2f%% %10.0f %10llu %10llu  %s\n", ml->id,
+        sb_printf(sb, "%-4u %-12s %-5s %9.2f %9.2f %6.2f%% %10.0f %9.0f %9.0f %10llu %10llu  %s\n",
+                  ml->id,
                   ml->tl ? ml->tl->name : "",
                   ml->admin_down ? "off" : ml->up ? (ml->backup ? "up-bk" : "up") : "down",
                   ml->have_rtt ? ml->srtt / 1e3 : 0.0, ml->have_rtt ? ml->min_rtt / 1e3 : 0.0,
-                  ml->loss * 100, ml->delivered_Bps * 8 / 1000, (unsigned long long)ml->tx_data,
+                  ml->loss * 100, ml->delivered_Bps * 8 / 1000, ml->tx_Bps * 8 / 1000,
+                  ml->rx_Bps * 8 / 1000, (unsigned long long)ml->tx_data,
                   (unsigned long long)ml->rx_data, desc);
     }
     (void)now;

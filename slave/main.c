@@ -11,6 +11,7 @@
 #include "../common/ctlcmd.h"
 #include "../common/daemon.h"
 #include "../common/hooks.h"
+#include "../common/httpd.h"
 #include "../common/log.h"
 #include "../links/resolve.h"
 #include "../links/socks5.h"
@@ -38,6 +39,7 @@ struct slave {
     struct tundev *tun;
     struct mux *mux;
     struct control *ctl;
+    struct httpd *http;
     struct resolver *res;
     struct link *links[CFG_MAX_LINKS]; /* parallel to cfg.links */
     int nlinks;
@@ -344,6 +346,19 @@ static void slave_reload(struct slave *S, struct strbuf *out)
     sb_free(&notes);
 }
 
+static int metrics(void *ctx, const char *path, struct strbuf *out)
+{
+    struct slave *S = ctx;
+    if (strcmp(path, "/metrics") != 0) {
+        sb_printf(out, "braid-slave: the metrics are at /metrics\n");
+        return 404;
+    }
+    daemon_metrics_head(&S->cfg, S->tun, out);
+    const struct mux *m = S->mux;
+    mux_metrics(&m, NULL, 1, out);
+    return 200;
+}
+
 static void on_sighup(void *ctx)
 {
     struct strbuf out;
@@ -471,6 +486,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (cfg->has_metrics_listen) {
+        S->http = httpd_open(S->loop, &cfg->metrics_listen, metrics, S, err, sizeof err);
+        if (!S->http) {
+            fprintf(stderr, "%s: %s: metrics_listen: %s\n", prog, cfg->path, err);
+            goto out;
+        }
+    }
     daemon_hook_tunnel(cfg, S->tun, mtu, true); /* routes, NAT: before any traffic */
     for (int i = 0; i < S->nlinks; i++) start_link(S->links[i], &cfg->links[i]);
     mux_start(S->mux);
@@ -487,6 +509,7 @@ int main(int argc, char **argv)
     daemon_hook_tunnel(&S->cfg, S->tun, mtu, false);
     rc = 0;
 out:
+    httpd_close(S->http);
     control_close(S->ctl);
     mux_free(S->mux);
     for (int i = 0; i < S->nlinks; i++) link_destroy(S->links[i]);

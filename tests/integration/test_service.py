@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import unittest
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import braid  # noqa: E402
@@ -318,6 +320,85 @@ class ServiceTest(unittest.TestCase):
             r = ctl_link(b, "nosuch", "down")
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertIn('error: no link named "nosuch"', r.stdout)
+
+    def test_metrics_endpoint(self):
+        """metrics_listen serves /metrics in the Prometheus text format on both ends: each
+        family declared once, before its samples; per-link state and byte counters that follow
+        the traffic; the master's samples labelled by site; other paths 404, POST 405."""
+        mport, sport = braid.free_port(socket.SOCK_STREAM), braid.free_port(socket.SOCK_STREAM)
+        with braid.Braid(nlinks=2, emu=[SLOW, SLOW],
+                         master_extra='metrics_listen = "127.0.0.1:%d";' % mport,
+                         slave_extra='metrics_listen = "127.0.0.1:%d";' % sport) as b:
+            b.start()
+            self.assertComplete(run_transfer(b, 2000))
+            for who, port in (("master", mport), ("slave", sport)):
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    self.assertTrue(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+                    text = r.read().decode()
+                samples = parse_prometheus(self, text)
+                site = 'site="site",' if who == "master" else ""
+                names = ("link0", "link1") if who == "master" else ("wan0", "wan1")
+                for i, name in enumerate(names):
+                    key = '{%slink="%s",id="%d"}' % (site, name, i)
+                    self.assertEqual(samples["braid_link_up" + key], 1, who)
+                    self.assertGreater(samples["braid_link_tx_bytes_total" + key], 0, who)
+                    # (beats go on between the two reads; the tunnel's packets stopped)
+                    self.assertEqual(samples["braid_link_tx_data_total" + key],
+                                     b.links(who)[i]["tx_data"], who)
+                self.assertEqual(samples["braid_session_up{%s}" % site.rstrip(",")], 1)
+                self.assertGreater(samples["braid_tunnel_rx_packets_total"], 1900)
+                self.assertIn('braid_info{version="', text)
+                with self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen("http://127.0.0.1:%d/other" % port, timeout=5)
+                self.assertEqual(e.exception.code, 404)
+                e.exception.close()
+                with self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, data=b"x",
+                                           timeout=5)
+                self.assertEqual(e.exception.code, 405)
+                e.exception.close()
+            # status --watch: the table again every second (two of them), with the links' rates
+            w = subprocess.Popen([os.path.join(b.build, "braid-slave"), "status", "-c",
+                                  os.path.join(b.tmp, "slave.conf"), "--watch"],
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                seen = 0
+                for line in w.stdout:
+                    if line.startswith("braid-slave: session established"):
+                        seen += 1
+                    if line.startswith("id ") and seen:
+                        self.assertIn("tx_kbit/s", line)
+                        self.assertIn("rx_kbit/s", line)
+                    if seen == 2:
+                        break
+                self.assertEqual(seen, 2)
+            finally:
+                w.kill()
+                w.wait()
+                w.stdout.close()
+
+
+def parse_prometheus(test, text):
+    """The samples of a Prometheus text exposition {name+labels: value}, checking its form."""
+    declared, seen_family, samples = {}, [], {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        m = re.match(r"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (gauge|counter)$", line)
+        if m:
+            test.assertNotIn(m.group(1), declared, "declared twice: " + line)
+            declared[m.group(1)] = m.group(2)
+            seen_family.append(m.group(1))
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*",?)*\})? '
+                     r"(-?[0-9.e+-]+|NaN)$", line)
+        test.assertTrue(m, "not a sample line: %r" % line)
+        test.assertEqual(m.group(1), seen_family[-1], "sample away from its family: " + line)
+        if declared[m.group(1)] == "counter":
+            test.assertTrue(m.group(1).endswith("_total"), line)
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
 
 
 if __name__ == "__main__":

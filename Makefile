@@ -9,7 +9,7 @@
 CC      ?= cc
 CLANG   ?= clang
 PYTHON  ?= python3
-PKGS    := libcares libconfig libsodium libsystemd libmicrohttpd
+PKGS    := libcares libconfig libsodium libsystemd libmicrohttpd libcap-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

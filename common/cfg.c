@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <libconfig.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -49,6 +51,8 @@ static const struct known known_top[] = {
     {"socket_buffer", R_BOTH, NULL},
     {"dns_servers", R_SLAVE, "braid-master resolves no names"},
     {"metrics_listen", R_BOTH, NULL},
+    {"user", R_BOTH, NULL},
+    {"group", R_BOTH, NULL},
     {"up_command", R_BOTH, NULL},
     {"down_command", R_BOTH, NULL},
     {"link_command", R_BOTH, NULL},
@@ -1150,6 +1154,19 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "limit), e.g. \"/run/braid.sock\"",
                             vl, sizeof c->control_socket - 1);
             memcpy(c->control_socket, v, vl + 1);
+        } else if (strcmp(name, "user") == 0 || strcmp(name, "group") == 0) {
+            char *dst = name[0] == 'u' ? c->user : c->group;
+            if (want_string(l, s, path, "braid", &v) < 0) return -1;
+            size_t vl = strlen(v);
+            bool ok = vl > 0 && vl < sizeof c->user;
+            for (size_t k = 0; ok && k < vl; k++)
+                ok = (v[k] >= 'a' && v[k] <= 'z') || (v[k] >= 'A' && v[k] <= 'Z') ||
+                     (v[k] >= '0' && v[k] <= '9') || v[k] == '_' || v[k] == '-' || v[k] == '.';
+            if (!ok)
+                return fail(l, s, path, "\"%.40s\" is not a %s name; expected 1 to %zu letters, "
+                            "digits, '_', '-' or '.', e.g. \"braid\"", v, name, sizeof c->user - 1);
+            memcpy(dst, v, vl + 1);
+            if (name[0] == 'u') c->user_line = config_setting_source_line(s);
         } else if (strcmp(name, "metrics_listen") == 0) {
             if (want_ipport(l, s, path, "127.0.0.1:9477", &c->metrics_listen) < 0) return -1;
             if (addr_port((const struct sockaddr *)&c->metrics_listen.ss) == 0)
@@ -1837,7 +1854,34 @@ static int read_private_key(const char *cfgpath, struct cfg *c, char *err, size_
     return 0;
 }
 
+static int load_file(const char *path, bool is_master, bool read_key, struct cfg *out, char *err,
+                     size_t errlen);
+
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen)
+{
+    return load_file(path, is_master, true, out, err, errlen);
+}
+
+int cfg_reload(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen)
+{
+    return load_file(path, is_master, false, out, err, errlen);
+}
+
+/* May group members read a secret in the file? Not worth a warning when the group is the one
+ * braid runs as ("user"/"group"): that is how it reads its config after dropping root. */
+static bool group_is_braids(const struct cfg *c, gid_t gid)
+{
+    if (!c->user[0]) return false;
+    if (c->group[0]) {
+        const struct group *gr = getgrnam(c->group);
+        return gr && gr->gr_gid == gid;
+    }
+    const struct passwd *pw = getpwnam(c->user);
+    return pw && pw->pw_gid == gid;
+}
+
+static int load_file(const char *path, bool is_master, bool read_key, struct cfg *out, char *err,
+                     size_t errlen)
 {
     char scratch[8];
     if (!err || !errlen) err = scratch, errlen = sizeof scratch;
@@ -1894,11 +1938,13 @@ int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_
     }
     sodium_memzero(buf, cap);
     free(buf);
-    if (rc == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) && holds_secret(out))
+    if (rc == 0 && holds_secret(out) &&
+        ((st.st_mode & S_IRWXO) || ((st.st_mode & S_IRWXG) && !group_is_braids(out, st.st_gid))))
         snprintf(out->warning, sizeof out->warning,
                  "%s holds a key (private_key or psk) and group or others may read it (mode %03o); "
                  "run `chmod 600 %s`",
                  path, (unsigned)(st.st_mode & 0777), path);
-    if (rc == 0 && out->private_key_file[0]) rc = read_private_key(path, out, err, errlen);
+    if (rc == 0 && read_key && out->private_key_file[0])
+        rc = read_private_key(path, out, err, errlen);
     return rc;
 }

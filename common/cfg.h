@@ -100,6 +100,9 @@ struct cfg {
     int log_target;                      /* "log_target": enum log_target, default auto */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
+    char user[64];                       /* "user": run as this user after the setup */
+    char group[64];                      /* "group": and this group ("" = the user's) */
+    int user_line;
     bool has_metrics_listen;
     struct addr metrics_listen;          /* "metrics_listen": HTTP /metrics (Prometheus) */
     /* hook commands (/bin/sh -c), "" = none */
@@ -123,6 +126,9 @@ void cfg_set_scheduler_names(const struct cfg_names *names);
 
 /* Both return 0 with *out filled in (free it with cfg_free), or -1 with nothing to free. */
 int cfg_load(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
+/* The same for a reload: private_key_file is not read (the key needs a restart to change, and
+ * the daemon may no longer be allowed to read it); has_private_key stays false. */
+int cfg_reload(const char *path, bool is_master, struct cfg *out, char *err, size_t errlen);
 /* The same from a string (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, bool is_master, struct cfg *out, char *err,
                     size_t errlen);

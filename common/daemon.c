@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "../tundev/tundev.h"
 #include "control.h"
 #include "hooks.h"
+#include "privdrop.h"
 #include "keys.h"
 #include "log.h"
 #include "util.h"
@@ -341,6 +343,7 @@ static const struct {
     RO("mux.scheduler", scheduler),          RO("control_socket", control_socket),
     RO("log_target", log_target),            RO("socket_buffer", socket_buffer),
     RO("dns_servers", dns_servers),          RO("metrics_listen", metrics_listen),
+    RO("user", user),                        RO("group", group),
 };
 #undef RO
 
@@ -357,6 +360,68 @@ int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf 
     }
     if (n) sb_printf(out, "\n");
     return n;
+}
+
+int daemon_reload_load(const struct cfg *running, struct cfg *nc, char *err, size_t errlen)
+{
+    if (cfg_reload(running->path, running->is_master, nc, err, errlen) != 0) {
+        if (running->user[0] && strstr(err, "Permission denied")) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (braid runs as user %s since its start: let it read "
+                     "the file, e.g. `chgrp %s %s; chmod 640 %s`)", running->user,
+                     running->group[0] ? running->group : running->user, running->path,
+                     running->path);
+        }
+        return -1;
+    }
+    /* the key file is not read again: the running key, unless the file named changed */
+    if (nc->private_key_file[0] && strcmp(nc->private_key_file, running->private_key_file) == 0) {
+        memcpy(nc->private_key, running->private_key, sizeof nc->private_key);
+        nc->has_private_key = running->has_private_key;
+    }
+    return 0;
+}
+
+int daemon_check_user(const struct cfg *cfg, const char *prog)
+{
+    if (!cfg->user[0]) return 0;
+    uid_t uid;
+    gid_t gid;
+    char err[256];
+    if (privdrop_lookup(cfg->user, cfg->group, &uid, &gid, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s:%d: %s\n", prog, cfg->path, cfg->user_line, err);
+        return 2;
+    }
+    return 0;
+}
+
+int daemon_drop_privileges(const struct cfg *cfg, const char *prog)
+{
+    if (!cfg->user[0]) return 0;
+    uid_t uid;
+    gid_t gid;
+    char err[256];
+    if (privdrop_lookup(cfg->user, cfg->group, &uid, &gid, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s:%d: %s\n", prog, cfg->path, cfg->user_line, err);
+        return 1;
+    }
+    /* What is still needed after the setup: the slave reopens its links' sockets (an interface
+     * comes back, a NAT mapping died): SO_BINDTODEVICE needs CAP_NET_RAW, socket buffers over
+     * net.core.[rw]mem_max CAP_NET_ADMIN. The master's socket stays open: nothing, unless hook
+     * commands after the start (link_command, down_command) need CAP_NET_ADMIN for routes. */
+    bool hooks = cfg->link_command[0] || cfg->down_command[0];
+    int caps[2], n = 0;
+    if (!cfg->is_master || hooks) caps[n++] = CAP_NET_ADMIN;
+    if (!cfg->is_master) caps[n++] = CAP_NET_RAW;
+    if (privdrop_apply(uid, gid, caps, n, hooks, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s:%d: user: %s\n", prog, cfg->path, cfg->user_line, err);
+        return 1;
+    }
+    char kept[128];
+    privdrop_describe(kept, sizeof kept);
+    LOGI("running as user %s (uid %u, gid %u) with capabilities: %s%s", cfg->user,
+         (unsigned)uid, (unsigned)gid, kept, hooks ? " (passed on to hook commands)" : "");
+    return 0;
 }
 
 void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)

@@ -81,7 +81,7 @@ static void master_reload(struct master *M, struct strbuf *out)
         sb_printf(out, "error: out of memory\n");
         return;
     }
-    if (cfg_load(M->cfg.path, true, nc, err, sizeof err) != 0) {
+    if (daemon_reload_load(&M->cfg, nc, err, sizeof err) != 0) {
         LOGE("reload: %s; the running configuration stays", err);
         sb_printf(out, "error: %s; the running configuration stays\n", err);
         free(nc);
@@ -188,6 +188,11 @@ int main(int argc, char **argv)
         free(M);
         return 2;
     }
+    if (daemon_check_user(cfg, prog) != 0) {
+        cfg_free(&M->cfg);
+        free(M);
+        return 2;
+    }
     if (a.cmd == CMD_CHECK) {
         char as[ADDR_STRLEN];
         printf("%s: configuration OK: listen %s, %d site%s, tunnel MTU %u%s\n", cfg->path,
@@ -243,6 +248,7 @@ int main(int argc, char **argv)
     }
     daemon_hook_tunnel(cfg, M->tun, mtu, true);
     sites_start(M->sites);
+    if (daemon_drop_privileges(cfg, prog) != 0) goto out;
     {
         char as[ADDR_STRLEN], td[160];
         tundev_describe(M->tun, td, sizeof td);

@@ -231,7 +231,7 @@ static void slave_reload(struct slave *S, struct strbuf *out)
         sb_printf(out, "error: out of memory\n");
         return;
     }
-    if (cfg_load(S->cfg.path, false, nc, err, sizeof err) != 0 ||
+    if (daemon_reload_load(&S->cfg, nc, err, sizeof err) != 0 ||
         check_bind_interface(nc, err, sizeof err) != 0) {
         LOGE("reload: %s; the running configuration stays", err);
         sb_printf(out, "error: %s; the running configuration stays\n", err);
@@ -430,6 +430,11 @@ int main(int argc, char **argv)
         free(S);
         return 2;
     }
+    if (daemon_check_user(cfg, prog) != 0) {
+        cfg_free(&S->cfg);
+        free(S);
+        return 2;
+    }
     if (a.cmd == CMD_CHECK) {
         printf("%s: configuration OK: master %s:%u, %d link%s, tunnel MTU %u%s\n", cfg->path,
                cfg->master_host, cfg->master_port, cfg->nlinks, cfg->nlinks == 1 ? "" : "s", mtu,
@@ -496,6 +501,7 @@ int main(int argc, char **argv)
     daemon_hook_tunnel(cfg, S->tun, mtu, true); /* routes, NAT: before any traffic */
     for (int i = 0; i < S->nlinks; i++) start_link(S->links[i], &cfg->links[i]);
     mux_start(S->mux);
+    if (daemon_drop_privileges(cfg, prog) != 0) goto out;
     {
         char td[160];
         tundev_describe(S->tun, td, sizeof td);

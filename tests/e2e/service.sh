@@ -2,7 +2,8 @@
 # service.sh: end-to-end test of braid run as a service (root, TUN build, two namespaces): the
 # up_command sets a route through the tunnel (and sets it again after a restart), a reload that
 # removes a link and adds one keeps the TUN device, its route and the traffic (no ping lost),
-# and down_command runs at the stop.
+# and down_command runs at the stop; both daemons run as user nobody after their setup, with
+# only the capabilities they still need.
 #
 # Layout (all addresses from 198.18.0.0/15):
 #   slave ns  vs0 198.18.1.2/24 <-> vm0 198.18.1.1/24  master ns
@@ -27,13 +28,21 @@ done
 inM ip addr add 198.18.0.1/32 dev lo
 inM ip addr add 198.18.200.1/32 dev lo
 e2e_keys
+# the daemons run as nobody/nogroup after the setup: they read their configs at a reload (640,
+# group nogroup) and the hook commands append to one file
+chmod 711 "$T"
+touch "$T"/hooks
+chmod 666 "$T"/hooks
 cat >"$T"/master.conf <<EOF2
 private_key_file = "master.key";
 sites = ( { name = "site"; public_key = "$SPUB"; allowed_ips = [ "198.18.100.2/32" ]; } );
 listen = "198.18.0.1:7000";
 tunnel = { name = "braid0"; address = "198.18.100.1/30"; };
 control_socket = "$T/master.sock";
+user = "nobody";
+group = "nogroup";
 EOF2
+chgrp nogroup "$T"/master.conf && chmod 640 "$T"/master.conf
 slave_conf() { # slave_conf LINKS...
     local links=$*
     cat >"$T"/slave.conf <<EOF2
@@ -45,7 +54,10 @@ tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
 control_socket = "$T/slave.sock";
 up_command = "ip route add 198.18.200.0/24 dev \$BRAID_INTERFACE && echo up \$BRAID_INTERFACE >> $T/hooks";
 down_command = "echo down \$BRAID_INTERFACE >> $T/hooks";
+user = "nobody";
+group = "nogroup";
 EOF2
+    chgrp nogroup "$T"/slave.conf && chmod 640 "$T"/slave.conf
 }
 slave_conf '{ name = "wan0"; interface = "vs0"; }, { name = "wan1"; interface = "vs1"; }'
 start_slave() {
@@ -60,6 +72,13 @@ start_slave
 echo "e2e service: hooks, restart, reload (TUN build, 2 namespaces)"
 DESC="session and both links up within 10 s"
 check wait_for 10 slave "m['session'] and m['links_up'] == 2"
+# proc_field PID NAME: a line of /proc/PID/status
+proc_field() { sed -n "s/^$2:[[:space:]]*//p" /proc/$1/status; }
+nobody=$(id -u nobody)
+DESC="the slave runs as nobody with only CAP_NET_ADMIN and CAP_NET_RAW (0x3000)"
+check test "$(proc_field $SLAVE Uid | awk '{print $1 $2 $3 $4}').$(proc_field $SLAVE CapEff)" = "$nobody$nobody$nobody$nobody.0000000000003000"
+DESC="the master runs as nobody with no capabilities"
+check test "$(proc_field ${pids[0]} Uid | awk '{print $1}').$(proc_field ${pids[0]} CapEff)" = "$nobody.0000000000000000"
 DESC="up_command added the route to 198.18.200.0/24 through braid0"
 check sh -c "ip netns exec $S ip route show 198.18.200.0/24 | grep -q 'dev braid0'"
 DESC="ping 198.18.200.1 through that route"

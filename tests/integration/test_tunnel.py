@@ -533,6 +533,18 @@ class TunnelTest(unittest.TestCase):
                                   "address of interface lo, not of interface \"%s\"" % (ifname, ifname),
                                   r.stderr)
 
+    def test_config_check_names_a_missing_user(self):
+        """-t refuses a "user" this host does not have, with FILE:LINE and how to make one."""
+        with braid.Braid(nlinks=1) as b:
+            conf = b.master_conf()
+            with open(conf, "a") as f:
+                f.write('\nuser = "braid-no-such-user";\n')
+            r = subprocess.run([os.path.join(braid.build_dir(), "braid-master"), "-t", "-c", conf],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2, r.stdout)
+            self.assertRegex(r.stderr, r'master.conf:\d+: user "braid-no-such-user": no such user')
+            self.assertIn("adduser --system", r.stderr)
+
     def test_version(self):
         """--version names the program, the release in VERSION, the build and the wire version."""
         version = open(os.path.join(braid.ROOT, "VERSION")).read().strip()

@@ -351,6 +351,13 @@ static void test_syntax_errors(void **state)
     assert_int_equal(C.log_target, LOG_TO_SYSLOG);
     expect_fail(load_m("log_target = \"journal\";"),
                 "t.conf:3: log_target: \"journal\" is not a log target; expected \"auto\"", NULL);
+    expect_ok(load_m("user = \"braid\"; group = \"nogroup\";"));
+    assert_string_equal(C.user, "braid");
+    assert_string_equal(C.group, "nogroup");
+    assert_int_equal(C.user_line, 3);
+    expect_fail(load_m("user = \"br aid\";"), "t.conf:3: user: \"br aid\" is not a user name", NULL);
+    expect_fail(load_m("group = \"\";"), "t.conf:3: group: \"\" is not a group name", NULL);
+    expect_fail(load_m("user = \"../../etc\";"), "t.conf:3: user: \"../../etc\" is not a user name", NULL);
     expect_ok(load_m("up_command = \"ip route add 10.1.0.0/24 dev $BRAID_INTERFACE\";\n"
                      "link_command = \"logger $BRAID_LINK\";"));
     assert_string_equal(C.up_command, "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE");

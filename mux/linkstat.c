@@ -71,6 +71,7 @@ void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be em
     ml->next_stale_us = 0;
     ml->tx_counter = 0;
     ml->last_beat_us = 0;
+    ml->name_sent_us = 0;
     replay_init(&ml->replay);
     ml->rx_packets = ml->rx_bytes = ml->rx_highest = 0;
     ml->have_peer_ts = false;
@@ -151,7 +152,7 @@ bool update_state(struct mux *m, struct mux_link *ml, uint64_t now)
     if (alive != ml->up) {
         ml->up = alive;
         ml->state_since_us = now;
-        const char *name = ml->tl ? ml->tl->name : "?";
+        const char *name = link_name(ml);
         if (alive) {
             ml->ups++;
             LOGI("link %s (id %u): up%s", name, ml->id,

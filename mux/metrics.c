@@ -17,7 +17,7 @@ static void labels(struct strbuf *sb, const char *site, const struct mux_link *m
     }
     if (ml) {
         sb_printf(sb, "%slink=", sep);
-        sb_json_str(sb, ml->tl ? ml->tl->name : "");
+        sb_json_str(sb, link_name(ml));
         sb_printf(sb, ",id=\"%u\"", ml->id);
     }
     sb_printf(sb, "}");

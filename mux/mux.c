@@ -88,6 +88,13 @@ static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, si
             ml->peer_hears = (b->flags & CTRL_BEAT_F_HEARS) != 0;
             if (ml->peer_hears) ml->peer_down = false;
             beat_feedback(m, ml, b, now);
+        } else if (msgs[i].kind == CTRL_LINK_NAME) {
+            struct mux_link *o = &m->links[msgs[i].u.name.link_id];
+            if (m->cfg.is_master && o->used && strcmp(o->peer_name, msgs[i].u.name.name) != 0) {
+                LOGI("site %s: link id %u is the slave's \"%s\"", m->cfg.name, o->id,
+                     msgs[i].u.name.name);
+                memcpy(o->peer_name, msgs[i].u.name.name, sizeof o->peer_name);
+            }
         } else if (msgs[i].kind == CTRL_REPORT) {
             report_apply(m, &msgs[i].u.report, mark, now);
         } else if (msgs[i].kind == CTRL_LINK_DOWN) {
@@ -231,7 +238,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
             log_limited(&m->lim_late, LOG_DEBUG,
                         "link %s: gseq %u arrived after its gap was given up (reorder timeout "
                         "%.1f ms, next %u): delivered out of order",
-                        ml->tl ? ml->tl->name : "?", h.gseq, m->ro_timeout_us / 1000.0,
+                        link_name(ml), h.gseq, m->ro_timeout_us / 1000.0,
                         reorder_next(m->ro));
             m->cb.deliver(m->cb.ctx, payload, plen);
         } else if (rr == REORDER_TOOBIG) {
@@ -319,7 +326,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         uint64_t txb = ml->tl ? ml->tl->c.tx_bytes : 0;
         if (ml->meter_at_us == 0 || now - ml->meter_at_us >= 1000000u) {
             double dt = (double)(now - ml->meter_at_us) / 1e6;
-            if (ml->meter_at_us && dt < 10) {
+            if (ml->meter_at_us && dt < 10 && txb >= ml->meter_tx &&
+                ml->rx_bytes >= ml->meter_rx) { /* (a new session starts the counts again) */
                 ml->tx_Bps = (double)(txb - ml->meter_tx) / dt;
                 ml->rx_Bps = (double)(ml->rx_bytes - ml->meter_rx) / dt;
             }

@@ -37,6 +37,8 @@ struct mux_link {
     uint64_t meter_at_us, meter_tx, meter_rx;
     double tx_Bps, rx_Bps;
     bool backup;         /* slave: carries data only while no other link can */
+    char peer_name[CTRL_LINK_NAME_MAX + 1]; /* master: the slave's name for it (LINK_NAME) */
+    uint64_t name_sent_us; /* slave: when its LINK_NAME went out last (0: not this session) */
     /* state */
     bool up;             /* both ends hear each other on it */
     bool sendable;       /* may carry data: up, or the peer's reports say it hears it; the
@@ -163,6 +165,12 @@ struct mux {
 static inline const char *role(const struct mux *m)
 {
     return m->cfg.is_master ? "slave" : "master";
+}
+
+/* The link's name for logs and status: the slave's own, on the master once it has told it. */
+static inline const char *link_name(const struct mux_link *ml)
+{
+    return ml->peer_name[0] ? ml->peer_name : ml->tl ? ml->tl->name : "?";
 }
 
 static inline bool transport_up(const struct mux_link *ml)

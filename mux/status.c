@@ -57,7 +57,7 @@ void mux_status_json(const struct mux *m, struct strbuf *sb)
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
         sb_printf(sb, "%s{\"id\":%u,\"name\":", lsep, ml->id);
         lsep = ",";
-        sb_json_str(sb, ml->tl ? ml->tl->name : "");
+        sb_json_str(sb, link_name(ml));
         sb_printf(sb, ",\"transport\":");
         sb_json_str(sb, desc);
         sb_printf(sb,
@@ -128,7 +128,7 @@ void mux_status_text(const struct mux *m, struct strbuf *sb)
         if (ml->tl) ml->tl->ops->describe(ml->tl, desc, sizeof desc);
         sb_printf(sb, "%-4u %-12s %-5s %9.2f %9.2f %6.2f%% %10.0f %9.0f %9.0f %10llu %10llu  %s\n",
                   ml->id,
-                  ml->tl ? ml->tl->name : "",
+                  link_name(ml),
                   ml->admin_down ? "off" : ml->up ? (ml->backup ? "up-bk" : "up") : "down",
                   ml->have_rtt ? ml->srtt / 1e3 : 0.0, ml->have_rtt ? ml->min_rtt / 1e3 : 0.0,
                   ml->loss * 100, ml->delivered_Bps * 8 / 1000, ml->tx_Bps * 8 / 1000,

@@ -2,6 +2,8 @@
  * announcements. */
 #include "mux_int.h"
 
+#include <stdio.h>
+
 #include "../common/util.h"
 
 static void fill_echo(struct mux_link *ml, struct wire_hdr *h, uint64_t now)
@@ -45,6 +47,8 @@ void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t l
     if (!ml->txq_head) note_app_limited(m, ml, now);
 }
 
+#define LINK_NAME_EVERY_US 10000000u
+
 void send_beat(struct mux *m, struct mux_link *ml, uint64_t now)
 {
     struct ctrl_beat b = {0};
@@ -55,8 +59,16 @@ void send_beat(struct mux *m, struct mux_link *ml, uint64_t now)
     b.rx_packets = ml->rx_packets;
     b.rx_bytes = ml->rx_bytes;
     b.rx_highest = ml->rx_highest;
-    uint8_t buf[64];
+    uint8_t buf[64 + CTRL_LINK_NAME_MAX + 8];
     size_t pos = 0;
+    /* the slave tells the master its name for the link (before the BEAT: known when the link
+     * comes up there): at once in a session, then every 10 s (a lost one is told again) */
+    if (!m->cfg.is_master && ml->tl &&
+        (ml->name_sent_us == 0 || now - ml->name_sent_us >= LINK_NAME_EVERY_US)) {
+        struct ctrl_link_name n = {.link_id = ml->id};
+        snprintf(n.name, sizeof n.name, "%s", ml->tl->name);
+        if (ctrl_put_link_name(buf, sizeof buf, &pos, &n) == 0) ml->name_sent_us = now;
+    }
     ctrl_put_beat(buf, sizeof buf, &pos, &b);
     ml->last_beat_us = now;
     send_ctrl(m, ml, buf, pos, now);

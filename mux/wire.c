@@ -205,6 +205,29 @@ int ctrl_put_rekey(uint8_t *buf, size_t cap, size_t *pos)
     return ctrl_reserve(buf, cap, pos, CTRL_REKEY, 0) ? 0 : WIRE_ERR_SPACE;
 }
 
+static bool link_name_ok(const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > CTRL_LINK_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int ctrl_put_link_name(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_name *n)
+{
+    size_t len = strnlen(n->name, sizeof n->name);
+    if (!link_name_ok((const uint8_t *)n->name, len)) return WIRE_ERR_SHORT;
+    uint8_t *v = ctrl_reserve(buf, cap, pos, CTRL_LINK_NAME, (uint8_t)(1 + len));
+    if (!v) return WIRE_ERR_SPACE;
+    v[0] = n->link_id;
+    memcpy(v + 1, n->name, len);
+    return 0;
+}
+
 int wire_version_of(const uint8_t *dg, size_t len)
 {
     return len ? dg[0] >> 6 : -1;
@@ -267,6 +290,15 @@ int ctrl_decode(const uint8_t *p, size_t len, struct ctrl_msg *out, int max)
             if (vlen != 0) return WIRE_ERR_SHORT;
             if (n >= max) return WIRE_ERR_SPACE;
             out[n].kind = CTRL_REKEY;
+            n++;
+            break;
+        case CTRL_LINK_NAME:
+            if (vlen < 2 || !link_name_ok(v + 1, vlen - 1)) return WIRE_ERR_SHORT;
+            if (n >= max) return WIRE_ERR_SPACE;
+            out[n].kind = CTRL_LINK_NAME;
+            out[n].u.name.link_id = v[0];
+            memcpy(out[n].u.name.name, v + 1, vlen - 1);
+            out[n].u.name.name[vlen - 1] = '\0';
             n++;
             break;
         default: /* unknown kind: skipped (forward compatibility) */

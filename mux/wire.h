@@ -90,7 +90,14 @@ static inline uint16_t wire_ts(uint64_t now_us)
 #define WIRE_RTT_MAX_US 8000000u
 
 /* ---- CTRL messages (section 4) ---- */
-enum ctrl_kind { CTRL_BEAT = 1, CTRL_LINK_DOWN = 2, CTRL_REPORT = 3, CTRL_REKEY = 4 };
+enum ctrl_kind {
+    CTRL_BEAT = 1,
+    CTRL_LINK_DOWN = 2,
+    CTRL_REPORT = 3,
+    CTRL_REKEY = 4,
+    CTRL_LINK_NAME = 5,
+};
+#define CTRL_LINK_NAME_MAX 31 /* bytes of a link's name: [A-Za-z0-9._-] */
 #define CTRL_BEAT_LEN 32
 #define CTRL_REPORT_LEN 40
 #define CTRL_REPORT_F_OWD 0x01    /* owd_min_rel_us and owd_queue_us are valid */
@@ -133,11 +140,18 @@ struct ctrl_link_down {
     uint8_t reason;
 };
 
+/* The slave's name for one of its links (section 4, kind 5), for the master's status. */
+struct ctrl_link_name {
+    uint8_t link_id;
+    char name[CTRL_LINK_NAME_MAX + 1]; /* NUL-terminated */
+};
+
 struct ctrl_msg {
     uint8_t kind;
     union {
         struct ctrl_beat beat;
         struct ctrl_link_down down;
+        struct ctrl_link_name name;
         struct ctrl_report report;
     } u;
 };
@@ -149,6 +163,9 @@ int ctrl_put_link_down(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_
 int ctrl_put_report(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_report *r);
 /* REKEY (no value): the master asks the slave for a handshake with new keys. */
 int ctrl_put_rekey(uint8_t *buf, size_t cap, size_t *pos);
+/* WIRE_ERR_SHORT for a name that is empty, too long or has other characters than
+ * [A-Za-z0-9._-]. */
+int ctrl_put_link_name(uint8_t *buf, size_t cap, size_t *pos, const struct ctrl_link_name *n);
 
 /* The version field (bits 7-6 of byte 0) of a datagram of len bytes, or -1 if len is 0. */
 int wire_version_of(const uint8_t *dg, size_t len);

@@ -44,6 +44,8 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
             CHECK(ctrl_put_report(buf, sizeof(buf), &pos, &m[i].u.report) == 0);
         } else if (m[i].kind == CTRL_REKEY) {
             CHECK(ctrl_put_rekey(buf, sizeof(buf), &pos) == 0);
+        } else if (m[i].kind == CTRL_LINK_NAME) {
+            CHECK(ctrl_put_link_name(buf, sizeof(buf), &pos, &m[i].u.name) == 0);
         } else {
             CHECK(m[i].kind == CTRL_LINK_DOWN);
             CHECK(ctrl_put_link_down(buf, sizeof(buf), &pos, &m[i].u.down) == 0);
@@ -60,6 +62,10 @@ static void decode_and_reencode(const uint8_t *p, size_t len)
             CHECK(back[i].u.beat.rx_packets == m[i].u.beat.rx_packets);
             CHECK(back[i].u.beat.rx_bytes == m[i].u.beat.rx_bytes);
             CHECK(back[i].u.beat.rx_highest == m[i].u.beat.rx_highest);
+        } else if (m[i].kind == CTRL_LINK_NAME) {
+            CHECK(back[i].u.name.link_id == m[i].u.name.link_id);
+            CHECK(strcmp(back[i].u.name.name, m[i].u.name.name) == 0);
+            CHECK(strlen(m[i].u.name.name) >= 1 && strlen(m[i].u.name.name) <= CTRL_LINK_NAME_MAX);
         } else if (m[i].kind == CTRL_REPORT) {
             CHECK(back[i].u.report.link_id == m[i].u.report.link_id);
             CHECK(back[i].u.report.flags == m[i].u.report.flags);

@@ -1,6 +1,8 @@
 /* test_wire.c: unit tests of the datagram codec (mux/wire.c): byte-exact conformance with
  * PROTOCOL.md section 3, round trips, hostile datagrams and hostile CTRL payloads. */
+#include <ctype.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -584,11 +586,11 @@ static void test_ctrl_hostile(void **state)
     o = 1;
     assert_int_equal(ctrl_put_rekey(buf, 2, &o), WIRE_ERR_SPACE);
 
-    /* unknown kinds (0, 5, 255; empty and 255-byte values) are skipped */
+    /* unknown kinds (0, 6, 255; empty and 255-byte values) are skipped */
     o = 0;
     buf[o++] = 0;
     buf[o++] = 0;
-    buf[o++] = 5;
+    buf[o++] = 6;
     buf[o++] = 255;
     memset(buf + o, 0xab, 255);
     o += 255;
@@ -642,6 +644,55 @@ static uint32_t lcg(uint32_t *x)
  * truncated or with a byte changed. ctrl_decode must agree with a straightforward model of
  * section 4, and every decoded message must re-encode to the bytes it came from. */
 /* REPORT (kind 3): exact bytes, round trip, wrong lengths, 48-bit counter mask, signed delay. */
+/* LINK_NAME: the slave's name for a link; names of 1-31 of [A-Za-z0-9._-] only, both ways. */
+static void test_ctrl_link_name(void **state)
+{
+    (void)state;
+    struct ctrl_msg m[CTRL_MAX_MSGS];
+    uint8_t buf[128];
+    size_t o = 0;
+    struct ctrl_link_name n = {.link_id = 7, .name = "phone-1.usb_2"};
+    assert_int_equal(ctrl_put_link_name(buf, sizeof buf, &o, &n), 0);
+    assert_int_equal(o, 2 + 1 + strlen(n.name));
+    assert_int_equal(buf[0], CTRL_LINK_NAME);
+    assert_int_equal(buf[1], 1 + strlen(n.name));
+    assert_int_equal(decode_copy(buf, o, m, CTRL_MAX_MSGS), 1);
+    assert_int_equal(m[0].kind, CTRL_LINK_NAME);
+    assert_int_equal(m[0].u.name.link_id, 7);
+    assert_string_equal(m[0].u.name.name, "phone-1.usb_2");
+    /* 31 characters: the longest */
+    memset(n.name, 'a', 31);
+    n.name[31] = '\0';
+    o = 0;
+    assert_int_equal(ctrl_put_link_name(buf, sizeof buf, &o, &n), 0);
+    assert_int_equal(decode_copy(buf, o, m, CTRL_MAX_MSGS), 1);
+    assert_int_equal(strlen(m[0].u.name.name), 31);
+    /* refused to encode: empty, other characters */
+    struct ctrl_link_name bad = {.link_id = 1, .name = ""};
+    o = 0;
+    assert_int_equal(ctrl_put_link_name(buf, sizeof buf, &o, &bad), WIRE_ERR_SHORT);
+    snprintf(bad.name, sizeof bad.name, "a b");
+    assert_int_equal(ctrl_put_link_name(buf, sizeof buf, &o, &bad), WIRE_ERR_SHORT);
+    assert_int_equal(o, 0);
+    assert_int_equal(ctrl_put_link_name(buf, 4, &o, &n), WIRE_ERR_SPACE);
+    /* refused to decode: no name, 32 bytes, a NUL, a slash, a control character, truncated */
+    const uint8_t none[] = {CTRL_LINK_NAME, 1, 3};
+    assert_int_equal(decode_copy(none, sizeof none, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    const uint8_t empty[] = {CTRL_LINK_NAME, 0};
+    assert_int_equal(decode_copy(empty, sizeof empty, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    uint8_t long32[2 + 33] = {CTRL_LINK_NAME, 33, 1};
+    memset(long32 + 3, 'x', 32);
+    assert_int_equal(decode_copy(long32, sizeof long32, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    const uint8_t nul[] = {CTRL_LINK_NAME, 4, 1, 'a', 0, 'b'};
+    assert_int_equal(decode_copy(nul, sizeof nul, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    const uint8_t slash[] = {CTRL_LINK_NAME, 4, 1, 'a', '/', 'b'};
+    assert_int_equal(decode_copy(slash, sizeof slash, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    const uint8_t esc[] = {CTRL_LINK_NAME, 3, 1, 0x1b, '['};
+    assert_int_equal(decode_copy(esc, sizeof esc, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+    const uint8_t cut[] = {CTRL_LINK_NAME, 5, 1, 'a', 'b'};
+    assert_int_equal(decode_copy(cut, sizeof cut, m, CTRL_MAX_MSGS), WIRE_ERR_SHORT);
+}
+
 static void test_ctrl_report(void **state)
 {
     (void)state;
@@ -688,6 +739,15 @@ static void test_ctrl_report(void **state)
     assert_int_equal(wire_version_of(&v1, 1), 1);
 }
 
+/* The model of a LINK_NAME value: a link id, then 1-31 of [A-Za-z0-9._-]. */
+static bool model_name_ok(const uint8_t *v, size_t vlen)
+{
+    if (vlen < 2 || vlen - 1 > CTRL_LINK_NAME_MAX) return false;
+    for (size_t i = 1; i < vlen; i++)
+        if (!isalnum(v[i]) && v[i] != '.' && v[i] != '_' && v[i] != '-') return false;
+    return true;
+}
+
 static void test_ctrl_random(void **state)
 {
     (void)state;
@@ -709,7 +769,9 @@ static void test_ctrl_random(void **state)
             buf[len++] = kind;
             buf[len++] = (uint8_t)vlen;
             for (size_t j = 0; j < vlen; j++)
-                buf[len++] = (uint8_t)lcg(&x);
+                buf[len++] = kind == CTRL_LINK_NAME && j > 0 && lcg(&x) % 8
+                                 ? (uint8_t)"az09._-Q"[lcg(&x) % 8]
+                                 : (uint8_t)lcg(&x);
         }
         uint32_t mode = lcg(&x) % 4;
         if (mode == 0 && len) len = lcg(&x) % len;
@@ -724,12 +786,13 @@ static void test_ctrl_random(void **state)
             }
             uint8_t kind = buf[off], vlen = buf[off + 1];
             if ((kind == CTRL_BEAT && vlen != 32) || (kind == CTRL_LINK_DOWN && vlen != 2) ||
-                (kind == CTRL_REPORT && vlen != 40) || (kind == CTRL_REKEY && vlen != 0)) {
+                (kind == CTRL_REPORT && vlen != 40) || (kind == CTRL_REKEY && vlen != 0) ||
+                (kind == CTRL_LINK_NAME && !model_name_ok(buf + off + 2, vlen))) {
                 expect = WIRE_ERR_SHORT;
                 break;
             }
             if (kind == CTRL_BEAT || kind == CTRL_LINK_DOWN || kind == CTRL_REPORT ||
-                kind == CTRL_REKEY)
+                kind == CTRL_REKEY || kind == CTRL_LINK_NAME)
                 starts[expect++] = off;
             off += 2u + vlen;
         }
@@ -751,6 +814,8 @@ static void test_ctrl_random(void **state)
                 memcpy(enc + 10, buf + starts[i] + 10, 2);
             } else if (m[i].kind == CTRL_REKEY) {
                 assert_int_equal(ctrl_put_rekey(enc, sizeof(enc), &pos), 0);
+            } else if (m[i].kind == CTRL_LINK_NAME) {
+                assert_int_equal(ctrl_put_link_name(enc, sizeof(enc), &pos, &m[i].u.name), 0);
             } else {
                 assert_int_equal(m[i].kind, CTRL_LINK_DOWN);
                 assert_int_equal(ctrl_put_link_down(enc, sizeof(enc), &pos, &m[i].u.down), 0);
@@ -785,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_ctrl_hostile),
         cmocka_unit_test(test_ctrl_random),
         cmocka_unit_test(test_ctrl_report),
+        cmocka_unit_test(test_ctrl_link_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

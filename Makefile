@@ -26,7 +26,7 @@ LDFLAGS_FUZZ := -fsanitize=fuzzer,address,undefined
 
 # Library: everything except the two tundev implementations and the programs' mains (the
 # master's site table is in it, for its unit tests and fuzz target).
-LIB_SRC   := $(wildcard common/*.c mux/*.c links/*.c tundev/*.c)
+LIB_SRC   := $(wildcard common/*.c mux/*.c links/*.c tundev/*.c daemon/*.c)
 LIB_SRC   := $(filter-out tundev/tun_linux.c tundev/notun.c,$(LIB_SRC)) \
              $(filter-out master/main.c,$(wildcard master/*.c))
 MASTER_SRC := master/main.c
@@ -42,8 +42,9 @@ EMU_SRC   := $(filter-out tests/emu/main.c,$(wildcard tests/emu/*.c))
 
 # The release number (VERSION) is compiled into the programs' --version.
 BRAID_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
-build/obj/rel/common/daemon.o build/obj/asan/common/daemon.o build/obj/fuzz/common/daemon.o: VERSION
-build/obj/%/common/daemon.o: VERSION_DEF = -DBRAID_VERSION='"$(BRAID_VERSION)"'
+build/obj/rel/daemon/args.o build/obj/asan/daemon/args.o build/obj/fuzz/daemon/args.o \
+build/obj/rel/daemon/report.o build/obj/asan/daemon/report.o build/obj/fuzz/daemon/report.o: VERSION
+build/obj/%/daemon/args.o build/obj/%/daemon/report.o: VERSION_DEF = -DBRAID_VERSION='"$(BRAID_VERSION)"'
 
 obj = $(patsubst %.c,build/obj/$(1)/%.o,$(2))
 

@@ -116,7 +116,7 @@ struct cfg {
  * (SETTING is a path such as "mux.dead_timeout_ms" or "links[1].proxy"). Files over 1 MiB and
  * @include are refused. The settings, their ranges and defaults: conf/master.conf, slave.conf. */
 /* The names mux.scheduler accepts. The config loader knows nothing of the multiplexer: the
- * program gives it the check before loading (common/daemon.c does). Without one, any name of
+ * program gives it the check before loading (daemon/args.c does). Without one, any name of
  * up to 15 characters is taken (and mux_new refuses an unknown one). */
 struct cfg_names {
     bool (*valid)(const char *name);

@@ -7,7 +7,7 @@
 
 #include "../common/control.h"
 #include "../common/ctlcmd.h"
-#include "../common/daemon.h"
+#include "../daemon/daemon.h"
 #include "../common/hooks.h"
 #include "../common/httpd.h"
 #include "../common/log.h"
@@ -180,15 +180,7 @@ int main(int argc, char **argv)
     M->verbose = a.verbose;
     bool v6 = cfg->listen.ss.ss_family == AF_INET6;
     unsigned mtu = M->mtu = daemon_tunnel_mtu(cfg, v6);
-    if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
-        fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
-                        "address where the frame client connects, e.g. \"127.0.0.1:7100\")\n",
-                prog, cfg->path);
-        cfg_free(&M->cfg);
-        free(M);
-        return 2;
-    }
-    if (daemon_check_user(cfg, prog) != 0) {
+    if (daemon_check(cfg, prog) != 0) {
         cfg_free(&M->cfg);
         free(M);
         return 2;
@@ -206,19 +198,9 @@ int main(int argc, char **argv)
     char err[512];
     M->loop = ev_default_loop(EVFLAG_AUTO);
     daemon_signals(M->loop, on_sighup, M);
-    struct tundev_config tc = {
-        .name = cfg->tun_name,
-        .address = cfg->tun_address[0] ? cfg->tun_address : NULL,
-        .address6 = cfg->tun_address6[0] ? cfg->tun_address6 : NULL,
-        .mtu = mtu,
-        .listen = cfg->notun_listen,
-    };
     rc = 1;
-    M->tun = tundev_open(M->loop, &tc, tun_rx, M, err, sizeof err);
-    if (!M->tun) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
+    M->tun = daemon_open_tundev(M->loop, cfg, mtu, tun_rx, M, prog);
+    if (!M->tun) goto out;
     M->srv = udp_server_new(M->loop, &cfg->listen, cfg->socket_buffer, srv_rx, M, err, sizeof err);
     if (!M->srv) {
         fprintf(stderr, "%s: %s\n", prog, err);

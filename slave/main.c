@@ -9,7 +9,7 @@
 
 #include "../common/control.h"
 #include "../common/ctlcmd.h"
-#include "../common/daemon.h"
+#include "../daemon/daemon.h"
 #include "../common/hooks.h"
 #include "../common/httpd.h"
 #include "../common/log.h"
@@ -416,21 +416,13 @@ int main(int argc, char **argv)
     const struct cfg *cfg = &S->cfg;
     unsigned mtu = slave_mtu(cfg);
     char err[768];
-    if (strcmp(tundev_kind, "notun") == 0 && !cfg->has_notun_listen) {
-        fprintf(stderr, "%s: %s: tunnel.notun_listen is required by the notun build (the TCP "
-                        "address where the frame client connects, e.g. \"127.0.0.1:7200\")\n",
-                prog, cfg->path);
+    if (daemon_check(cfg, prog) != 0) {
         cfg_free(&S->cfg);
         free(S);
         return 2;
     }
     if (check_bind_interface(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        cfg_free(&S->cfg);
-        free(S);
-        return 2;
-    }
-    if (daemon_check_user(cfg, prog) != 0) {
         cfg_free(&S->cfg);
         free(S);
         return 2;
@@ -452,18 +444,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: %s\n", prog, cfg->path, err);
         goto out;
     }
-    struct tundev_config tc = {
-        .name = cfg->tun_name,
-        .address = cfg->tun_address[0] ? cfg->tun_address : NULL,
-        .address6 = cfg->tun_address6[0] ? cfg->tun_address6 : NULL,
-        .mtu = mtu,
-        .listen = cfg->notun_listen,
-    };
-    S->tun = tundev_open(S->loop, &tc, tun_rx, S, err, sizeof err);
-    if (!S->tun) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
+    S->tun = daemon_open_tundev(S->loop, cfg, mtu, tun_rx, S, prog);
+    if (!S->tun) goto out;
     struct mux_config mc;
     if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
     struct mux_callbacks cb = {.deliver = deliver, .link_state = link_state, .ctx = S};

@@ -1,13 +1,17 @@
-/* daemon.h: program scaffolding shared by braid-master and braid-slave: command line,
- * sub-commands (genkey, status), signals, status answers, MTU arithmetic. */
+/* daemon.h: the program layer shared by braid-master and braid-slave, above the mux, links and
+ * tundev layers: command line and sub-commands (args.c), the settings built from the config
+ * and reloads (setup.c), the service side: signals, systemd, hooks, the unprivileged user
+ * (service.c), and status and metrics answers (report.c). */
 #ifndef BRAID_DAEMON_H
 #define BRAID_DAEMON_H
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include "cfg.h"
-#include "strbuf.h"
+#include "../common/cfg.h"
+#include "../common/strbuf.h"
 
 enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_PUBKEY, CMD_GENPSK, CMD_STATUS, CMD_JSON,
                   CMD_RELOAD, CMD_LINK, CMD_EXTRA };
@@ -66,6 +70,14 @@ void daemon_status(const struct mux *mux, const struct tundev *tun, const char *
 /* The tunnel device's part of it: a JSON object, a line of text. */
 void daemon_tundev_json(const struct tundev *tun, struct strbuf *out);
 void daemon_tundev_text(const struct tundev *tun, struct strbuf *out);
+
+/* What -t and the start check beyond the config's own rules: the notun build's frame
+ * address, the "user". 0, or 2 after printing FILE: why. */
+int daemon_check(const struct cfg *cfg, const char *prog);
+/* The tunnel device from the config's "tunnel" group (NULL after printing why not). */
+struct tundev *daemon_open_tundev(struct ev_loop *loop, const struct cfg *cfg, unsigned mtu,
+                                  void (*rx)(void *ctx, const uint8_t *pkt, size_t len), void *ctx,
+                                  const char *prog);
 
 /* The admin's hook commands, with braid's facts in their environment (BRAID_ROLE, BRAID_EVENT,
  * BRAID_INTERFACE, BRAID_ADDRESS, BRAID_ADDRESS6, BRAID_MTU; for links BRAID_SITE (master),

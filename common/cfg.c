@@ -10,6 +10,7 @@
 #include <libconfig.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfg_syntax.h"
 #include "keys.h"
 #include "log.h"
 #include "util.h"
@@ -96,7 +98,7 @@ static const char *const scope_where[SC_COUNT] = {
 };
 
 #define CFG_MAX_FILE (1024 * 1024) /* a config is a few hundred bytes; refuse anything huge */
-#define INT_SETTING_MAX 268435456  /* the largest value any integer setting accepts */
+#define INT_SETTING_MAX CFG_INT_SETTING_MAX
 
 /* Per-link bookkeeping for checks that need more than one link. */
 struct link_aux {
@@ -1091,6 +1093,70 @@ static int do_dns_servers(struct ld *l, const config_setting_t *s, const char *p
     return 0;
 }
 
+/* The top-level settings that are one string kept in a buffer of struct cfg: its size bounds
+ * it, ok (optional) checks its characters, the message says what is expected. */
+static bool ok_username(const char *v)
+{
+    for (; *v; v++)
+        if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') ||
+              *v == '_' || *v == '-' || *v == '.'))
+            return false;
+    return true;
+}
+
+#define STR(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
+static const struct str_setting {
+    const char *name;
+    size_t off, size;
+    const char *example;
+    bool (*ok)(const char *v);
+    const char *expected; /* "%zu" is the longest allowed */
+    bool empty_ok;        /* "" means none */
+} str_settings[] = {
+    {"private_key_file", STR(private_key_file), "/etc/braid/private.key", NULL,
+     "a path of 1 to %zu bytes", false},
+    {"control_socket", STR(control_socket), "/run/braid.sock", NULL,
+     "a path of 1 to %zu bytes (a Unix socket limit), e.g. \"/run/braid/slave.sock\"", false},
+    {"user", STR(user), "braid", ok_username,
+     "a user name: 1 to %zu letters, digits, '_', '-' or '.', e.g. \"braid\"", false},
+    {"group", STR(group), "braid", ok_username,
+     "a group name: 1 to %zu letters, digits, '_', '-' or '.', e.g. \"braid\"", false},
+    {"up_command", STR(up_command), "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE", NULL,
+     "a command of at most %zu bytes (put a longer one in a script and give its path)", true},
+    {"down_command", STR(down_command), "logger braid down", NULL,
+     "a command of at most %zu bytes (put a longer one in a script and give its path)", true},
+    {"link_command", STR(link_command), "logger braid $BRAID_LINK $BRAID_EVENT", NULL,
+     "a command of at most %zu bytes (put a longer one in a script and give its path)", true},
+};
+#undef STR
+
+/* 1 when name is one of str_settings (then 0 or -1 as the value is taken), else 0 with *done
+ * false. */
+static int do_str_setting(struct ld *l, const config_setting_t *s, const char *name,
+                          const char *path, bool *done)
+{
+    *done = false;
+    for (size_t i = 0; i < ARRAY_LEN(str_settings); i++) {
+        const struct str_setting *t = &str_settings[i];
+        if (strcmp(name, t->name) != 0) continue;
+        *done = true;
+        const char *v;
+        if (want_string(l, s, path, t->example, &v) < 0) return -1;
+        size_t vl = strlen(v);
+        bool empty = vl == 0 && !t->empty_ok;
+        if (empty || vl >= t->size || (t->ok && !t->ok(v))) {
+            char want[160];
+            snprintf(want, sizeof want, t->expected, t->size - 1);
+            if (empty || vl >= t->size)
+                return fail(l, s, path, "%zu bytes long; expected %s", vl, want);
+            return fail(l, s, path, "\"%.40s\" is not %s", v, want);
+        }
+        memcpy((char *)l->c + t->off, v, vl + 1);
+        return 0;
+    }
+    return 0;
+}
+
 static int do_root(struct ld *l, const config_setting_t *root)
 {
     struct cfg *c = l->c;
@@ -1104,6 +1170,7 @@ static int do_root(struct ld *l, const config_setting_t *root)
         const char *v;
         long long iv;
         int rc = 0;
+        bool done;
         if (strcmp(name, "key") == 0) {
             return do_old_key(l, s);
         } else if (strcmp(name, "private_key") == 0) {
@@ -1114,12 +1181,7 @@ static int do_root(struct ld *l, const config_setting_t *root)
             c->has_private_key = rc == 0;
             l->priv_s = s;
         } else if (strcmp(name, "private_key_file") == 0) {
-            if (want_string(l, s, path, "/etc/braid/private.key", &v) < 0) return -1;
-            size_t vl = strlen(v);
-            if (vl == 0 || vl >= sizeof c->private_key_file)
-                return fail(l, s, path, "%zu bytes long; expected a path of 1 to %zu bytes", vl,
-                            sizeof c->private_key_file - 1);
-            memcpy(c->private_key_file, v, vl + 1);
+            if (do_str_setting(l, s, name, path, &done) < 0) return -1;
             c->private_key_file_line = config_setting_source_line(s);
             l->privfile_s = s;
         } else if (strcmp(name, "master_public_key") == 0) {
@@ -1145,46 +1207,15 @@ static int do_root(struct ld *l, const config_setting_t *root)
             rc = do_tunnel(l, s);
         } else if (strcmp(name, "mux") == 0) {
             rc = do_mux(l, s);
-        } else if (strcmp(name, "control_socket") == 0) {
-            if (want_string(l, s, path, "/run/braid.sock", &v) < 0) return -1;
-            size_t vl = strlen(v);
-            if (vl == 0 || vl >= sizeof c->control_socket)
-                return fail(l, s, path,
-                            "%zu bytes long; expected a path of 1 to %zu bytes (a Unix socket "
-                            "limit), e.g. \"/run/braid.sock\"",
-                            vl, sizeof c->control_socket - 1);
-            memcpy(c->control_socket, v, vl + 1);
-        } else if (strcmp(name, "user") == 0 || strcmp(name, "group") == 0) {
-            char *dst = name[0] == 'u' ? c->user : c->group;
-            if (want_string(l, s, path, "braid", &v) < 0) return -1;
-            size_t vl = strlen(v);
-            bool ok = vl > 0 && vl < sizeof c->user;
-            for (size_t k = 0; ok && k < vl; k++)
-                ok = (v[k] >= 'a' && v[k] <= 'z') || (v[k] >= 'A' && v[k] <= 'Z') ||
-                     (v[k] >= '0' && v[k] <= '9') || v[k] == '_' || v[k] == '-' || v[k] == '.';
-            if (!ok)
-                return fail(l, s, path, "\"%.40s\" is not a %s name; expected 1 to %zu letters, "
-                            "digits, '_', '-' or '.', e.g. \"braid\"", v, name, sizeof c->user - 1);
-            memcpy(dst, v, vl + 1);
-            if (name[0] == 'u') c->user_line = config_setting_source_line(s);
+        } else if (do_str_setting(l, s, name, path, &done) < 0) {
+            return -1;
+        } else if (done) {
+            if (strcmp(name, "user") == 0) c->user_line = config_setting_source_line(s);
         } else if (strcmp(name, "metrics_listen") == 0) {
             if (want_ipport(l, s, path, "127.0.0.1:9477", &c->metrics_listen) < 0) return -1;
             if (addr_port((const struct sockaddr *)&c->metrics_listen.ss) == 0)
                 return fail(l, s, path, "no port; expected \"ip:port\", e.g. \"127.0.0.1:9477\"");
             c->has_metrics_listen = true;
-        } else if (strcmp(name, "up_command") == 0 || strcmp(name, "down_command") == 0 ||
-                   strcmp(name, "link_command") == 0) {
-            char *dst = name[0] == 'u' ? c->up_command
-                        : name[0] == 'd' ? c->down_command
-                                         : c->link_command;
-            if (want_string(l, s, path, "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE", &v) < 0)
-                return -1;
-            size_t vl = strlen(v);
-            if (vl >= sizeof c->up_command)
-                return fail(l, s, path, "%zu bytes long; expected a command of at most %zu bytes "
-                            "(put a longer one in a script and give its path)",
-                            vl, sizeof c->up_command - 1);
-            memcpy(dst, v, vl + 1);
         } else if (strcmp(name, "log_level") == 0) {
             if (want_string(l, s, path, "info", &v) < 0) return -1;
             int lv = log_level_parse(v);
@@ -1265,453 +1296,9 @@ static int refuse_include(struct ld *l, const char *text)
     return 0;
 }
 
-/* ---- syntax: checked here before libconfig sees the text ---- */
-
-/* libconfig 1.5 is not trusted with hostile text: it leaks the string token at a syntax error,
- * silently drops an unterminated string or comment at the end, wraps integers beyond the int32
- * range (4294967396 becomes 100), opens any file named by @include, and runs out of parser stack
- * on deep nesting. So the text is first lexed and parsed here with the same grammar (checked
- * against libconfig 1.5 by differential fuzzing: neither accepts what the other refuses, except
- * for the cases above, which only this check refuses); libconfig then only parses well-formed
- * text, and syntax errors name the setting. */
-
-#define SYN_MAX_DEPTH 16    /* braid needs 3: links, a link group, a value */
-#define SYN_MAX_VALUES 4096 /* a full braid config has about 300 */
-
-enum tok {
-    T_EOF,
-    T_NAME,
-    T_BOOL,
-    T_INT,
-    T_INT64,
-    T_FLOAT,
-    T_STRING,
-    T_EQUALS,
-    T_COMMA,
-    T_SEMI,
-    T_GSTART,
-    T_GEND,
-    T_ASTART,
-    T_AEND,
-    T_LSTART,
-    T_LEND,
-    T_GARBAGE,
-    T_ERROR,
-};
-
-struct syn {
-    struct ld *l;
-    const char *p;  /* next character */
-    int line;       /* line of p */
-    enum tok t;     /* current token */
-    const char *ts; /* its text */
-    size_t tn;      /* its length */
-    int tline;      /* its line */
-    int values;
-    char path[160]; /* the setting being parsed, for messages */
-    /* names of the settings in the open groups, innermost last (duplicates are refused) */
-    struct syn_name {
-        const char *s;
-        size_t n;
-        int line;
-    } * names;
-    int nnames;
-};
-
-static bool is_alpha(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-static bool is_xdigit(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-static size_t count_digits(const char *p)
-{
-    size_t n = 0;
-    while (is_digit(p[n]))
-        n++;
-    return n;
-}
-/* Length of "[eE][-+]?[0-9]+" at p, or 0. */
-static size_t exponent_len(const char *p)
-{
-    if (*p != 'e' && *p != 'E') return 0;
-    size_t n = 1;
-    if (p[n] == '-' || p[n] == '+') n++;
-    size_t d = count_digits(p + n);
-    return d ? n + d : 0;
-}
-
-/* A number token at p (libconfig's integer, integer64, hex, hex64 and float patterns, longest
- * match). Returns its length (0: not a number) and sets *t. */
-static size_t lex_number(const char *p, enum tok *t)
-{
-    size_t best = 0;
-    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_xdigit(p[2])) {
-        size_t n = 2;
-        while (is_xdigit(p[n]))
-            n++;
-        *t = T_INT;
-        if (p[n] == 'L') {
-            n += p[n + 1] == 'L' ? 2 : 1;
-            *t = T_INT64;
-        }
-        best = n;
-    }
-    size_t s = (p[0] == '-' || p[0] == '+') ? 1 : 0;
-    size_t d = count_digits(p + s);
-    if (d) {
-        size_t n = s + d;
-        enum tok it = T_INT;
-        if (p[n] == 'L') {
-            n += p[n + 1] == 'L' ? 2 : 1;
-            it = T_INT64;
-        }
-        if (n > best) best = n, *t = it;
-    }
-    /* [-+]?[0-9]*\.[0-9]*(exp)? */
-    if (p[s + d] == '.') {
-        size_t n = s + d + 1;
-        n += count_digits(p + n);
-        n += exponent_len(p + n);
-        if (n > best) best = n, *t = T_FLOAT;
-    }
-    /* [-+]?[0-9]+(\.[0-9]*)?exp */
-    if (d) {
-        size_t n = s + d;
-        if (p[n] == '.') n += 1 + count_digits(p + n + 1);
-        size_t e = exponent_len(p + n);
-        if (e && n + e > best) best = n + e, *t = T_FLOAT;
-    }
-    return best;
-}
-
-__attribute__((format(printf, 3, 4))) static int syn_fail(struct syn *y, int line, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(y->l, line, y->path[0] ? y->path : NULL, fmt, ap);
-    va_end(ap);
-    y->t = T_ERROR;
-    return -1;
-}
-
-/* Read the next token into y->t / ts / tn / tline. Returns -1 (T_ERROR) with the message set. */
-static int syn_next(struct syn *y)
-{
-    const char *p = y->p;
-    for (;;) {
-        if (*p == '\n') {
-            y->line++;
-            p++;
-        } else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\f') {
-            p++;
-        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
-            while (*p && *p != '\n')
-                p++;
-        } else if (p[0] == '/' && p[1] == '*') {
-            int start = y->line;
-            for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
-                if (*p == '\n') y->line++;
-            if (!*p) {
-                y->path[0] = '\0';
-                return syn_fail(y, start, "this /* comment is never closed; expected */");
-            }
-            p += 2;
-        } else {
-            break;
-        }
-    }
-    y->ts = p;
-    y->tline = y->line;
-    char c = *p;
-    size_t n = 1;
-    if (!c) {
-        y->t = T_EOF;
-        n = 0;
-    } else if (c == '"') {
-        for (p++; *p != '"'; p++) {
-            if (!*p) {
-                return syn_fail(y, y->tline,
-                                "this string is never closed; expected a '\"' at its end");
-            }
-            if (*p == '\n') y->line++;
-            if (*p == '\\' && (p[1] == '"' || p[1] == '\\')) p++;
-        }
-        y->t = T_STRING;
-        n = (size_t)(p + 1 - y->ts);
-    } else if (is_alpha(c) || c == '*') {
-        while (is_alpha(p[n]) || is_digit(p[n]) || p[n] == '-' || p[n] == '_' || p[n] == '*')
-            n++;
-        y->t = ((n == 4 && strncasecmp(p, "true", 4) == 0) ||
-                (n == 5 && strncasecmp(p, "false", 5) == 0))
-                   ? T_BOOL
-                   : T_NAME;
-    } else if ((n = lex_number(p, &y->t)) > 0) {
-        /* y->t set */
-    } else {
-        n = 1;
-        switch (c) {
-        case '=':
-        case ':':
-            y->t = T_EQUALS;
-            break;
-        case ',':
-            y->t = T_COMMA;
-            break;
-        case ';':
-            y->t = T_SEMI;
-            break;
-        case '{':
-            y->t = T_GSTART;
-            break;
-        case '}':
-            y->t = T_GEND;
-            break;
-        case '[':
-            y->t = T_ASTART;
-            break;
-        case ']':
-            y->t = T_AEND;
-            break;
-        case '(':
-            y->t = T_LSTART;
-            break;
-        case ')':
-            y->t = T_LEND;
-            break;
-        case '@':
-            if (strncmp(p, "@include", 8) == 0)
-                return syn_fail(
-                    y, y->tline,
-                    "@include is not supported; expected all settings in this one file");
-            /* fall through */
-        default:
-            y->t = T_GARBAGE;
-            break;
-        }
-    }
-    y->tn = n;
-    y->p = y->ts + n;
-    return 0;
-}
-
-/* The current token, for messages. */
-static const char *syn_what(const struct syn *y, char *buf, size_t len)
-{
-    switch (y->t) {
-    case T_EOF:
-        return "the end of the file";
-    case T_STRING:
-        return "a string";
-    case T_INT:
-    case T_INT64:
-    case T_FLOAT:
-        return "a number";
-    case T_BOOL:
-    case T_NAME:
-        snprintf(buf, len, "\"%.*s\"", (int)(y->tn > 40 ? 40 : y->tn), y->ts);
-        return buf;
-    case T_GARBAGE:
-        if ((unsigned char)*y->ts < 0x20 || (unsigned char)*y->ts >= 0x7f)
-            snprintf(buf, len, "the byte 0x%02x", (unsigned char)*y->ts);
-        else
-            snprintf(buf, len, "'%c'", *y->ts);
-        return buf;
-    default:
-        snprintf(buf, len, "'%c'", *y->ts);
-        return buf;
-    }
-}
-
-/* An integer literal beyond the int32 range (libconfig 1.5 would wrap it). */
-static bool syn_int_too_big(const struct syn *y)
-{
-    const char *s = y->ts, *e = y->ts + y->tn;
-    while (e > s && e[-1] == 'L')
-        e--;
-    if (*s == '-' || *s == '+') s++;
-    bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
-    if (hex) s += 2;
-    while (s < e - 1 && *s == '0')
-        s++;
-    size_t nd = (size_t)(e - s);
-    if (hex) return nd > 8 || (nd == 8 && *s > '7');
-    return nd > 10 || (nd == 10 && strncmp(s, "2147483647", 10) > 0);
-}
-
-static int syn_settings(struct syn *y, int depth, enum tok end, int open_line);
-
-/* One value; y->path names it. */
-static int syn_value(struct syn *y, int depth)
-{
-    char what[64];
-    if (++y->values > SYN_MAX_VALUES)
-        return syn_fail(y, y->tline,
-                        "more than %d values; a braid config has a few hundred at most",
-                        SYN_MAX_VALUES);
-    switch (y->t) {
-    case T_INT:
-    case T_INT64:
-        if (syn_int_too_big(y))
-            return syn_fail(y, y->tline,
-                            "the number %.*s%s is out of range; no braid setting takes an integer "
-                            "beyond %d",
-                            (int)(y->tn > 40 ? 40 : y->tn), y->ts, y->tn > 40 ? "..." : "",
-                            INT_SETTING_MAX);
-        return syn_next(y);
-    case T_BOOL:
-    case T_FLOAT:
-        return syn_next(y);
-    case T_STRING:
-        while (y->t == T_STRING) /* "a" "b" is "ab" */
-            if (syn_next(y) < 0) return -1;
-        return 0;
-    case T_ASTART: {
-        static const char *const kinds[] = {
-            "", "integers", "64-bit integers (with L)", "decimal numbers", "true/false", "strings"};
-        int open = y->tline, kind = 0;
-        if (syn_next(y) < 0) return -1;
-        if (y->t == T_AEND) return syn_next(y);
-        for (;;) {
-            if (y->t == T_EOF)
-                return syn_fail(y, open, "the '[' here is never closed; expected ']'");
-            if (y->t != T_INT && y->t != T_INT64 && y->t != T_BOOL && y->t != T_FLOAT &&
-                y->t != T_STRING)
-                return syn_fail(y, y->tline,
-                                "found %s in an array [ ]; expected numbers, strings or "
-                                "true/false separated by ','",
-                                syn_what(y, what, sizeof what));
-            /* libconfig wants one type in an array */
-            int k = y->t == T_INT     ? 1
-                    : y->t == T_INT64 ? 2
-                    : y->t == T_FLOAT ? 3
-                    : y->t == T_BOOL  ? 4
-                                      : 5;
-            if (kind && k != kind)
-                return syn_fail(y, y->tline, "the array mixes %s and %s; expected one type",
-                                kinds[kind], kinds[k]);
-            kind = k;
-            if (syn_value(y, depth) < 0) return -1;
-            if (y->t == T_AEND) return syn_next(y);
-            if (y->t == T_EOF)
-                return syn_fail(y, open, "the '[' here is never closed; expected ']'");
-            if (y->t != T_COMMA)
-                return syn_fail(y, y->tline, "found %s in an array; expected ',' or ']'",
-                                syn_what(y, what, sizeof what));
-            if (syn_next(y) < 0) return -1;
-        }
-    }
-    case T_LSTART: {
-        int open = y->tline;
-        if (depth >= SYN_MAX_DEPTH)
-            return syn_fail(y, y->tline,
-                            "nested more than %d levels deep; a braid config needs 3 at most",
-                            SYN_MAX_DEPTH);
-        if (syn_next(y) < 0) return -1;
-        if (y->t == T_LEND) return syn_next(y);
-        size_t plen = strlen(y->path);
-        for (int i = 0;; i++) {
-            if (y->t == T_EOF)
-                return syn_fail(y, open, "the '(' here is never closed; expected ')'");
-            snprintf(y->path + plen, sizeof y->path - plen, "[%d]", i);
-            if (syn_value(y, depth + 1) < 0) return -1;
-            y->path[plen] = '\0';
-            if (y->t == T_LEND) return syn_next(y);
-            if (y->t == T_EOF)
-                return syn_fail(y, open, "the '(' here is never closed; expected ')'");
-            if (y->t != T_COMMA)
-                return syn_fail(y, y->tline, "found %s in a list; expected ',' or ')'",
-                                syn_what(y, what, sizeof what));
-            if (syn_next(y) < 0) return -1;
-        }
-    }
-    case T_GSTART: {
-        int open = y->tline;
-        if (depth >= SYN_MAX_DEPTH)
-            return syn_fail(y, y->tline,
-                            "nested more than %d levels deep; a braid config needs 3 at most",
-                            SYN_MAX_DEPTH);
-        if (syn_next(y) < 0) return -1;
-        if (syn_settings(y, depth + 1, T_GEND, open) < 0) return -1;
-        return syn_next(y);
-    }
-    default:
-        return syn_fail(y, y->tline,
-                        "found %s where a value belongs; expected a number, a \"string\", "
-                        "true/false, a group { }, a list ( ) or an array [ ]",
-                        syn_what(y, what, sizeof what));
-    }
-}
-
-/* Settings up to end (T_EOF at the top, T_GEND in a group); y->path is the enclosing group. */
-static int syn_settings(struct syn *y, int depth, enum tok end, int open_line)
-{
-    char what[64];
-    size_t plen = strlen(y->path);
-    int base = y->nnames;
-    for (;;) {
-        y->path[plen] = '\0';
-        if (y->t == end) {
-            y->nnames = base;
-            return 0;
-        }
-        if (y->t == T_EOF)
-            return syn_fail(y, open_line, "the '{' here is never closed; expected '}'");
-        if (y->t != T_NAME)
-            return syn_fail(y, y->tline,
-                            "found %s where a setting belongs; expected name = value; (names are "
-                            "letters, digits, '-' and '_', starting with a letter)",
-                            syn_what(y, what, sizeof what));
-        snprintf(y->path + plen, sizeof y->path - plen, "%s%.*s", plen ? "." : "",
-                 (int)(y->tn > 64 ? 64 : y->tn), y->ts);
-        for (int i = base; i < y->nnames; i++)
-            if (y->names[i].n == y->tn && memcmp(y->names[i].s, y->ts, y->tn) == 0)
-                return syn_fail(y, y->tline,
-                                "set twice in the same group (first on line %d); "
-                                "expected it once",
-                                y->names[i].line);
-        if (y->nnames > SYN_MAX_VALUES)
-            return syn_fail(y, y->tline,
-                            "more than %d settings; a braid config has a few "
-                            "hundred at most",
-                            SYN_MAX_VALUES);
-        y->names[y->nnames++] = (struct syn_name){y->ts, y->tn, y->tline};
-        if (syn_next(y) < 0) return -1;
-        if (y->t != T_EQUALS)
-            return syn_fail(y, y->tline, "found %s after the name; expected '=' and a value",
-                            syn_what(y, what, sizeof what));
-        if (syn_next(y) < 0) return -1;
-        if (syn_value(y, depth) < 0) return -1;
-        if (y->t == T_SEMI || y->t == T_COMMA)
-            if (syn_next(y) < 0) return -1;
-    }
-}
-
 static int check_syntax(struct ld *l, const char *text)
 {
-    /* libconfig keeps line numbers in 16 bits */
-    int lines = 1;
-    for (const char *p = strchr(text, '\n'); p; p = strchr(p + 1, '\n'))
-        if (++lines > 65535)
-            return fail_line(l, 0, NULL, "more than 65535 lines; expected a braid config");
-    struct syn y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    y.p = text;
-    y.line = 1;
-    y.names = malloc((SYN_MAX_VALUES + 1) * sizeof *y.names);
-    if (!y.names) return fail_line(l, 0, NULL, "out of memory");
-    int rc = syn_next(&y);
-    if (rc == 0) rc = syn_settings(&y, 0, T_EOF, 0);
-    free(y.names);
-    return rc;
+    return cfg_syntax_check(text, l->file, l->err, l->errlen);
 }
 
 static int parse_error(struct ld *l, const config_t *cf)

@@ -356,12 +356,14 @@ static void test_syntax_errors(void **state)
     assert_string_equal(C.group, "nogroup");
     assert_int_equal(C.user_line, 3);
     expect_fail(load_m("user = \"br aid\";"), "t.conf:3: user: \"br aid\" is not a user name", NULL);
-    expect_fail(load_m("group = \"\";"), "t.conf:3: group: \"\" is not a group name", NULL);
+    expect_fail(load_m("group = \"\";"), "t.conf:3: group: 0 bytes long; expected a group name", NULL);
     expect_fail(load_m("user = \"../../etc\";"), "t.conf:3: user: \"../../etc\" is not a user name", NULL);
     expect_ok(load_m("up_command = \"ip route add 10.1.0.0/24 dev $BRAID_INTERFACE\";\n"
                      "link_command = \"logger $BRAID_LINK\";"));
     assert_string_equal(C.up_command, "ip route add 10.1.0.0/24 dev $BRAID_INTERFACE");
     assert_string_equal(C.link_command, "logger $BRAID_LINK");
+    assert_string_equal(C.down_command, "");
+    expect_ok(load_m("down_command = \"\";")); /* "": none */
     assert_string_equal(C.down_command, "");
     {
         static char big[1200 + 32];

@@ -75,4 +75,24 @@ static inline void link_destroy(struct link *l)
 /* For implementations: report a state change to the owner (no-op if unchanged). */
 void link_report_state(struct link *l, bool up);
 
+/* The master's side: one listening socket where the links of every site arrive (links/
+ * server.c). Its owner (the site table) takes each datagram through rx, makes the link for a
+ * newly authenticated link id with peer_new, and answers handshakes with reply. */
+struct listener;
+struct listener_ops {
+    /* A link for link id, sending through this listener to the address its latest
+     * authenticated datagram came from (link_destroy frees it). NULL when out of memory. */
+    struct link *(*peer_new)(struct listener *ls, uint8_t id);
+    /* Send one datagram to an address (handshake replies). 0, or -1 (dropped, counted). */
+    int (*reply)(struct listener *ls, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                 socklen_t tolen);
+};
+struct listener {
+    const struct listener_ops *ops;
+    /* Installed by the owner: a datagram arrived (buf is writable, valid during the call). */
+    void (*rx)(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
+               socklen_t fromlen);
+    void *ctx;
+};
+
 #endif

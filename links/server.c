@@ -34,14 +34,13 @@ struct local_addr {
 #define CTL_LEN (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
 
 struct udp_server {
+    struct listener ls; /* first: the link layer's view of it */
     struct ev_loop *loop;
     int fd;
     ev_io rio;
     struct addr local;
     bool pktinfo; /* bound to a wildcard address: datagrams carry their local address */
     bool v6sock;
-    udp_server_rx_fn rx;
-    void *ctx;
     uint8_t *bufs; /* RX_BATCH * RX_BUFSZ */
     struct mmsghdr msgs[RX_BATCH];
     struct iovec iov[RX_BATCH];
@@ -51,7 +50,7 @@ struct udp_server {
         struct cmsghdr align;
     } ctl[RX_BATCH];
     /* during an rx upcall: where the datagram being handled arrived (peer_seen and
-     * udp_server_sendto read it) */
+     * the reply op read it) */
     struct local_addr cur;
     struct log_limit lim_err;
 };
@@ -166,9 +165,10 @@ static void server_read(struct ev_loop *loop, ev_io *w, int revents)
         for (int i = 0; i < n; i++) {
             /* A datagram larger than the buffer cannot be valid; MSG_TRUNC marks it. */
             if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+            if (!s->ls.rx) continue; /* no owner yet */
             if (s->pktinfo) local_from_msg(s, &s->msgs[i].msg_hdr, &s->cur);
-            s->rx(s->ctx, s->iov[i].iov_base, s->msgs[i].msg_len,
-                  (struct sockaddr *)&s->from[i], s->msgs[i].msg_hdr.msg_namelen);
+            s->ls.rx(s->ls.ctx, s->iov[i].iov_base, s->msgs[i].msg_len,
+                     (struct sockaddr *)&s->from[i], s->msgs[i].msg_hdr.msg_namelen);
             s->cur.valid = false;
         }
         total += n;
@@ -176,8 +176,10 @@ static void server_read(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+static const struct listener_ops server_ops;
+
 struct udp_server *udp_server_new(struct ev_loop *loop, const struct addr *listen, int bufsize,
-                                  udp_server_rx_fn rx, void *ctx, char *err, size_t errlen)
+                                  char *err, size_t errlen)
 {
     char as[ADDR_STRLEN];
     addr_str((const struct sockaddr *)&listen->ss, as, sizeof as);
@@ -208,8 +210,7 @@ struct udp_server *udp_server_new(struct ev_loop *loop, const struct addr *liste
     s->loop = loop;
     s->fd = fd;
     s->bufs = bufs;
-    s->rx = rx;
-    s->ctx = ctx;
+    s->ls.ops = &server_ops;
     s->local.len = sizeof s->local.ss;
     getsockname(fd, (struct sockaddr *)&s->local.ss, &s->local.len);
     s->v6sock = listen->ss.ss_family == AF_INET6;
@@ -246,9 +247,10 @@ const struct addr *udp_server_local(const struct udp_server *s)
     return &s->local;
 }
 
-int udp_server_sendto(struct udp_server *s, const uint8_t *buf, size_t len,
-                      const struct sockaddr *to, socklen_t tolen)
+static int server_reply(struct listener *ls, const uint8_t *buf, size_t len,
+                        const struct sockaddr *to, socklen_t tolen)
 {
+    struct udp_server *s = (struct udp_server *)ls;
     if (send_from(s, buf, len, to, tolen, &s->cur) < 0) {
         if (errno != EAGAIN && errno != ENOBUFS) {
             char as[ADDR_STRLEN];
@@ -325,8 +327,9 @@ static const struct link_ops peer_ops = {
     .destroy = peer_destroy,
 };
 
-struct link *udp_server_peer_new(struct udp_server *s, uint8_t id)
+static struct link *server_peer_new(struct listener *ls, uint8_t id)
 {
+    struct udp_server *s = (struct udp_server *)ls;
     struct peer_link *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->base.ops = &peer_ops;
@@ -335,4 +338,11 @@ struct link *udp_server_peer_new(struct udp_server *s, uint8_t id)
     p->base.up = true;
     p->s = s;
     return &p->base;
+}
+
+static const struct listener_ops server_ops = {.peer_new = server_peer_new, .reply = server_reply};
+
+struct listener *udp_server_listener(struct udp_server *s)
+{
+    return &s->ls;
 }

@@ -10,20 +10,15 @@
 
 struct udp_server;
 
-/* Datagram upcall: the mux authenticates, then picks or creates the peer link. */
-typedef void (*udp_server_rx_fn)(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
-                                 socklen_t fromlen);
-
-/* Bind and start listening. Returns NULL with a message in err on failure. */
+/* Bind and start listening. Returns NULL with a message in err on failure. Datagrams go to the
+ * listener's rx (udp_server_listener) once its owner installed one. */
 struct udp_server *udp_server_new(struct ev_loop *loop, const struct addr *listen, int bufsize,
-                                  udp_server_rx_fn rx, void *ctx, char *err, size_t errlen);
+                                  char *err, size_t errlen);
 void udp_server_free(struct udp_server *s);
-/* Send a datagram to an address (handshake replies). Returns 0 or -1. */
-int udp_server_sendto(struct udp_server *s, const uint8_t *buf, size_t len,
-                      const struct sockaddr *to, socklen_t tolen);
-/* A link for a slave link id; it has no address (and drops what it is asked to send) until
- * peer_seen gives it one. Destroyed with link_destroy. */
-struct link *udp_server_peer_new(struct udp_server *s, uint8_t id);
+/* The server as the link layer's listener: peer_new makes a link for a slave link id (it has no
+ * address, and drops what it is asked to send, until its peer_seen gives it one); reply sends
+ * a datagram to an address. */
+struct listener *udp_server_listener(struct udp_server *s);
 /* The bound local address (useful with port 0). */
 const struct addr *udp_server_local(const struct udp_server *s);
 

@@ -36,13 +36,6 @@ static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
     sites_send(M->sites, pkt, len);
 }
 
-static void srv_rx(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
-                   socklen_t fromlen)
-{
-    struct master *M = ctx;
-    sites_input(M->sites, buf, len, from, fromlen);
-}
-
 static void deliver(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct master *M = ctx;
@@ -54,20 +47,6 @@ static void link_state(void *ctx, const char *site, const char *link, uint8_t id
 {
     struct master *M = ctx;
     daemon_hook_link(M->loop, &M->cfg, M->tun, site, link, id, up, links_up);
-}
-
-static struct link *new_link(void *ctx, const char *site, uint8_t id)
-{
-    struct master *M = ctx;
-    (void)site;
-    return udp_server_peer_new(M->srv, id);
-}
-
-static int reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
-                    socklen_t tolen)
-{
-    struct master *M = ctx;
-    return udp_server_sendto(M->srv, buf, len, to, tolen);
 }
 
 /* Re-read the config file; a config with an error changes nothing. The outcome goes to the
@@ -201,17 +180,15 @@ int main(int argc, char **argv)
     rc = 1;
     M->tun = daemon_open_tundev(M->loop, cfg, mtu, tun_rx, M, prog);
     if (!M->tun) goto out;
-    M->srv = udp_server_new(M->loop, &cfg->listen, cfg->socket_buffer, srv_rx, M, err, sizeof err);
+    M->srv = udp_server_new(M->loop, &cfg->listen, cfg->socket_buffer, err, sizeof err);
     if (!M->srv) {
         fprintf(stderr, "%s: %s\n", prog, err);
         goto out;
     }
     struct mux_config mc;
     if (daemon_mux_config(cfg, mtu, &mc, prog) != 0) goto out;
-    struct sites_io io = {
-        .deliver = deliver, .new_link = new_link, .reply_to = reply_to,
-        .link_state = link_state, .ctx = M};
-    M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, &io);
+    struct sites_io io = {.deliver = deliver, .link_state = link_state, .ctx = M};
+    M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, udp_server_listener(M->srv), &io);
     sodium_memzero(&mc, sizeof mc);
     if (!M->sites) goto out;
     if (cfg->control_socket[0]) {

@@ -33,6 +33,7 @@ struct keyent {
 
 struct sites {
     struct sites_io io;
+    struct listener *ls;
     struct ev_loop *loop;
     struct front *front;
     struct identity self;
@@ -91,14 +92,16 @@ static void site_deliver(void *ctx, const uint8_t *pkt, size_t len)
 static struct link *site_new_link(void *ctx, uint8_t id)
 {
     struct site *st = ctx;
-    return st->owner->io.new_link(st->owner->io.ctx, st->cfg.name, id);
+    struct listener *ls = st->owner->ls;
+    return ls->ops->peer_new(ls, id);
 }
 
 static int site_reply_to(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
                          socklen_t tolen)
 {
     struct site *st = ctx;
-    return st->owner->io.reply_to(st->owner->io.ctx, buf, len, to, tolen);
+    struct listener *ls = st->owner->ls;
+    return ls->ops->reply(ls, buf, len, to, tolen);
 }
 
 static void site_link_state(void *ctx, const char *name, uint8_t id, bool up, int links_up)
@@ -200,8 +203,15 @@ nomem:
     return -1;
 }
 
+static void sites_rx(void *ctx, uint8_t *buf, size_t len, const struct sockaddr *from,
+                     socklen_t fromlen)
+{
+    sites_input(ctx, buf, len, from, fromlen);
+}
+
 struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
-                        const struct cfg_site *cs, int n, const struct sites_io *io)
+                        const struct cfg_site *cs, int n, struct listener *ls,
+                        const struct sites_io *io)
 {
     if (n < 1 || n > ITAB_SITES_MAX) {
         LOGE("%d sites: expected 1 to %d", n, ITAB_SITES_MAX);
@@ -211,6 +221,7 @@ struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
     const struct cfg_site **cfgs = calloc((size_t)n, sizeof *cfgs);
     if (!s || !cfgs) goto nomem;
     s->io = *io;
+    s->ls = ls;
     s->loop = loop;
     s->self = base->self;
     s->front = front_new(&s->self);
@@ -225,6 +236,8 @@ struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
     if (build_tables(cfgs, s->nslots, s->n, &s->by_key, &s->routes) != 0) goto nomem;
     s->single = s->site[0];
     free(cfgs);
+    ls->rx = sites_rx;
+    ls->ctx = s;
     s->lim_nosession.interval_us = s->lim_route.interval_us = s->lim_key.interval_us = 5000000u;
     return s;
 nomem:
@@ -371,6 +384,7 @@ void sites_shutdown(struct sites *s)
 void sites_free(struct sites *s)
 {
     if (!s) return;
+    if (s->ls && s->ls->ctx == s) s->ls->rx = NULL;
     if (s->site)
         for (int i = 0; i < s->nslots; i++) site_free(s->site[i]);
     free(s->site);
@@ -394,7 +408,7 @@ static void handshake_in(struct sites *s, const uint8_t *buf, size_t len, uint8_
     enum front_verdict v = front_init(s->front, buf, len, from, fromlen, mono_us(), &hs, reply,
                                       &rlen);
     if (v == FRONT_REPLY) {
-        s->io.reply_to(s->io.ctx, reply, rlen, from, fromlen);
+        s->ls->ops->reply(s->ls, reply, rlen, from, fromlen);
         return;
     }
     if (v != FRONT_READ) return;

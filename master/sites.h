@@ -11,17 +11,14 @@
 
 #include "../common/cfg.h"
 #include "../common/strbuf.h"
+#include "../links/link.h"
 #include "../mux/mux.h"
 #include "front.h"
 
+/* Upward, to the program: what the site table hands on (the links' side is the listener). */
 struct sites_io {
     /* A site's in-order tunnel packet, its source checked: for the tundev. */
     void (*deliver)(void *ctx, const uint8_t *pkt, size_t len);
-    /* A site's link with a new id authenticated: a link to send on (NULL = refuse). */
-    struct link *(*new_link)(void *ctx, const char *site, uint8_t id);
-    /* A handshake answer to an address. */
-    int (*reply_to)(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
-                    socklen_t tolen);
     /* Optional: a site's link went up or down. */
     void (*link_state)(void *ctx, const char *site, const char *link, uint8_t id, bool up,
                        int links_up);
@@ -38,9 +35,11 @@ struct sites_counters {
 
 struct sites;
 /* One multiplexer per cfg site; base holds the settings they share (timings, MTU, scheduler,
- * this end's identity). NULL after logging why not. */
+ * this end's identity). The site table takes the listener's datagrams (it installs its rx) and
+ * makes its links and answers through it. NULL after logging why not. */
 struct sites *sites_new(struct ev_loop *loop, const struct mux_config *base,
-                        const struct cfg_site *cs, int n, const struct sites_io *io);
+                        const struct cfg_site *cs, int n, struct listener *ls,
+                        const struct sites_io *io);
 /* A reload: the sites of the new config (matched to the running ones by public key). A kept
  * site keeps its session (a new psk, scheduler or reorder_max_ms gives it a new one); a removed
  * site's slave is told its links are gone; new sites are served at once. changes: sites added,
@@ -51,7 +50,7 @@ void sites_start(struct sites *s);
 void sites_shutdown(struct sites *s);
 void sites_free(struct sites *s);
 
-/* A datagram from the listening socket (modified: decrypted in place). */
+/* A datagram from the listener (modified: decrypted in place); what its rx calls. */
 void sites_input(struct sites *s, uint8_t *buf, size_t len, const struct sockaddr *from,
                  socklen_t fromlen);
 /* A tunnel packet from the tundev. */

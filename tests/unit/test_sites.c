@@ -82,8 +82,10 @@ static void cap_destroy(struct link *l)
 static const struct link_ops cap_ops = {
     .kind = "test", .send = cap_send, .describe = cap_describe, .destroy = cap_destroy};
 
+struct cb_listener;
 struct fx {
     struct ev_loop *loop;
+    struct cb_listener *cbl;
     struct sites *s;
     struct identity master;
     struct identity site[NSITES];
@@ -162,6 +164,22 @@ static struct fx *fx_keys(int nsites, bool with_allowed)
     return f;
 }
 
+/* The listener the site table answers through: this test's fakes behind the interface. */
+struct cb_listener {
+    struct listener ls; /* first */
+    void *ctx;
+};
+static struct link *cbl_peer_new(struct listener *ls, uint8_t id)
+{
+    return io_new_link(((struct cb_listener *)ls)->ctx, NULL, id);
+}
+static int cbl_reply(struct listener *ls, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                     socklen_t tolen)
+{
+    return io_reply(((struct cb_listener *)ls)->ctx, buf, len, to, tolen);
+}
+static const struct listener_ops cbl_ops = {.peer_new = cbl_peer_new, .reply = cbl_reply};
+
 /* The site table over the first nsites configs; mc (may be NULL) gets the base settings. */
 static void fx_start(struct fx *f, int nsites, struct mux_config *mc)
 {
@@ -170,9 +188,11 @@ static void fx_start(struct fx *f, int nsites, struct mux_config *mc)
     mux_config_defaults(mc);
     mc->is_master = true;
     mc->self = f->master;
-    struct sites_io io = {.deliver = io_deliver, .new_link = io_new_link, .reply_to = io_reply,
-                          .ctx = f};
-    f->s = sites_new(f->loop, mc, f->cs, nsites, &io);
+    struct sites_io io = {.deliver = io_deliver, .ctx = f};
+    if (!f->cbl) f->cbl = calloc(1, sizeof *f->cbl);
+    assert_non_null(f->cbl);
+    *f->cbl = (struct cb_listener){.ls = {.ops = &cbl_ops}, .ctx = f};
+    f->s = sites_new(f->loop, mc, f->cs, nsites, &f->cbl->ls, &io);
     assert_non_null(f->s);
 }
 
@@ -187,6 +207,7 @@ static void fx_free(struct fx *f)
 {
     sites_free(f->s);
     ev_loop_destroy(f->loop);
+    free(f->cbl);
     free(f);
 }
 

@@ -38,12 +38,24 @@ static bool stderr_is_journal(void)
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/* stderr goes nowhere a person reads: closed, or /dev/null (a daemon started by an init
+ * system without the journal). */
+static bool stderr_is_lost(void)
+{
+    struct stat st, null;
+    if (fstat(2, &st) != 0) return true;
+    return S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev;
+}
+
 void log_set_target(enum log_target t, const char *ident)
 {
+    if (t == LOG_TO_AUTO) t = stderr_is_journal() ? LOG_TO_AUTO
+                              : stderr_is_lost()  ? LOG_TO_SYSLOG
+                                                  : LOG_TO_STDERR;
     if (t == LOG_TO_SYSLOG) {
         syslog_sink_open(ident);
         g_sink = SINK_SYSLOG;
-    } else if (t == LOG_TO_AUTO && stderr_is_journal()) {
+    } else if (t == LOG_TO_AUTO) {
         g_sink = SINK_JOURNAL;
     } else {
         g_sink = SINK_STDERR;

@@ -10,7 +10,7 @@
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Where lines go: LOG_TO_AUTO is the journal when stderr is connected to it (systemd sets
- * JOURNAL_STREAM), else stderr. */
+ * JOURNAL_STREAM), syslog when stderr is closed or /dev/null, else stderr. */
 enum log_target { LOG_TO_AUTO = 0, LOG_TO_STDERR, LOG_TO_SYSLOG };
 /* Parse "auto", "stderr", "syslog"; -1 on anything else. */
 int log_target_parse(const char *s);

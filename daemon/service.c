@@ -77,6 +77,12 @@ void daemon_notify(const char *fmt, ...)
 
 int daemon_check_user(const struct cfg *cfg, const char *prog)
 {
+    if (!cfg->user[0] && cfg->group[0]) {
+        fprintf(stderr, "%s: %s: group \"%s\" is set without user; expected both (the group "
+                        "only applies to the user braid switches to), or neither\n",
+                prog, cfg->path, cfg->group);
+        return 2;
+    }
     if (!cfg->user[0]) return 0;
     uid_t uid;
     gid_t gid;

@@ -117,10 +117,10 @@ int daemon_reload_load(const struct cfg *running, struct cfg *nc, char *err, siz
     if (cfg_reload(running->path, running->is_master, nc, err, errlen) != 0) {
         if (running->user[0] && strstr(err, "Permission denied")) {
             size_t n = strlen(err);
+            const char *g = running->group[0] ? running->group : running->user;
             snprintf(err + n, errlen - n, " (braid runs as user %s since its start: let it read "
-                     "the file, e.g. `chgrp %s %s; chmod 640 %s`)", running->user,
-                     running->group[0] ? running->group : running->user, running->path,
-                     running->path);
+                     "the file and its folder, e.g. `chgrp %s %s; chmod 640 %s`, and the folder "
+                     "group %s, mode 750)", running->user, g, running->path, running->path, g);
         }
         return -1;
     }

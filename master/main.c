@@ -148,6 +148,11 @@ int main(int argc, char **argv)
     struct daemon_args a;
     int rc = daemon_parse_args(argc, argv, prog, NULL, NULL, &a);
     if (rc >= 0) return rc;
+    if (a.cmd == CMD_LINK) {
+        fprintf(stderr, "%s: link: braid-master learns its links from the slaves; take a link "
+                        "down on its slave (`braid-slave link NAME down -c FILE`)\n", prog);
+        return 2;
+    }
     struct master *M = calloc(1, sizeof *M);
     if (!M) return 1;
     rc = daemon_prepare(&a, prog, true, &M->cfg);

@@ -86,6 +86,9 @@ static void handle_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *p, si
         if (msgs[i].kind == CTRL_BEAT) {
             const struct ctrl_beat *b = &msgs[i].u.beat;
             ml->peer_hears = (b->flags & CTRL_BEAT_F_HEARS) != 0;
+            /* the slave's backup link: the master keeps its return traffic off it too */
+            bool backup = (b->flags & CTRL_BEAT_F_BACKUP) != 0;
+            if (m->cfg.is_master && backup != ml->backup) mux_link_backup(m, ml->id, backup);
             if (ml->peer_hears) ml->peer_down = false;
             beat_feedback(m, ml, b, now);
         } else if (msgs[i].kind == CTRL_LINK_NAME) {

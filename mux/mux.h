@@ -100,7 +100,8 @@ struct link *mux_replace_link(struct mux *m, struct link *l);
 /* Slave: the admin takes the link with this name down (it carries nothing, the master is told)
  * or lets it up again. Returns 0, or -1 when there is no such link. */
 int mux_link_admin(struct mux *m, const char *name, bool up);
-/* Slave: a backup link carries data only while no other link can (it keeps its beats). */
+/* A backup link carries data only while no other link can (it keeps its beats); set on the
+ * slave by its config, on the master by the slave's BEATs (flag BACKUP). */
 void mux_link_backup(struct mux *m, uint8_t id, bool backup);
 /* The retired or replaced transport l is no longer used by the mux: the caller destroys it. */
 void mux_release_link(struct mux *m, struct link *l);

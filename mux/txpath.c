@@ -54,6 +54,7 @@ void send_beat(struct mux *m, struct mux_link *ml, uint64_t now)
     struct ctrl_beat b = {0};
     if (ml->heard && now - ml->last_rx_us <= (uint64_t)m->cfg.dead_timeout_ms * 1000u)
         b.flags |= CTRL_BEAT_F_HEARS;
+    if (!m->cfg.is_master && ml->backup) b.flags |= CTRL_BEAT_F_BACKUP;
     b.interval_ms = (uint16_t)m->cfg.beat_interval_ms;
     b.report_us = (uint32_t)now;
     b.rx_packets = ml->rx_packets;

@@ -106,6 +106,7 @@ enum ctrl_kind {
 #define CTRL_LINK_DOWN_LEN 2
 #define CTRL_MAX_MSGS 16
 #define CTRL_BEAT_F_HEARS 0x01
+#define CTRL_BEAT_F_BACKUP 0x02 /* slave: a backup link (data only while no other link can) */
 enum ctrl_down_reason { CTRL_DOWN_TRANSPORT = 1, CTRL_DOWN_SHUTDOWN = 2 };
 
 struct ctrl_beat {

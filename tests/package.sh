@@ -55,6 +55,8 @@ dpkg-deb -e "$deb" "$T/ctl"
 check "installing does not start the units" sh -c "! grep -q 'deb-systemd-invoke' '$T/ctl/postinst'"
 check "installing enables a unit only if the admin had enabled it before (an upgrade)" \
     test "$(grep -c "helper enable '" "$T/ctl/postinst")" = "$(grep -c 'was-enabled' "$T/ctl/postinst")"
+check "a first install gives /etc/braid to group braid, mode 750 (a config it reads at a reload)" \
+    grep -q "chmod 750 /etc/braid" "$T/ctl/postinst"
 check "installing creates the system user braid (for user = \"braid\")" \
     grep -q "adduser --system --group --no-create-home --home /nonexistent --quiet braid" "$T/ctl/postinst"
 if [ $fail -eq 0 ]; then echo "PASS package"; else echo "FAIL package"; fi

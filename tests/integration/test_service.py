@@ -289,9 +289,10 @@ class ServiceTest(unittest.TestCase):
                     self.assertEqual(f.read(), "down %s\n" % role)
 
     def test_link_down_up_by_the_admin_and_a_backup_link(self):
-        """A backup link carries no data while the other is up; `link wan0 down` moves
-        everything to it (nothing lost, the master sees wan0 go down), `link wan0 up` brings
-        wan0 back and the backup idle again; an unknown link name is an error."""
+        """A backup link carries no data either way while the other is up (the master learns
+        the mode from the slave's beats); `link wan0 down` moves everything to it (nothing
+        lost, the master sees wan0 go down), `link wan0 up` brings wan0 back and the backup
+        idle again; an unknown link name is an error."""
         def ctl_link(b, name, state):
             return subprocess.run([os.path.join(b.build, "braid-slave"), "link", name, state, "-c",
                                    os.path.join(b.tmp, "slave.conf")], capture_output=True,
@@ -300,10 +301,14 @@ class ServiceTest(unittest.TestCase):
         with braid.Braid(nlinks=2, emu=[SLOW, SLOW], link_extra={1: 'mode = "backup";'}) as b:
             b.start()
             self.assertComplete(run_transfer(b, 2000))
-            sl = b.links("slave")
+            sl, ml = b.links("slave"), b.links("master")
             self.assertTrue(sl[1]["backup"])
             self.assertEqual(sl[1]["tx_data"], 0, sl[1])
             self.assertGreater(sl[0]["tx_data"], 1900)
+            # the master learned it from the slave's beats: no return traffic on it either
+            self.assertTrue(ml[1]["backup"])
+            self.assertEqual(ml[1]["tx_data"], 0, ml[1])
+            self.assertGreater(ml[0]["tx_data"], 1900)
             r = ctl_link(b, "wan0", "down")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn("link wan0: down (disabled)", r.stdout)
@@ -311,6 +316,7 @@ class ServiceTest(unittest.TestCase):
             self.assertTrue(b.links("slave")[0]["admin_down"])
             self.assertComplete(run_transfer(b, 2000))
             self.assertGreater(b.links("slave")[1]["tx_data"], 1900)
+            self.assertGreater(b.links("master")[1]["tx_data"], 1900)
             r = ctl_link(b, "wan0", "up")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             b.wait_link_state("slave", 0, True, timeout=3)
@@ -321,6 +327,11 @@ class ServiceTest(unittest.TestCase):
             r = ctl_link(b, "nosuch", "down")
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertIn('error: no link named "nosuch"', r.stdout)
+            r = subprocess.run([os.path.join(b.build, "braid-master"), "link", "wan0", "down",
+                                "-c", os.path.join(b.tmp, "master.conf")], capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(r.returncode, 2, r.stdout)
+            self.assertIn("braid-master learns its links from the slaves", r.stderr)
 
     def test_metrics_endpoint(self):
         """metrics_listen serves /metrics in the Prometheus text format on both ends: each

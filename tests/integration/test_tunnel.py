@@ -544,6 +544,14 @@ class TunnelTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stdout)
             self.assertRegex(r.stderr, r'master.conf:\d+: user "braid-no-such-user": no such user')
             self.assertIn("adduser --system", r.stderr)
+            with open(conf) as f:
+                text = f.read()
+            with open(conf, "w") as f:
+                f.write(text.replace('user = "braid-no-such-user";', 'group = "nogroup";'))
+            r = subprocess.run([os.path.join(braid.build_dir(), "braid-master"), "-t", "-c", conf],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2, r.stdout)
+            self.assertIn('group "nogroup" is set without user', r.stderr)
 
     def test_version(self):
         """--version names the program, the release in VERSION, the build and the wire version."""

@@ -26,7 +26,7 @@ LDFLAGS_FUZZ := -fsanitize=fuzzer,address,undefined
 
 # Library: everything except the two tundev implementations and the programs' mains (the
 # master's site table is in it, for its unit tests and fuzz target).
-LIB_SRC   := $(wildcard common/*.c mux/*.c links/*.c tundev/*.c daemon/*.c)
+LIB_SRC   := $(wildcard common/*.c mux/*.c links/*.c tundev/*.c daemon/*.c lane/*.c)
 LIB_SRC   := $(filter-out tundev/tun_linux.c tundev/notun.c,$(LIB_SRC)) \
              $(filter-out master/main.c,$(wildcard master/*.c))
 MASTER_SRC := master/main.c

@@ -1,0 +1,96 @@
+/* lane.h: the TCP lane (issue 11, in progress): TCP connections terminated at both ends, their
+ * bytes carried as records over per-link TCP connections. This is its interface so far: the
+ * record codec (record.c) and the per-stream reassembly of records that arrive over several
+ * links in any order (reasm.c). docs/PROTOCOL.md section 10 specifies the records. */
+#ifndef BRAID_LANE_H
+#define BRAID_LANE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- records (PROTOCOL section 10) ---- */
+enum lane_rec_type {
+    LANE_OPEN = 1,   /* slave -> master: open a connection to an address */
+    LANE_OPENED = 2, /* master -> slave: the outcome */
+    LANE_DATA = 3,   /* a stream's bytes at an offset */
+    LANE_FIN = 4,    /* the stream ends at an offset (half-close) */
+    LANE_RST = 5,    /* the connection is reset */
+    LANE_ACK = 6,    /* the receiver has every byte below an offset */
+};
+#define LANE_REC_HDR 3          /* type (1) and body length (2) */
+#define LANE_DATA_MAX 16384     /* bytes of data in one DATA record */
+#define LANE_OPEN_OK 0          /* LANE_OPENED status: connected; else a lane_open_error */
+enum lane_open_error {
+    LANE_OPEN_REFUSED = 1,     /* the destination refused (RST to the client) */
+    LANE_OPEN_UNREACHABLE = 2, /* no route, host unreachable (ICMP to the client) */
+    LANE_OPEN_TIMEOUT = 3,     /* no answer in time */
+    LANE_OPEN_LIMIT = 4,       /* the master's limit of terminated connections */
+};
+#define LANE_OPEN_ERROR_MAX LANE_OPEN_LIMIT
+enum lane_rst_reason {
+    LANE_RST_PEER = 0,     /* the endpoint reset it */
+    LANE_RST_PROTOCOL = 1, /* the lane broke a rule for it (window, FIN) */
+    LANE_RST_SHUTDOWN = 2, /* the end is going away */
+};
+#define LANE_RST_REASON_MAX LANE_RST_SHUTDOWN
+
+struct lane_rec {
+    uint8_t type;     /* enum lane_rec_type */
+    uint32_t conn;    /* connection id (the slave chooses it; 0 is not used) */
+    /* OPEN */
+    uint8_t family;   /* 4 or 6 */
+    uint8_t addr[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;
+    /* OPENED: status; RST: reason */
+    uint8_t status;
+    /* DATA, FIN, ACK */
+    uint64_t offset;
+    const uint8_t *data; /* DATA: points into the decoded buffer */
+    size_t len;
+};
+
+/* Append one record to buf[*pos..cap). 0, or -1 when it does not fit or is invalid (a DATA of
+ * 0 or more than LANE_DATA_MAX bytes, an offset + length beyond 2^64 - 1, conn 0, an OPEN of
+ * another family than 4 or 6 or port 0, an OPENED status or RST reason out of range). */
+int lane_rec_put(uint8_t *buf, size_t cap, size_t *pos, const struct lane_rec *r);
+/* Decode the records of a payload into out[0..max). Returns how many, or -1 when the payload
+ * is malformed (a record runs past the end, a known type with a body it does not allow, more
+ * than max records); unknown types are skipped. DATA's data points into p. */
+int lane_rec_decode(const uint8_t *p, size_t len, struct lane_rec *out, int max);
+
+/* ---- reassembly of one stream direction ---- */
+/* Bytes that arrive at offsets (DATA may come over several links, twice, overlapping, out of
+ * order) are delivered once, in order. At most cap bytes past the delivered point are held;
+ * the sender must not send beyond the receive window it was told (cap). */
+struct lane_reasm {
+    uint64_t next;   /* every byte below was delivered (read) */
+    uint64_t fin;    /* the stream's length once FIN arrived, else UINT64_MAX */
+    uint8_t *ring;   /* cap bytes; byte at offset o lives at ring[o % cap] */
+    size_t cap;
+    struct lane_range {
+        uint64_t start, end; /* [start, end) held, sorted, disjoint, not touching */
+    } *ranges;
+    int nranges, maxranges;
+    uint64_t dup_bytes; /* bytes that arrived again (counted, dropped) */
+};
+enum lane_reasm_result {
+    LANE_REASM_OK = 0,      /* stored (some bytes may be new) */
+    LANE_REASM_DUP = 1,     /* nothing new: every byte was held or delivered already */
+    LANE_REASM_WINDOW = -1, /* beyond next + cap: the sender broke the window (refused) */
+    LANE_REASM_BAD = -2,    /* past the FIN, a FIN that contradicts data, or out of memory */
+};
+int lane_reasm_init(struct lane_reasm *r, size_t cap);
+void lane_reasm_free(struct lane_reasm *r);
+/* DATA at offset. */
+int lane_reasm_add(struct lane_reasm *r, uint64_t offset, const uint8_t *data, size_t len);
+/* FIN at offset (the stream's length). */
+int lane_reasm_fin(struct lane_reasm *r, uint64_t offset);
+/* Bytes ready in order from next (0 if none). */
+size_t lane_reasm_ready(const struct lane_reasm *r);
+/* Copy up to max of them to out and consume them; returns how many. */
+size_t lane_reasm_read(struct lane_reasm *r, uint8_t *out, size_t max);
+/* Every byte up to the FIN was read. */
+bool lane_reasm_done(const struct lane_reasm *r);
+
+#endif

@@ -1,0 +1,291 @@
+/* test_lane.c: the TCP lane's record codec (hostile input included) and its reassembly of a
+ * stream from pieces that arrive over several links: gaps, duplicates, overlaps, the window,
+ * FIN, offsets near 2^64, and a random model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../lane/lane.h"
+
+static struct lane_rec R[64];
+
+static void test_record_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[40000], data[LANE_DATA_MAX];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7);
+    struct lane_rec in[] = {
+        {.type = LANE_OPEN, .conn = 1, .family = 4, .addr = {198, 18, 50, 7}, .port = 443},
+        {.type = LANE_OPEN, .conn = 2, .family = 6, .addr = {0x20, 1, 2, [15] = 7}, .port = 80},
+        {.type = LANE_OPENED, .conn = 1, .status = LANE_OPEN_OK},
+        {.type = LANE_OPENED, .conn = 2, .status = LANE_OPEN_REFUSED},
+        {.type = LANE_DATA, .conn = 1, .offset = 0, .data = data, .len = 1},
+        {.type = LANE_DATA, .conn = 1, .offset = UINT64_MAX - LANE_DATA_MAX, .data = data,
+         .len = LANE_DATA_MAX},
+        {.type = LANE_FIN, .conn = 1, .offset = 123456789012ull},
+        {.type = LANE_RST, .conn = 0xffffffffu, .status = LANE_RST_SHUTDOWN},
+        {.type = LANE_ACK, .conn = 7, .offset = 99},
+    };
+    size_t pos = 0;
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &in[i]), 0);
+    int n = lane_rec_decode(buf, pos, R, 64);
+    assert_int_equal(n, (int)(sizeof in / sizeof in[0]));
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(R[i].type, in[i].type);
+        assert_int_equal(R[i].conn, in[i].conn);
+        assert_int_equal(R[i].family, in[i].family);
+        assert_memory_equal(R[i].addr, in[i].addr, 16);
+        assert_int_equal(R[i].port, in[i].port);
+        assert_int_equal(R[i].status, in[i].status);
+        assert_true(R[i].offset == in[i].offset);
+        assert_int_equal(R[i].len, in[i].len);
+        if (in[i].len) assert_memory_equal(R[i].data, in[i].data, in[i].len);
+    }
+    assert_int_equal(buf[0], LANE_OPEN);
+    assert_int_equal(buf[1] * 256 + buf[2], 4 + 1 + 4 + 2); /* the body's length */
+}
+
+static void test_record_put_refuses(void **state)
+{
+    (void)state;
+    uint8_t buf[64], d[LANE_DATA_MAX + 1] = {0};
+    size_t pos = 0;
+    struct lane_rec bad[] = {
+        {.type = LANE_DATA, .conn = 0, .data = d, .len = 1},                  /* conn 0 */
+        {.type = LANE_DATA, .conn = 1, .data = d, .len = 0},                  /* empty */
+        {.type = LANE_DATA, .conn = 1, .data = d, .len = LANE_DATA_MAX + 1},  /* too long */
+        {.type = LANE_DATA, .conn = 1, .offset = UINT64_MAX, .data = d, .len = 1}, /* wraps */
+        {.type = LANE_OPEN, .conn = 1, .family = 5, .port = 1},               /* family */
+        {.type = LANE_OPEN, .conn = 1, .family = 4, .port = 0},               /* port 0 */
+        {.type = LANE_OPENED, .conn = 1, .status = LANE_OPEN_ERROR_MAX + 1},
+        {.type = LANE_RST, .conn = 1, .status = LANE_RST_REASON_MAX + 1},
+        {.type = 9, .conn = 1},                                                /* type */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &bad[i]), -1);
+        assert_int_equal(pos, 0);
+    }
+    struct lane_rec ok = {.type = LANE_ACK, .conn = 1};
+    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 11, &pos, &ok), -1); /* no room */
+    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 12, &pos, &ok), 0);
+    pos = 100;
+    assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &ok), -1); /* pos past cap */
+}
+
+/* Decode from an exact-size heap copy so ASan catches any over-read. */
+static int decode(const uint8_t *p, size_t len)
+{
+    uint8_t *c = malloc(len ? len : 1);
+    assert_non_null(c);
+    memcpy(c, p, len);
+    int n = lane_rec_decode(c, len, R, 64);
+    free(c);
+    return n;
+}
+
+static void test_record_hostile(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    size_t pos = 0;
+    static const uint8_t d[20] = {1, 2, 3};
+    struct lane_rec a = {.type = LANE_DATA, .conn = 3, .offset = 5, .data = d, .len = 20};
+    struct lane_rec b = {.type = LANE_FIN, .conn = 3, .offset = 25};
+    assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &a), 0);
+    size_t cut = pos;
+    assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &b), 0);
+    for (size_t len = 0; len <= pos; len++) { /* every truncation */
+        int n = decode(buf, len);
+        if (len == 0) assert_int_equal(n, 0);
+        else if (len == cut) assert_int_equal(n, 1);
+        else if (len == pos) assert_int_equal(n, 2);
+        else assert_int_equal(n, -1);
+    }
+    assert_int_equal(lane_rec_decode(buf, pos, R, 1), -1); /* more than max */
+    /* known types with bodies they do not allow */
+    const uint8_t data0[] = {LANE_DATA, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(decode(data0, sizeof data0), -1); /* no data */
+    const uint8_t conn0[] = {LANE_ACK, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9};
+    assert_int_equal(decode(conn0, sizeof conn0), -1);
+    const uint8_t fin11[] = {LANE_FIN, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(decode(fin11, sizeof fin11), -1);
+    const uint8_t open5[] = {LANE_OPEN, 0, 11, 0, 0, 0, 1, 5, 1, 2, 3, 4, 0, 80};
+    assert_int_equal(decode(open5, sizeof open5), -1); /* family 5 */
+    const uint8_t open6short[] = {LANE_OPEN, 0, 11, 0, 0, 0, 1, 6, 1, 2, 3, 4, 0, 80};
+    assert_int_equal(decode(open6short, sizeof open6short), -1); /* IPv6 with 4 bytes */
+    const uint8_t openport0[] = {LANE_OPEN, 0, 11, 0, 0, 0, 1, 4, 1, 2, 3, 4, 0, 0};
+    assert_int_equal(decode(openport0, sizeof openport0), -1);
+    const uint8_t opened9[] = {LANE_OPENED, 0, 5, 0, 0, 0, 1, 9};
+    assert_int_equal(decode(opened9, sizeof opened9), -1);
+    const uint8_t short3[] = {LANE_RST, 0, 3, 0, 0, 1};
+    assert_int_equal(decode(short3, sizeof short3), -1); /* no room for conn */
+    uint8_t wrap[3 + 12 + 2] = {LANE_DATA, 0, 14, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff,
+                                0xff, 0xff, 0xff, 0xff, 7, 7};
+    assert_int_equal(decode(wrap, sizeof wrap), -1); /* offset + 2 beyond 2^64 - 1 */
+    uint8_t toolong[3 + 12 + LANE_DATA_MAX + 1] = {LANE_DATA, (12 + LANE_DATA_MAX + 1) >> 8,
+                                                   (12 + LANE_DATA_MAX + 1) & 0xff, 0, 0, 0, 1};
+    assert_int_equal(decode(toolong, sizeof toolong), -1);
+    const uint8_t past[] = {LANE_ACK, 0xff, 0xff, 0, 0, 0, 1};
+    assert_int_equal(decode(past, sizeof past), -1); /* length past the end */
+    /* unknown types (0, 7, 255) are skipped, with any body */
+    const uint8_t unknown[] = {0, 0, 0, 7, 0, 2, 9, 9, 255, 0, 1, 1,
+                               LANE_ACK, 0, 12, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3};
+    assert_int_equal(decode(unknown, sizeof unknown), 1);
+    assert_int_equal(R[0].type, LANE_ACK);
+    assert_int_equal(R[0].conn, 2);
+    assert_true(R[0].offset == 3);
+}
+
+/* ---- reassembly ---- */
+
+static size_t read_all(struct lane_reasm *r, uint8_t *out)
+{
+    size_t n = 0, k;
+    while ((k = lane_reasm_read(r, out + n, 3)) > 0) n += k; /* small reads on purpose */
+    return n;
+}
+
+static void test_reasm_order_gaps_dups(void **state)
+{
+    (void)state;
+    struct lane_reasm r;
+    assert_int_equal(lane_reasm_init(&r, 16), 0);
+    const uint8_t *s = (const uint8_t *)"abcdefghijklmnopqrstuvwxyz";
+    uint8_t out[64];
+    assert_int_equal(lane_reasm_add(&r, 4, s + 4, 4), LANE_REASM_OK); /* a gap before it */
+    assert_int_equal(lane_reasm_ready(&r), 0);
+    assert_int_equal(lane_reasm_add(&r, 4, s + 4, 4), LANE_REASM_DUP); /* the same again */
+    assert_int_equal(lane_reasm_add(&r, 2, s + 2, 4), LANE_REASM_OK);  /* overlapping */
+    assert_int_equal(r.nranges, 1);
+    assert_int_equal(lane_reasm_add(&r, 0, s, 2), LANE_REASM_OK);      /* the gap filled */
+    assert_int_equal(lane_reasm_ready(&r), 8);
+    assert_int_equal(read_all(&r, out), 8);
+    assert_memory_equal(out, s, 8);
+    assert_int_equal(lane_reasm_add(&r, 0, s, 8), LANE_REASM_DUP); /* delivered already */
+    assert_int_equal(lane_reasm_add(&r, 6, s + 6, 6), LANE_REASM_OK); /* half delivered */
+    assert_int_equal(read_all(&r, out), 4);
+    assert_memory_equal(out, s + 8, 4);
+    /* the window: 16 bytes past what was read (12), so nothing may end after 28 */
+    assert_int_equal(lane_reasm_add(&r, 20, s + 20, 9), LANE_REASM_WINDOW);
+    assert_int_equal(lane_reasm_add(&r, 12, s + 12, 17), LANE_REASM_WINDOW);
+    assert_int_equal(r.nranges, 0); /* (a refused piece leaves nothing behind) */
+    assert_int_equal(lane_reasm_add(&r, 12, s + 12, 14), LANE_REASM_OK); /* 12..26 */
+    assert_int_equal(lane_reasm_fin(&r, 26), LANE_REASM_OK);
+    assert_int_equal(lane_reasm_fin(&r, 26), LANE_REASM_DUP);
+    assert_int_equal(lane_reasm_fin(&r, 27), LANE_REASM_BAD); /* a second, other FIN */
+    assert_int_equal(lane_reasm_add(&r, 25, s + 25, 2), LANE_REASM_BAD); /* past the FIN */
+    assert_false(lane_reasm_done(&r));
+    assert_int_equal(read_all(&r, out), 14);
+    assert_memory_equal(out, s + 12, 14);
+    assert_true(lane_reasm_done(&r));
+    assert_true(r.dup_bytes >= 4 + 8 + 2);
+    lane_reasm_free(&r);
+}
+
+static void test_reasm_fin_rules_and_wrap(void **state)
+{
+    (void)state;
+    struct lane_reasm r;
+    uint8_t out[8], d[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(lane_reasm_init(&r, 8), 0);
+    assert_int_equal(lane_reasm_add(&r, 2, d, 4), LANE_REASM_OK);
+    assert_int_equal(lane_reasm_fin(&r, 5), LANE_REASM_BAD); /* data held beyond it */
+    assert_int_equal(lane_reasm_fin(&r, 6), LANE_REASM_OK);
+    assert_int_equal(lane_reasm_add(&r, 0, d, 0), LANE_REASM_BAD); /* empty */
+    lane_reasm_free(&r);
+    /* a stream that starts near 2^64 (a hostile offset): never wraps, never overflows */
+    assert_int_equal(lane_reasm_init(&r, 8), 0);
+    r.next = UINT64_MAX - 4;
+    assert_int_equal(lane_reasm_add(&r, UINT64_MAX - 4, d, 4), LANE_REASM_OK);
+    assert_int_equal(lane_reasm_add(&r, UINT64_MAX - 1, d, 2), LANE_REASM_BAD); /* > 2^64-1 */
+    assert_int_equal(lane_reasm_add(&r, UINT64_MAX, d, 1), LANE_REASM_BAD);
+    assert_int_equal(lane_reasm_read(&r, out, sizeof out), 4);
+    assert_memory_equal(out, d, 4);
+    assert_int_equal(lane_reasm_fin(&r, 3), LANE_REASM_BAD); /* before what was read */
+    lane_reasm_free(&r);
+    assert_int_equal(lane_reasm_init(&r, 0), -1);
+}
+
+static void test_reasm_too_many_pieces(void **state)
+{
+    (void)state;
+    struct lane_reasm r;
+    uint8_t d = 7;
+    assert_int_equal(lane_reasm_init(&r, 1u << 20), 0);
+    int rc = 0, i;
+    for (i = 0; i < 5000 && rc == 0; i++) rc = lane_reasm_add(&r, 1 + 2 * (uint64_t)i, &d, 1);
+    assert_int_equal(rc, LANE_REASM_BAD); /* one byte every other offset: refused, not grown */
+    assert_true(i > 1000);
+    lane_reasm_free(&r);
+}
+
+static uint32_t lcg(uint32_t *x)
+{
+    *x = *x * 1103515245u + 12345u;
+    return *x >> 8;
+}
+
+/* Pieces of a 20,000-byte stream, some twice, overlapping, out of order within the window,
+ * with reads in between: what comes out is the stream, once. */
+static void test_reasm_random_model(void **state)
+{
+    (void)state;
+    enum { LEN = 20000, CAP = 4096 };
+    static uint8_t stream[LEN], got[LEN + 64];
+    uint32_t x = 4242;
+    for (int i = 0; i < LEN; i++) stream[i] = (uint8_t)lcg(&x);
+    for (int round = 0; round < 20; round++) {
+        struct lane_reasm r;
+        assert_int_equal(lane_reasm_init(&r, CAP), 0);
+        size_t n = 0;
+        int guard = 0;
+        while (n < LEN && guard++ < 200000) {
+            uint64_t off = r.next + lcg(&x) % CAP;
+            size_t len = 1 + lcg(&x) % 600;
+            if (lcg(&x) % 4 == 0 && r.next > 0) off = r.next - 1 - lcg(&x) % (r.next < 900 ? r.next : 900);
+            if (off >= LEN) continue;
+            if (off + len > r.next + CAP) len = (size_t)(r.next + CAP - off); /* the window */
+            if (off + len > LEN) len = LEN - (size_t)off;
+            if (len == 0) continue;
+            int rc = lane_reasm_add(&r, off, stream + off, len);
+            assert_true(rc == LANE_REASM_OK || rc == LANE_REASM_DUP);
+            if (lcg(&x) % 3 == 0) n += lane_reasm_read(&r, got + n, 1 + lcg(&x) % 2000);
+        }
+        int frc = lane_reasm_fin(&r, LEN);
+        if (frc != LANE_REASM_OK)
+            fail_msg("fin: %d, next %llu, ranges %d, last end %llu, n %zu", frc,
+                     (unsigned long long)r.next, r.nranges,
+                     r.nranges ? (unsigned long long)r.ranges[r.nranges - 1].end : 0ull, n);
+        while (!lane_reasm_done(&r)) {
+            size_t k = lane_reasm_read(&r, got + n, 700);
+            if (k == 0) { /* fill what is missing, in order */
+                size_t len = LEN - (size_t)r.next < 500 ? LEN - (size_t)r.next : 500;
+                int rc = lane_reasm_add(&r, r.next, stream + r.next, len);
+                if (rc < 0) fail_msg("fill at %llu+%zu: %d (ranges %d, next %llu)",
+                                     (unsigned long long)r.next, len, rc, r.nranges,
+                                     (unsigned long long)r.next);
+            }
+            n += k;
+        }
+        assert_int_equal(n, LEN);
+        assert_memory_equal(got, stream, LEN);
+        lane_reasm_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_roundtrip),     cmocka_unit_test(test_record_put_refuses),
+        cmocka_unit_test(test_record_hostile),       cmocka_unit_test(test_reasm_order_gaps_dups),
+        cmocka_unit_test(test_reasm_fin_rules_and_wrap),
+        cmocka_unit_test(test_reasm_too_many_pieces), cmocka_unit_test(test_reasm_random_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -93,4 +93,34 @@ size_t lane_reasm_read(struct lane_reasm *r, uint8_t *out, size_t max);
 /* Every byte up to the FIN was read. */
 bool lane_reasm_done(const struct lane_reasm *r);
 
+/* ---- sealing a link connection's frames (PROTOCOL section 10) ---- */
+/* A link connection starts with the master's random challenge; both ends then derive the
+ * connection's keys from the session's and the challenge, so that frames recorded on one
+ * connection mean nothing on another. Each frame: length (2, big-endian) of what follows ‖
+ * ChaCha20-Poly1305 (IETF) ciphertext ‖ 16-byte tag; nonce: 4 zero bytes ‖ the direction's
+ * frame counter (8, little-endian) from 0; the length is the associated data. */
+#define LANE_CHALLENGE_LEN 16
+#define LANE_TAG_LEN 16
+#define LANE_FRAME_HDR 2
+#define LANE_FRAME_MAX 65535 /* ciphertext and tag after the length */
+#define LANE_PLAIN_MAX (LANE_FRAME_MAX - LANE_TAG_LEN)
+struct lane_dir {
+    uint8_t key[32];
+    uint64_t counter; /* frames sealed (or opened) in this direction */
+};
+struct lane_keys {
+    struct lane_dir tx, rx;
+};
+/* The connection's keys from this end's session keys (tx: what it sends with) and the
+ * challenge: BLAKE2b-256 keyed by the session key over "braid lane v1" ‖ challenge. */
+void lane_keys_derive(const uint8_t session_tx[32], const uint8_t session_rx[32],
+                      const uint8_t challenge[LANE_CHALLENGE_LEN], struct lane_keys *out);
+/* Seal len bytes of plain into out (LANE_FRAME_HDR + len + LANE_TAG_LEN bytes). Returns the
+ * frame's size, or -1 (more than LANE_PLAIN_MAX, no room, the counter used up). */
+int lane_seal(struct lane_dir *d, const uint8_t *plain, size_t len, uint8_t *out, size_t cap);
+/* Open one frame's body (what follows its length: ciphertext ‖ tag, blen bytes) in place.
+ * Returns the plain length, or -1 when it does not authenticate (the connection must close:
+ * a frame is never skipped, the counters would part). */
+int lane_open(struct lane_dir *d, uint8_t *body, size_t blen);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "../../lane/lane.h"
 
@@ -279,13 +280,104 @@ static void test_reasm_random_model(void **state)
     }
 }
 
+/* ---- sealing ---- */
+
+/* The derivation against Python's hashlib.blake2b (another implementation): key 00..1f,
+ * challenge 100..115: blake2b(b"braid lane v1" + challenge, key=key, digest_size=32). */
+static void test_seal_derivation_vector(void **state)
+{
+    (void)state;
+    uint8_t k[32], ch[LANE_CHALLENGE_LEN];
+    for (int i = 0; i < 32; i++) k[i] = (uint8_t)i;
+    for (int i = 0; i < LANE_CHALLENGE_LEN; i++) ch[i] = (uint8_t)(100 + i);
+    static const uint8_t want[32] = {
+        0x5e, 0xe2, 0x92, 0x7f, 0x35, 0xc9, 0xa1, 0x5f, 0x36, 0x9a, 0x4b, 0x32, 0x49, 0xef, 0x2c, 0xd2,
+        0xed, 0xc6, 0x26, 0xde, 0x60, 0xd6, 0xea, 0x22, 0xbf, 0x12, 0x22, 0x9c, 0x2d, 0xab, 0x8b, 0xbf};
+    struct lane_keys lk;
+    lane_keys_derive(k, k, ch, &lk);
+    assert_memory_equal(lk.tx.key, want, 32);
+    assert_true(lk.tx.counter == 0);
+}
+
+/* Two ends of a connection: the slave's tx is the master's rx. */
+static void ends(struct lane_keys *slave, struct lane_keys *master, uint8_t challenge_last)
+{
+    uint8_t a[32], b[32], ch[LANE_CHALLENGE_LEN] = {0};
+    memset(a, 0xa1, 32);
+    memset(b, 0xb2, 32);
+    ch[15] = challenge_last;
+    lane_keys_derive(a, b, ch, slave);
+    lane_keys_derive(b, a, ch, master);
+}
+
+static void test_seal_roundtrip_and_attacks(void **state)
+{
+    (void)state;
+    struct lane_keys s, m;
+    ends(&s, &m, 1);
+    assert_memory_not_equal(s.tx.key, s.rx.key, 32);
+    uint8_t plain[LANE_PLAIN_MAX], f1[LANE_FRAME_HDR + LANE_FRAME_MAX], f2[200], f3[200];
+    for (size_t i = 0; i < sizeof plain; i++) plain[i] = (uint8_t)(i * 13);
+    /* slave -> master, three frames */
+    int n1 = lane_seal(&s.tx, plain, 100, f1, sizeof f1);
+    int n2 = lane_seal(&s.tx, plain + 1, 50, f2, sizeof f2);
+    int n3 = lane_seal(&s.tx, plain, 0, f3, sizeof f3); /* empty: still a frame */
+    assert_int_equal(n1, 2 + 100 + 16);
+    assert_int_equal(n2, 2 + 50 + 16);
+    assert_int_equal(n3, 2 + 16);
+    assert_int_equal(f1[0] * 256 + f1[1], 116);
+    uint8_t c[200];
+    /* out of order: the second frame first does not open (and the counter stays) */
+    memcpy(c, f2, (size_t)n2);
+    assert_int_equal(lane_open(&m.rx, c + 2, (size_t)n2 - 2), -1);
+    assert_true(m.rx.counter == 0);
+    /* every single changed byte (length included) fails */
+    for (int i = 0; i < n1; i++) {
+        memcpy(c, f1, (size_t)n1 < sizeof c ? (size_t)n1 : sizeof c);
+        c[i] ^= 0x01;
+        size_t blen = (size_t)(c[0] * 256 + c[1]);
+        if (blen != (size_t)n1 - 2) continue; /* a changed length: the reader would wait */
+        assert_int_equal(lane_open(&m.rx, c + 2, blen), -1);
+    }
+    memcpy(c, f1, (size_t)n1);
+    assert_int_equal(lane_open(&m.rx, c + 2, (size_t)n1 - 2), 100);
+    assert_memory_equal(c + 2, plain, 100);
+    memcpy(c, f1, (size_t)n1); /* replayed */
+    assert_int_equal(lane_open(&m.rx, c + 2, (size_t)n1 - 2), -1);
+    memcpy(c, f2, (size_t)n2);
+    assert_int_equal(lane_open(&m.rx, c + 2, (size_t)n2 - 2), 50);
+    memcpy(c, f3, (size_t)n3);
+    assert_int_equal(lane_open(&m.rx, c + 2, (size_t)n3 - 2), 0);
+    /* the master's own direction does not open the slave's frames (no reflection) */
+    struct lane_keys s2, m2;
+    ends(&s2, &m2, 1);
+    memcpy(c, f1, (size_t)n1);
+    assert_int_equal(lane_open(&s2.rx, c + 2, (size_t)n1 - 2), -1);
+    /* another connection (another challenge): the frames mean nothing there */
+    struct lane_keys s3, m3;
+    ends(&s3, &m3, 2);
+    memcpy(c, f1, (size_t)n1);
+    assert_int_equal(lane_open(&m3.rx, c + 2, (size_t)n1 - 2), -1);
+    /* limits */
+    assert_int_equal(lane_seal(&s.tx, plain, LANE_PLAIN_MAX, f1, sizeof f1),
+                     LANE_FRAME_HDR + LANE_FRAME_MAX);
+    assert_int_equal(lane_seal(&s.tx, plain, LANE_PLAIN_MAX + 1, f1, sizeof f1), -1);
+    assert_int_equal(lane_seal(&s.tx, plain, 10, f2, 2 + 10 + 15), -1); /* no room */
+    assert_int_equal(lane_open(&m.rx, c, 15), -1);                     /* shorter than a tag */
+    s.tx.counter = UINT64_MAX;
+    assert_int_equal(lane_seal(&s.tx, plain, 1, f2, sizeof f2), -1); /* never a nonce twice */
+}
+
 int main(void)
 {
+    if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_roundtrip),     cmocka_unit_test(test_record_put_refuses),
         cmocka_unit_test(test_record_hostile),       cmocka_unit_test(test_reasm_order_gaps_dups),
         cmocka_unit_test(test_reasm_fin_rules_and_wrap),
         cmocka_unit_test(test_reasm_too_many_pieces), cmocka_unit_test(test_reasm_random_model),
+        cmocka_unit_test(test_seal_derivation_vector),
+        cmocka_unit_test(test_seal_roundtrip_and_attacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

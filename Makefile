@@ -13,6 +13,10 @@ PKGS    := libcares libconfig libsodium libsystemd libmicrohttpd libcap-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# lwIP (the TCP lane's terminator, lane/stack.c): only that file and what links it (tests, fuzz
+# targets for now) use it
+LWIP_CFLAGS := $(shell pkg-config --cflags lwip 2>/dev/null)
+LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wvla
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) $(PKG_CFLAGS)
@@ -44,7 +48,8 @@ EMU_SRC   := $(filter-out tests/emu/main.c,$(wildcard tests/emu/*.c))
 BRAID_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
 build/obj/rel/daemon/args.o build/obj/asan/daemon/args.o build/obj/fuzz/daemon/args.o \
 build/obj/rel/daemon/report.o build/obj/asan/daemon/report.o build/obj/fuzz/daemon/report.o: VERSION
-build/obj/%/daemon/args.o build/obj/%/daemon/report.o: VERSION_DEF = -DBRAID_VERSION='"$(BRAID_VERSION)"'
+build/obj/%/daemon/args.o build/obj/%/daemon/report.o: FILE_CFLAGS = -DBRAID_VERSION='"$(BRAID_VERSION)"'
+build/obj/%/lane/stack.o: FILE_CFLAGS = $(LWIP_CFLAGS)
 
 obj = $(patsubst %.c,build/obj/$(1)/%.o,$(2))
 
@@ -71,15 +76,15 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_NAMES))
 # ---- objects ----
 build/obj/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) $(VERSION_DEF) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_REL) $(FILE_CFLAGS) -MMD -MP -c $< -o $@
 
 build/obj/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ASAN) $(VERSION_DEF) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ASAN) $(FILE_CFLAGS) -MMD -MP -c $< -o $@
 
 build/obj/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CFLAGS_FUZZ) $(VERSION_DEF) -MMD -MP -c $< -o $@
+	$(CLANG) $(CFLAGS_FUZZ) $(FILE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(REL_LIB): $(call obj,rel,$(LIB_SRC))
 	@rm -f $@
@@ -122,15 +127,15 @@ build/tools/%: build/obj/rel/tests/tools/%.o $(REL_LIB)
 # ---- unit tests (cmocka): plain and ASan/UBSan ----
 build/tests/%: build/obj/rel/tests/unit/%.o $(call obj,rel,tundev/notun.c $(EMU_SRC)) $(REL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
+	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS) $(LWIP_LIBS)
 build/asan/tests/%: build/obj/asan/tests/unit/%.o $(call obj,asan,tundev/notun.c $(EMU_SRC)) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS) $(LWIP_LIBS)
 
 # ---- libFuzzer targets ----
 build/fuzz/%: build/obj/fuzz/tests/fuzz/%.o $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(LDFLAGS_FUZZ) -o $@ $^ $(PKG_LIBS)
+	$(CLANG) $(LDFLAGS_FUZZ) -o $@ $^ $(PKG_LIBS) $(LWIP_LIBS)
 
 FUZZ_SECONDS ?= 15
 fuzz-smoke:

@@ -6,7 +6,7 @@ set -eu
 pkgs=""
 for what in "$@"; do
     case "$what" in
-        build) pkgs="$pkgs gcc make pkg-config libev-dev libc-ares-dev libconfig-dev libsodium-dev libsystemd-dev libmicrohttpd-dev libcap-ng-dev python3" ;;
+        build) pkgs="$pkgs gcc make pkg-config libev-dev libc-ares-dev libconfig-dev libsodium-dev libsystemd-dev libmicrohttpd-dev libcap-ng-dev liblwip-dev python3" ;;
         test)  pkgs="$pkgs libcmocka-dev dante-server iperf3 iproute2 iputils-ping clang libclang-rt-14-dev procps debhelper" ;;
         bench) pkgs="$pkgs iperf3 iproute2 gnuplot-nox iputils-ping procps" ;;
         *) echo "deps.sh: unknown purpose '$what' (build, test, bench)" >&2; exit 2 ;;

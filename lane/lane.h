@@ -123,4 +123,45 @@ int lane_seal(struct lane_dir *d, const uint8_t *plain, size_t len, uint8_t *out
  * a frame is never skipped, the counters would part). */
 int lane_open(struct lane_dir *d, uint8_t *body, size_t blen);
 
+/* ---- the slave's TCP terminator (stack.c): lwIP inside the event loop ---- */
+/* It takes the IPv4 TCP connections clients open through the tunnel device (to any address)
+ * and gives their bytes to its owner, who carries them (the lane) and sends the answers. */
+struct lane_stack;
+struct lane_conn;
+struct ev_loop;
+struct lane_stack_cb {
+    /* An IP packet for the host (the tunnel device). */
+    void (*output)(void *ctx, const uint8_t *pkt, size_t len);
+    /* A client opened a connection to dst:port (family 4: dst's first 4 bytes): the owner's
+     * context for it, or NULL to refuse it (a reset to the client). */
+    void *(*accept)(void *ctx, struct lane_conn *c, int family, const uint8_t dst[16],
+                    uint16_t port);
+    /* The client's bytes (len 0, data NULL: its FIN). */
+    void (*recv)(void *ctx, void *owner, const uint8_t *data, size_t len);
+    /* Optional: len bytes sent earlier were acknowledged by the client (room again). */
+    void (*sent)(void *ctx, void *owner, size_t len);
+    /* The connection is gone (reset: by a RST or an error, else both sides closed); the
+     * lane_conn is freed after this. */
+    void (*closed)(void *ctx, void *owner, bool reset);
+    void *ctx;
+};
+struct lane_stack_counters {
+    uint64_t in_packets, in_dropped, out_packets, out_dropped, accepted, refused, closed;
+};
+/* One per process (lwIP's state is global). NULL with err. */
+struct lane_stack *lane_stack_new(struct ev_loop *loop, const struct lane_stack_cb *cb, char *err,
+                                  size_t errlen);
+void lane_stack_free(struct lane_stack *s);
+/* An IP packet from the tunnel device: true when the stack took it (a SYN, or a segment of a
+ * connection it terminates); false: the packet path carries it. */
+bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len);
+/* Bytes for the client: how many it took now (its send buffer's room; the rest later, after
+ * sent()). */
+size_t lane_conn_send(struct lane_conn *c, const uint8_t *data, size_t len);
+/* The far end closed its side: a FIN to the client. */
+void lane_conn_shutdown(struct lane_conn *c);
+/* A reset to the client; the lane_conn is freed (no closed() for it). */
+void lane_conn_reset(struct lane_conn *c);
+const struct lane_stack_counters *lane_stack_counters(const struct lane_stack *s);
+
 #endif

@@ -124,7 +124,8 @@ int lane_seal(struct lane_dir *d, const uint8_t *plain, size_t len, uint8_t *out
 int lane_open(struct lane_dir *d, uint8_t *body, size_t blen);
 
 /* ---- the slave's TCP terminator (stack.c): lwIP inside the event loop ---- */
-/* It takes the IPv4 TCP connections clients open through the tunnel device (to any address)
+/* It takes the TCP connections (IPv4, and IPv6 without extension headers) clients open through
+ * the tunnel device to any address
  * and gives their bytes to its owner, who carries them (the lane) and sends the answers. */
 struct lane_stack;
 struct lane_conn;
@@ -132,7 +133,7 @@ struct ev_loop;
 struct lane_stack_cb {
     /* An IP packet for the host (the tunnel device). */
     void (*output)(void *ctx, const uint8_t *pkt, size_t len);
-    /* A client opened a connection to dst:port (family 4: dst's first 4 bytes): the owner's
+    /* A client opened a connection to dst:port (family 4: dst's first 4 bytes, or 6): the owner's
      * context for it, or NULL to refuse it (a reset to the client). */
     void *(*accept)(void *ctx, struct lane_conn *c, int family, const uint8_t dst[16],
                     uint16_t port);
@@ -147,6 +148,7 @@ struct lane_stack_cb {
 };
 struct lane_stack_counters {
     uint64_t in_packets, in_dropped, out_packets, out_dropped, accepted, refused, closed;
+    uint64_t out_other; /* lwIP's own packets that are no connection's (IPv6 MLD, RS, NS) */
 };
 /* One per process (lwIP's state is global). NULL with err. */
 struct lane_stack *lane_stack_new(struct ev_loop *loop, const struct lane_stack_cb *cb, char *err,

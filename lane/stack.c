@@ -23,9 +23,10 @@
 #include "../common/util.h"
 
 /* Addresses inside the process only (never on the wire): lwIP's, and the one every rewritten
- * connection comes from (the port tells the connections apart). */
-#define STACK_ADDR 0x0affff01u  /* 10.255.255.1 */
-#define CLIENT_ADDR 0x0affff02u /* 10.255.255.2 */
+ * connection comes from (the port tells the connections apart); IPv4 and IPv6 (a ULA). */
+static const uint8_t STACK4[4] = {10, 255, 255, 1}, CLIENT4[4] = {10, 255, 255, 2};
+static const uint8_t STACK6[16] = {0xfd, 0, 0xb7, 0xa1, 0, 0xd, [15] = 1};
+static const uint8_t CLIENT6[16] = {0xfd, 0, 0xb7, 0xa1, 0, 0xd, [15] = 2};
 #define LISTEN_PORT 1
 #define MAX_CONNS 65534 /* synthetic ports 1 .. 65534 */
 
@@ -33,8 +34,9 @@ struct lane_conn {
     struct lane_stack *s;
     struct tcp_pcb *pcb; /* NULL once lwIP let it go */
     uint16_t port;       /* its synthetic port (the slot + 1) */
-    /* the client's view: from caddr:cport to daddr:dport (IPv4, network order) */
-    uint32_t caddr, daddr;
+    /* the client's view: from caddr:cport to daddr:dport (network order; IPv4: 4 bytes) */
+    int family;          /* 4 or 6 */
+    uint8_t caddr[16], daddr[16];
     uint16_t cport, dport;
     void *owner;         /* the owner's context (accept's result) */
     bool accepted;
@@ -46,7 +48,7 @@ struct lane_stack {
     struct ev_loop *loop;
     struct lane_stack_cb cb;
     struct netif netif;
-    struct tcp_pcb *listener;
+    struct tcp_pcb *listener, *listener6;
     ev_timer timers;
     struct lane_conn **slot; /* by synthetic port - 1 */
     int nconns, next;
@@ -72,38 +74,61 @@ static uint16_t fold(uint32_t acc)
     return (uint16_t)~acc;
 }
 
-/* Set the IPv4 header's and the TCP segment's checksums of pkt (ihl: header bytes). */
-static void fix_checksums(uint8_t *pkt, size_t len, size_t ihl)
+/* Where a packet's addresses are, and how long they are, by family. */
+#define SRC_AT(fam) ((fam) == 4 ? 12 : 8)
+#define DST_AT(fam) ((fam) == 4 ? 16 : 24)
+#define ALEN(fam) ((size_t)((fam) == 4 ? 4 : 16))
+
+/* The TCP checksum's sum over the pseudo-header and the segment (0 when it is right). */
+static uint16_t tcp_sum(const uint8_t *pkt, size_t len, size_t off, int fam)
 {
-    pkt[10] = pkt[11] = 0;
-    put_be16(pkt + 10, fold(sum16(pkt, ihl, 0)));
-    uint8_t *tcp = pkt + ihl;
-    size_t tlen = len - ihl;
+    uint32_t acc = sum16(pkt + SRC_AT(fam), 2 * ALEN(fam), 0) + 6 + (uint32_t)(len - off);
+    return fold(sum16(pkt + off, len - off, acc));
+}
+
+/* Set pkt's checksums (IPv4 header; TCP segment at off). */
+static void fix_checksums(uint8_t *pkt, size_t len, size_t off, int fam)
+{
+    if (fam == 4) {
+        pkt[10] = pkt[11] = 0;
+        put_be16(pkt + 10, fold(sum16(pkt, off, 0)));
+    }
+    uint8_t *tcp = pkt + off;
     tcp[16] = tcp[17] = 0;
-    uint32_t acc = sum16(pkt + 12, 8, 0); /* source and destination addresses */
-    acc += 6 + (uint32_t)tlen;            /* protocol, TCP length */
-    put_be16(tcp + 16, fold(sum16(tcp, tlen, acc)));
+    put_be16(tcp + 16, tcp_sum(pkt, len, off, fam));
 }
 
-/* An IPv4 TCP segment: its header length, or 0 when pkt is not one (or is malformed). */
-static size_t tcp4(const uint8_t *pkt, size_t len)
+/* A TCP segment (IPv4 without fragments, or IPv6 with TCP as the first next header): the TCP
+ * header's offset and *fam; 0 when pkt is not one (or is malformed). */
+static size_t tcp_at(const uint8_t *pkt, size_t len, int *fam)
 {
-    if (len < 20 || (pkt[0] >> 4) != 4 || pkt[9] != 6) return 0;
-    size_t ihl = (size_t)(pkt[0] & 15) * 4;
-    if (ihl < 20 || len < ihl + 20 || get_be16(pkt + 2) != len) return 0;
-    if (get_be16(pkt + 6) & 0x3fff) return 0; /* a fragment: not ours */
-    size_t doff = (size_t)(pkt[ihl + 12] >> 4) * 4;
-    if (doff < 20 || len < ihl + doff) return 0;
-    return ihl;
+    size_t off;
+    if (len >= 20 && (pkt[0] >> 4) == 4) {
+        off = (size_t)(pkt[0] & 15) * 4;
+        if (pkt[9] != 6 || off < 20 || len < off + 20 || get_be16(pkt + 2) != len) return 0;
+        if (get_be16(pkt + 6) & 0x3fff) return 0; /* a fragment: not ours */
+        *fam = 4;
+    } else if (len >= 40 && (pkt[0] >> 4) == 6) {
+        off = 40;
+        if (pkt[6] != 6 || len < off + 20 || get_be16(pkt + 4) != len - 40) return 0;
+        *fam = 6;
+    } else {
+        return 0;
+    }
+    size_t doff = (size_t)(pkt[off + 12] >> 4) * 4;
+    if (doff < 20 || len < off + doff) return 0;
+    return off;
 }
 
-static struct lane_conn *find(struct lane_stack *s, uint32_t caddr, uint16_t cport, uint32_t daddr,
-                              uint16_t dport)
+static struct lane_conn *find(struct lane_stack *s, int fam, const uint8_t *pkt, size_t off)
 {
     /* (a linear look: the first version; a hash when connections are many) */
+    const uint8_t *src = pkt + SRC_AT(fam), *dst = pkt + DST_AT(fam), *tcp = pkt + off;
     for (int i = 0; i < MAX_CONNS && i < s->next; i++) {
         struct lane_conn *c = s->slot[i];
-        if (c && c->caddr == caddr && c->cport == cport && c->daddr == daddr && c->dport == dport)
+        if (c && c->family == fam && memcmp(&c->cport, tcp, 2) == 0 &&
+            memcmp(&c->dport, tcp + 2, 2) == 0 && memcmp(c->caddr, src, ALEN(fam)) == 0 &&
+            memcmp(c->daddr, dst, ALEN(fam)) == 0)
             return c;
     }
     return NULL;
@@ -138,32 +163,48 @@ static void conn_free(struct lane_conn *c)
 
 /* ---------------------------------------------------------------- lwIP's side */
 
+/* A packet lwIP sends: from its listener to a connection's synthetic port -> from the
+ * connection's destination to its client. */
+static void emit(struct pbuf *p)
+{
+    struct lane_stack *s = the_stack;
+    size_t len = pbuf_copy_partial(p, s->out, sizeof s->out, 0);
+    int fam = 0;
+    size_t off = tcp_at(s->out, len, &fam);
+    if (!off) { /* lwIP's own IPv6 chatter (MLD, router and neighbour solicitations) */
+        s->c.out_other++;
+        return;
+    }
+    uint8_t *tcp = s->out + off;
+    uint16_t port = get_be16(tcp + 2);
+    struct lane_conn *c = port >= 1 && port <= s->next ? s->slot[port - 1] : NULL;
+    if (!c || c->family != fam ||
+        memcmp(s->out + DST_AT(fam), fam == 4 ? CLIENT4 : CLIENT6, ALEN(fam)) != 0) {
+        s->c.out_dropped++;
+        return;
+    }
+    memcpy(s->out + SRC_AT(fam), c->daddr, ALEN(fam));
+    memcpy(s->out + DST_AT(fam), c->caddr, ALEN(fam));
+    memcpy(tcp, &c->dport, 2);
+    memcpy(tcp + 2, &c->cport, 2);
+    fix_checksums(s->out, len, off, fam);
+    s->c.out_packets++;
+    s->cb.output(s->cb.ctx, s->out, len);
+}
+
 static err_t netif_out(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
 {
     (void)n;
     (void)dst;
-    struct lane_stack *s = the_stack;
-    size_t len = pbuf_copy_partial(p, s->out, sizeof s->out, 0);
-    size_t ihl = tcp4(s->out, len);
-    if (!ihl) { /* lwIP sends only TCP here */
-        s->c.out_dropped++;
-        return ERR_OK;
-    }
-    uint8_t *tcp = s->out + ihl;
-    uint16_t port = get_be16(tcp + 2);
-    struct lane_conn *c = port >= 1 && port <= s->next ? s->slot[port - 1] : NULL;
-    if (!c || get_be32(s->out + 16) != CLIENT_ADDR) {
-        s->c.out_dropped++;
-        return ERR_OK;
-    }
-    /* from lwIP:LISTEN_PORT to client:port -> from the destination to the client */
-    memcpy(s->out + 12, &c->daddr, 4);
-    memcpy(s->out + 16, &c->caddr, 4);
-    memcpy(tcp, &c->dport, 2);
-    memcpy(tcp + 2, &c->cport, 2);
-    fix_checksums(s->out, len, ihl);
-    s->c.out_packets++;
-    s->cb.output(s->cb.ctx, s->out, len);
+    emit(p);
+    return ERR_OK;
+}
+
+static err_t netif_out6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
+{
+    (void)n;
+    (void)dst;
+    emit(p);
     return ERR_OK;
 }
 
@@ -171,6 +212,7 @@ static err_t netif_init_cb(struct netif *n)
 {
     n->mtu = 1500;
     n->output = netif_out;
+    n->output_ip6 = netif_out6;
     n->flags = 0;
     n->name[0] = 'b';
     n->name[1] = 'l';
@@ -237,9 +279,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     c->pcb = pcb;
     tcp_arg(pcb, c);
     tcp_err(pcb, on_err);
-    uint8_t dst[16] = {0};
-    memcpy(dst, &c->daddr, 4);
-    c->owner = s->cb.accept(s->cb.ctx, c, 4, dst, ntohs(c->dport));
+    c->owner = s->cb.accept(s->cb.ctx, c, c->family, c->daddr, ntohs(c->dport));
     if (!c->owner) { /* refused: a reset to the client */
         tcp_arg(pcb, NULL);
         tcp_abort(pcb);
@@ -323,6 +363,25 @@ struct lane_stack *lane_stack_new(struct ev_loop *loop, const struct lane_stack_
     }
     tcp_arg(s->listener, s);
     tcp_accept(s->listener, on_accept);
+    /* IPv6: lwIP's address in a slot of its own, usable at once (no duplicate detection) */
+    ip6_addr_t a6;
+    memcpy(&a6.addr, STACK6, 16);
+    ip6_addr_clear_zone(&a6);
+    netif_ip6_addr_set(&s->netif, 1, &a6);
+    netif_ip6_addr_set_state(&s->netif, 1, IP6_ADDR_PREFERRED);
+    struct tcp_pcb *pcb6 = tcp_new_ip_type(IPADDR_TYPE_V6);
+    ip_addr_t any6;
+    ip_addr_copy_from_ip6(any6, a6);
+    if (!pcb6 || tcp_bind(pcb6, &any6, LISTEN_PORT) != ERR_OK ||
+        !(s->listener6 = tcp_listen_with_backlog(pcb6, 255))) {
+        snprintf(err, errlen, "lwIP refused its IPv6 listener");
+        if (pcb6 && !s->listener6) tcp_close(pcb6);
+        tcp_close(s->listener);
+        netif_remove(&s->netif);
+        goto fail;
+    }
+    tcp_arg(s->listener6, s);
+    tcp_accept(s->listener6, on_accept);
     ev_timer_init(&s->timers, on_timers, 0.25, 0.);
     s->timers.data = s;
     ev_timer_start(loop, &s->timers);
@@ -348,6 +407,7 @@ void lane_stack_free(struct lane_stack *s)
         free(c);
     }
     tcp_close(s->listener);
+    tcp_close(s->listener6);
     netif_remove(&s->netif);
     free(s->slot);
     free(s);
@@ -356,21 +416,15 @@ void lane_stack_free(struct lane_stack *s)
 
 bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
 {
-    size_t ihl = tcp4(pkt, len);
-    if (!ihl) return false;
-    const uint8_t *tcp = pkt + ihl;
-    uint32_t caddr, daddr;
-    uint16_t cport, dport;
-    memcpy(&caddr, pkt + 12, 4);
-    memcpy(&daddr, pkt + 16, 4);
-    memcpy(&cport, tcp, 2);
-    memcpy(&dport, tcp + 2, 2);
+    int fam = 0;
+    size_t off = tcp_at(pkt, len, &fam);
+    if (!off) return false;
+    const uint8_t *tcp = pkt + off;
     uint8_t flags = tcp[13];
-    struct lane_conn *c = find(s, caddr, cport, daddr, dport);
+    struct lane_conn *c = find(s, fam, pkt, off);
     if (!c && (flags & 0x12) != 0x02) return false; /* only a SYN opens one */
     /* a damaged segment is dropped here (the rewriting below would make its checksum right) */
-    uint32_t acc = sum16(pkt + 12, 8, 0) + 6 + (uint32_t)(len - ihl);
-    if (fold(sum16(tcp, len - ihl, acc)) != 0 || fold(sum16(pkt, ihl, 0)) != 0) {
+    if (tcp_sum(pkt, len, off, fam) != 0 || (fam == 4 && fold(sum16(pkt, off, 0)) != 0)) {
         s->c.in_dropped++;
         return true;
     }
@@ -380,10 +434,11 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
             s->c.refused++;
             return false; /* (the packet path carries it) */
         }
-        c->caddr = caddr;
-        c->daddr = daddr;
-        c->cport = cport;
-        c->dport = dport;
+        c->family = fam;
+        memcpy(c->caddr, pkt + SRC_AT(fam), ALEN(fam));
+        memcpy(c->daddr, pkt + DST_AT(fam), ALEN(fam));
+        memcpy(&c->cport, tcp, 2);
+        memcpy(&c->dport, tcp + 2, 2);
     }
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM); /* (PBUF_POOL is broken) */
     if (!p) {
@@ -392,12 +447,12 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
     }
     uint8_t *q = p->payload;
     memcpy(q, pkt, len);
-    /* from client to destination -> from CLIENT_ADDR:port to STACK_ADDR:LISTEN_PORT */
-    put_be32(q + 12, CLIENT_ADDR);
-    put_be32(q + 16, STACK_ADDR);
-    put_be16(q + ihl, c->port);
-    put_be16(q + ihl + 2, LISTEN_PORT);
-    fix_checksums(q, len, ihl);
+    /* from client to destination -> from the synthetic client:port to lwIP's listener */
+    memcpy(q + SRC_AT(fam), fam == 4 ? CLIENT4 : CLIENT6, ALEN(fam));
+    memcpy(q + DST_AT(fam), fam == 4 ? STACK4 : STACK6, ALEN(fam));
+    put_be16(q + off, c->port);
+    put_be16(q + off + 2, LISTEN_PORT);
+    fix_checksums(q, len, off, fam);
     s->c.in_packets++;
     if (s->netif.input(p, &s->netif) != ERR_OK) pbuf_free(p);
     return true;

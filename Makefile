@@ -122,7 +122,7 @@ build/tools/braid-emu: $(call obj,rel,tests/emu/main.c $(EMU_SRC)) $(REL_LIB)
 	$(CC) -o $@ $^ $(PKG_LIBS)
 build/tools/%: build/obj/rel/tests/tools/%.o $(REL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	$(CC) -o $@ $^ $(PKG_LIBS) $(LWIP_LIBS)
 
 # ---- unit tests (cmocka): plain and ASan/UBSan ----
 build/tests/%: build/obj/rel/tests/unit/%.o $(call obj,rel,tundev/notun.c $(EMU_SRC)) $(REL_LIB)

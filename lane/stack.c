@@ -17,6 +17,7 @@
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/tcp.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/timeouts.h"
 
 #include "../common/log.h"
@@ -41,7 +42,8 @@ struct lane_conn {
     void *owner;         /* the owner's context (accept's result) */
     bool accepted;
     bool rx_fin, tx_fin; /* the client's FIN came; ours went */
-    uint64_t created_us;
+    bool closing;        /* closed for the owner; lwIP still ends it (FIN, ACKs, TIME_WAIT) */
+    uint64_t created_us, closed_us;
 };
 
 struct lane_stack {
@@ -224,32 +226,52 @@ static void on_err(void *arg, err_t err)
     struct lane_conn *c = arg;
     if (!c) return;
     c->pcb = NULL; /* lwIP freed it */
-    if (c->accepted) c->s->cb.closed(c->s->cb.ctx, c->owner, err == ERR_RST || err == ERR_ABRT);
+    if (c->accepted && !c->closing)
+        c->s->cb.closed(c->s->cb.ctx, c->owner, err == ERR_RST || err == ERR_ABRT);
     conn_free(c);
 }
 
-/* Both sides closed: lwIP may free the pcb (tcp_close); the owner hears of it. */
+/* Both sides closed: the owner hears of it; lwIP still ends the connection (its last
+ * segments, retransmissions, TIME_WAIT), so the rewriting stays until it must be done
+ * (CLOSING_KEEP_US) or lwIP reports the pcb gone (on_err). */
+#define CLOSING_KEEP_US 130000000u /* lwIP's TIME_WAIT: 2 x TCP_MSL (60 s), and a margin */
+
 static void close_if_done(struct lane_conn *c)
 {
-    if (!c->rx_fin || !c->tx_fin || !c->pcb) return;
+    if (!c->rx_fin || !c->tx_fin || !c->pcb || c->closing) return;
     struct lane_stack *s = c->s;
-    tcp_arg(c->pcb, NULL);
-    if (tcp_close(c->pcb) != ERR_OK) tcp_abort(c->pcb);
-    c->pcb = NULL;
+    struct tcp_pcb *pcb = c->pcb;
+    c->pcb = NULL; /* (lwIP frees it when it is done: no pointer kept) */
+    c->closing = true;
+    c->closed_us = mono_us();
+    if (tcp_close(pcb) != ERR_OK) {
+        tcp_arg(pcb, NULL);
+        tcp_abort(pcb);
+    }
     s->c.closed++;
-    s->cb.closed(s->cb.ctx, c->owner, false);
-    conn_free(c);
+    void *owner = c->owner;
+    c->owner = NULL;
+    s->cb.closed(s->cb.ctx, owner, false);
 }
 
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
     struct lane_conn *c = arg;
-    struct lane_stack *s = c->s;
     (void)err;
+    if (!c || c->closing) { /* a connection already given up: nothing more for anyone */
+        if (p) {
+            tcp_recved(pcb, p->tot_len);
+            pbuf_free(p);
+        }
+        return ERR_OK;
+    }
+    struct lane_stack *s = c->s;
     if (!p) { /* the client's FIN */
         c->rx_fin = true;
+        bool ours_went = c->tx_fin;
         s->cb.recv(s->cb.ctx, c->owner, NULL, 0);
-        close_if_done(c);
+        /* (if the owner closed its side in the callback, the connection is gone already) */
+        if (ours_went) close_if_done(c);
         return ERR_OK;
     }
     for (struct pbuf *q = p; q; q = q->next) s->cb.recv(s->cb.ctx, c->owner, q->payload, q->len);
@@ -262,7 +284,7 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
     struct lane_conn *c = arg;
     (void)pcb;
-    if (c->s->cb.sent) c->s->cb.sent(c->s->cb.ctx, c->owner, len);
+    if (c && !c->closing && c->s->cb.sent) c->s->cb.sent(c->s->cb.ctx, c->owner, len);
     return ERR_OK;
 }
 
@@ -277,6 +299,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
         return ERR_ABRT;
     }
     c->pcb = pcb;
+    c->closing = c->rx_fin = c->tx_fin = false; /* (a client that reused its port) */
     tcp_arg(pcb, c);
     tcp_err(pcb, on_err);
     c->owner = s->cb.accept(s->cb.ctx, c, c->family, c->daddr, ntohs(c->dport));
@@ -304,6 +327,7 @@ static void on_timers(struct ev_loop *loop, ev_timer *w, int revents)
     for (int i = 0; i < s->next; i++) {
         struct lane_conn *c = s->slot[i];
         if (c && !c->accepted && now - c->created_us > HALF_OPEN_US) conn_free(c);
+        else if (c && c->closing && now - c->closed_us > CLOSING_KEEP_US) conn_free(c);
     }
     u32_t ms = sys_timeouts_sleeptime();
     ev_timer_stop(loop, w);
@@ -397,14 +421,20 @@ void lane_stack_free(struct lane_stack *s)
 {
     if (!s) return;
     ev_timer_stop(s->loop, &s->timers);
-    for (int i = 0; i < s->next; i++) {
-        struct lane_conn *c = s->slot[i];
-        if (!c) continue;
-        if (c->pcb) {
-            tcp_arg(c->pcb, NULL);
-            tcp_abort(c->pcb);
+    /* Every connection lwIP has (live ones, and closing ones whose pcb is no longer ours to
+     * point at) is reset while the rewriting still knows it, so the clients hear it and
+     * nothing of this stack is left in lwIP's lists; then the connections are freed. */
+    for (struct tcp_pcb **list = &tcp_active_pcbs; list; list = list == &tcp_active_pcbs
+                                                                ? &tcp_tw_pcbs : NULL) {
+        while (*list) {
+            struct tcp_pcb *pcb = *list;
+            tcp_arg(pcb, NULL);
+            tcp_abort(pcb); /* (removes it from the list) */
         }
-        free(c);
+    }
+    for (int i = 0; i < s->next; i++) {
+        free(s->slot[i]);
+        s->slot[i] = NULL;
     }
     tcp_close(s->listener);
     tcp_close(s->listener6);

@@ -23,7 +23,8 @@ trap cleanup EXIT
 ip netns add "$N" || { echo "FAIL: cannot create a namespace"; exit 1; }
 inN() { ip netns exec "$N" "$@"; }
 inN ip link set lo up
-inN "$T"/lane-echo lane0 60 >"$D"/echo.log 2>&1 &
+# (ip netns exec execs the program: $! is its PID)
+ip netns exec "$N" "$T"/lane-echo lane0 60 >"$D"/echo.log 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q ready "$D"/echo.log 2>/dev/null && break; sleep 0.05; done
 inN ip link set lane0 up

@@ -123,6 +123,34 @@ int lane_seal(struct lane_dir *d, const uint8_t *plain, size_t len, uint8_t *out
  * a frame is never skipped, the counters would part). */
 int lane_open(struct lane_dir *d, uint8_t *body, size_t blen);
 
+/* ---- opening a link connection (open.c; PROTOCOL section 10) ---- */
+/* 1. The master, at once: "BRL" ‖ version 1 ‖ a random 16-byte challenge.
+ * 2. The slave: the master's receiver index of the session (4) ‖ the link id (1) ‖ a sealed
+ *    frame (the slave's counter 0) holding "braid lane hello" ‖ the link id: it proves the
+ *    session's keys on this connection (the challenge is in the frame's key).
+ * 3. The master: a sealed frame (its counter 0) holding "braid lane welcome". Then records. */
+#define LANE_CHALLENGE_MSG 20
+#define LANE_HELLO_HDR 5
+#define LANE_VERSION 1
+/* 0 with the challenge, 1 when more bytes are needed, -1 when it is not braid's lane (or
+ * another version). */
+int lane_challenge_put(uint8_t out[LANE_CHALLENGE_MSG], const uint8_t challenge[16]);
+int lane_challenge_parse(const uint8_t *p, size_t len, uint8_t challenge[16]);
+/* The slave's HELLO into out (cap bytes): its size, or -1. tx: the connection's keys. */
+int lane_hello_put(uint8_t *out, size_t cap, uint32_t index, uint8_t link_id,
+                   struct lane_dir *tx);
+/* The HELLO's clear part: 0 with index and link id and *frame_len (the sealed frame's body
+ * length after its 2-byte length, which follows), 1 when more bytes are needed, -1 when bad. */
+int lane_hello_parse(const uint8_t *p, size_t len, uint32_t *index, uint8_t *link_id,
+                     size_t *frame_len);
+/* The master checks the HELLO's sealed frame body (modified: opened in place) with the keys
+ * of the session the index names: 0 when it proves them for that link id, else -1. */
+int lane_hello_check(uint8_t *body, size_t blen, uint8_t link_id, struct lane_dir *rx);
+/* The master's WELCOME (a sealed frame) into out: its size, or -1; and the slave's check of
+ * its body (0 or -1). */
+int lane_welcome_put(uint8_t *out, size_t cap, struct lane_dir *tx);
+int lane_welcome_check(uint8_t *body, size_t blen, struct lane_dir *rx);
+
 /* ---- the slave's TCP terminator (stack.c): lwIP inside the event loop ---- */
 /* It takes the TCP connections (IPv4, and IPv6 without extension headers) clients open through
  * the tunnel device to any address

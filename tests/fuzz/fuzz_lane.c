@@ -34,6 +34,15 @@ static void open_frame(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     open_frame(data, size);
+    /* the opening messages' clear parts */
+    uint8_t ch[16];
+    int pc = lane_challenge_parse(data, size, ch);
+    CHECK(pc >= -1 && pc <= 1 && (pc != 0 || size >= LANE_CHALLENGE_MSG));
+    uint32_t index;
+    uint8_t link;
+    size_t flen = 0;
+    pc = lane_hello_parse(data, size, &index, &link, &flen);
+    CHECK(pc >= -1 && pc <= 1 && (pc != 0 || flen == 16 + 1 + LANE_TAG_LEN));
     static struct lane_rec r[64];
     int n = lane_rec_decode(data, size, r, 64);
     CHECK(n >= -1 && n <= 64);

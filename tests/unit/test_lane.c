@@ -368,6 +368,87 @@ static void test_seal_roundtrip_and_attacks(void **state)
     assert_int_equal(lane_seal(&s.tx, plain, 1, f2, sizeof f2), -1); /* never a nonce twice */
 }
 
+/* ---- opening a link connection ---- */
+
+static void test_open_exchange(void **state)
+{
+    (void)state;
+    uint8_t a[32], b[32], ch[16], msg[64], got[16];
+    memset(a, 0x11, 32);
+    memset(b, 0x22, 32);
+    for (int i = 0; i < 16; i++) ch[i] = (uint8_t)(i * 9);
+    /* 1. the challenge, read in pieces */
+    assert_int_equal(lane_challenge_put(msg, ch), LANE_CHALLENGE_MSG);
+    for (size_t n = 0; n < LANE_CHALLENGE_MSG; n++)
+        assert_int_equal(lane_challenge_parse(msg, n, got), 1);
+    assert_int_equal(lane_challenge_parse(msg, LANE_CHALLENGE_MSG, got), 0);
+    assert_memory_equal(got, ch, 16);
+    uint8_t bad[LANE_CHALLENGE_MSG];
+    memcpy(bad, msg, sizeof bad);
+    bad[3] = 2; /* another version */
+    assert_int_equal(lane_challenge_parse(bad, sizeof bad, got), -1);
+    assert_int_equal(lane_challenge_parse(bad, 4, got), -1);
+    assert_int_equal(lane_challenge_parse((const uint8_t *)"HTTP/1.1", 8, got), -1);
+    assert_int_equal(lane_challenge_parse((const uint8_t *)"H", 1, got), -1);
+    /* 2. the HELLO: index 0x01020304, link 3 */
+    struct lane_keys slave, master;
+    lane_keys_derive(a, b, ch, &slave);
+    lane_keys_derive(b, a, ch, &master);
+    int n = lane_hello_put(msg, sizeof msg, 0x01020304u, 3, &slave.tx);
+    assert_true(n > LANE_HELLO_HDR + LANE_FRAME_HDR);
+    uint32_t index;
+    uint8_t link;
+    size_t flen;
+    for (int k = 0; k < LANE_HELLO_HDR + LANE_FRAME_HDR; k++)
+        assert_int_equal(lane_hello_parse(msg, (size_t)k, &index, &link, &flen), 1);
+    assert_int_equal(lane_hello_parse(msg, (size_t)n, &index, &link, &flen), 0);
+    assert_int_equal(index, 0x01020304u);
+    assert_int_equal(link, 3);
+    assert_int_equal(LANE_HELLO_HDR + LANE_FRAME_HDR + flen, n);
+    uint8_t copy[64];
+    /* a HELLO whose clear link id was changed: refused (the sealed one says 3) */
+    memcpy(copy, msg, (size_t)n);
+    struct lane_dir rx = master.rx;
+    assert_int_equal(lane_hello_check(copy + LANE_HELLO_HDR + LANE_FRAME_HDR, flen, 4, &rx), -1);
+    /* the same HELLO on another connection (another challenge): refused */
+    struct lane_keys other;
+    uint8_t ch2[16];
+    memcpy(ch2, ch, 16);
+    ch2[0] ^= 1;
+    lane_keys_derive(b, a, ch2, &other);
+    memcpy(copy, msg, (size_t)n);
+    assert_int_equal(lane_hello_check(copy + 7, flen, 3, &other.rx), -1);
+    /* with another session's keys: refused */
+    struct lane_keys wrong;
+    uint8_t c3[32];
+    memset(c3, 0x33, 32);
+    lane_keys_derive(c3, c3, ch, &wrong);
+    memcpy(copy, msg, (size_t)n);
+    assert_int_equal(lane_hello_check(copy + 7, flen, 3, &wrong.rx), -1);
+    /* a HELLO frame of another size is refused before any crypto */
+    memcpy(copy, msg, (size_t)n);
+    copy[6]++;
+    assert_int_equal(lane_hello_parse(copy, (size_t)n, &index, &link, &flen), -1);
+    /* the real one */
+    memcpy(copy, msg, (size_t)n);
+    assert_int_equal(lane_hello_check(copy + 7, flen, 3, &master.rx), 0);
+    assert_int_equal(lane_hello_check(copy + 7, flen, 3, &master.rx), -1); /* not twice */
+    /* 3. the WELCOME */
+    int w = lane_welcome_put(msg, sizeof msg, &master.tx);
+    assert_true(w > LANE_FRAME_HDR);
+    memcpy(copy, msg, (size_t)w);
+    struct lane_dir srx = slave.rx;
+    copy[w - 1] ^= 0x80;
+    assert_int_equal(lane_welcome_check(copy + 2, (size_t)w - 2, &srx), -1);
+    memcpy(copy, msg, (size_t)w);
+    assert_int_equal(lane_welcome_check(copy + 2, (size_t)w - 2, &slave.rx), 0);
+    /* then records flow both ways on counters 1, 2 ... */
+    uint8_t f[64];
+    int fn = lane_seal(&slave.tx, (const uint8_t *)"rec", 3, f, sizeof f);
+    assert_int_equal(lane_open(&master.rx, f + 2, (size_t)fn - 2), 3);
+    assert_int_equal(lane_welcome_put(msg, sizeof msg, &master.tx), -1); /* only first */
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -378,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_reasm_too_many_pieces), cmocka_unit_test(test_reasm_random_model),
         cmocka_unit_test(test_seal_derivation_vector),
         cmocka_unit_test(test_seal_roundtrip_and_attacks),
+        cmocka_unit_test(test_open_exchange),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

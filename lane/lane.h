@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ev_loop;
+
 /* ---- records (PROTOCOL section 10) ---- */
 enum lane_rec_type {
     LANE_OPEN = 1,   /* slave -> master: open a connection to an address */
@@ -151,13 +153,26 @@ int lane_hello_check(uint8_t *body, size_t blen, uint8_t link_id, struct lane_di
 int lane_welcome_put(uint8_t *out, size_t cap, struct lane_dir *tx);
 int lane_welcome_check(uint8_t *body, size_t blen, struct lane_dir *rx);
 
+/* ---- the master's side of OPEN (dial.c): the real connection to the destination ---- */
+struct lane_dial;
+/* The outcome: status LANE_OPEN_OK with the connected socket fd (the callee owns it), or a
+ * lane_open_error with fd -1. The lane_dial is gone after the call. */
+typedef void (*lane_dial_fn)(void *ctx, int fd, int status);
+/* Connect (non-blocking) to addr:port (family 4 or 6) within timeout_s. NULL when it cannot
+ * even start (out of memory, no socket): then cb is not called. */
+struct lane_dial *lane_dial_start(struct ev_loop *loop, int family, const uint8_t addr[16],
+                                  uint16_t port, double timeout_s, lane_dial_fn cb, void *ctx);
+/* Give up a dial in progress (cb is not called). */
+void lane_dial_cancel(struct lane_dial *d);
+/* The OPENED status for a connect() errno. */
+int lane_dial_status_of(int err);
+
 /* ---- the slave's TCP terminator (stack.c): lwIP inside the event loop ---- */
 /* It takes the TCP connections (IPv4, and IPv6 without extension headers) clients open through
  * the tunnel device to any address
  * and gives their bytes to its owner, who carries them (the lane) and sends the answers. */
 struct lane_stack;
 struct lane_conn;
-struct ev_loop;
 struct lane_stack_cb {
     /* An IP packet for the host (the tunnel device). */
     void (*output)(void *ctx, const uint8_t *pkt, size_t len);

@@ -9,6 +9,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "../../lane/lane.h"
@@ -449,6 +455,84 @@ static void test_open_exchange(void **state)
     assert_int_equal(lane_welcome_put(msg, sizeof msg, &master.tx), -1); /* only first */
 }
 
+/* ---- the master's dial (loopback only) ---- */
+
+static int dial_fd = -2, dial_status = -2;
+static void dialed(void *ctx, int fd, int status)
+{
+    ev_break(ctx, EVBREAK_ALL);
+    dial_fd = fd;
+    dial_status = status;
+}
+
+static int listener(int backlog, uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void dial(struct ev_loop *loop, uint16_t port, double timeout)
+{
+    static const uint8_t lo[16] = {127, 0, 0, 1};
+    dial_fd = dial_status = -2;
+    struct lane_dial *d = lane_dial_start(loop, 4, lo, port, timeout, dialed, loop);
+    assert_non_null(d);
+    ev_run(loop, 0); /* (bounded: a dial always ends, at the latest by its own timeout) */
+}
+
+static void test_dial(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    uint16_t port;
+    /* a listening destination: connected, with the socket */
+    int lfd = listener(8, &port);
+    dial(loop, port, 2.0);
+    assert_int_equal(dial_status, LANE_OPEN_OK);
+    assert_true(dial_fd >= 0);
+    close(dial_fd);
+    close(lfd);
+    /* the same port closed now: refused */
+    dial(loop, port, 2.0);
+    assert_int_equal(dial_status, LANE_OPEN_REFUSED);
+    assert_int_equal(dial_fd, -1);
+    /* a destination that never answers (its queue full, so its SYNs are dropped): timeout */
+    lfd = listener(0, &port);
+    int fill[4];
+    static const uint8_t lo[16] = {127, 0, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    dial(loop, port, 0.3);
+    assert_int_equal(dial_status, LANE_OPEN_TIMEOUT);
+    for (int i = 0; i < 4; i++) close(fill[i]);
+    close(lfd);
+    /* errno -> status */
+    assert_int_equal(lane_dial_status_of(ECONNREFUSED), LANE_OPEN_REFUSED);
+    assert_int_equal(lane_dial_status_of(ENETUNREACH), LANE_OPEN_UNREACHABLE);
+    assert_int_equal(lane_dial_status_of(EHOSTUNREACH), LANE_OPEN_UNREACHABLE);
+    assert_int_equal(lane_dial_status_of(ETIMEDOUT), LANE_OPEN_TIMEOUT);
+    assert_null(lane_dial_start(loop, 5, lo, 1, 1.0, dialed, loop)); /* family */
+    /* cancel: no callback, nothing left */
+    lfd = listener(8, &port);
+    struct lane_dial *d = lane_dial_start(loop, 4, lo, port, 1.0, dialed, loop);
+    dial_status = -2;
+    lane_dial_cancel(d);
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(dial_status, -2);
+    close(lfd);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -460,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_seal_derivation_vector),
         cmocka_unit_test(test_seal_roundtrip_and_attacks),
         cmocka_unit_test(test_open_exchange),
+        cmocka_unit_test(test_dial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

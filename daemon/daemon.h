@@ -39,18 +39,23 @@ int daemon_prepare(const struct daemon_args *a, const char *prog, bool is_master
 /* Stop the loop on SIGINT/SIGTERM; call reload(ctx) on SIGHUP; ignore SIGPIPE; feed systemd's
  * watchdog when the unit has one. */
 void daemon_signals(struct ev_loop *loop, void (*reload)(void *ctx), void *ctx);
-/* A reload: the settings that cannot change while running and differ between the running
- * config a and the new one b: each logged, and listed in out. Returns how many. */
-int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf *out);
-/* A reload's loading of running->path into nc (the key file is not read again: the running
- * key is kept). 0, or -1 with the reason (and, when braid runs as another user, what to do). */
-int daemon_reload_load(const struct cfg *running, struct cfg *nc, char *err, size_t errlen);
+/* A reload's first half: the config file read again into a new cfg (the key file is not read
+ * again: the running key is kept), its warning logged, the settings that cannot change while
+ * running and differ named in the log and in notes. NULL after logging and answering in out
+ * why not (the running config stays). */
+struct cfg *daemon_reload_begin(const struct cfg *running, struct strbuf *out,
+                                struct strbuf *notes);
+/* A reload refused after begin (why: FILE:LINE: what): logged, answered, nc freed. */
+void daemon_reload_refuse(struct cfg *nc, const char *why, struct strbuf *out);
+/* The second half: nc becomes the running config, but for the settings that need a restart
+ * (their running values stay); the log level applies at once (unless -v); nc is freed. */
+void daemon_reload_commit(struct cfg *running, struct cfg *nc, bool verbose);
 /* The "user" and "group" exist (-t and the start). 0, or 2 after printing FILE:LINE: why. */
 int daemon_check_user(const struct cfg *cfg, const char *prog);
 /* After the setup (TUN device, sockets, up_command): run on as "user" with only the
  * capabilities still needed (logged). 0 (also without "user"), or 1 after printing why not. */
 int daemon_drop_privileges(const struct cfg *cfg, const char *prog);
-/* After a reload: those settings in the new running config cur back to what runs (old's). */
+/* Those settings of cur back to what runs (old's): the settings that need a restart. */
 void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old);
 /* Tell systemd (when it started us: Type=notify) a state, e.g. "READY=1\nSTATUS=..."; a no-op
  * otherwise. */

@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/keys.h"
@@ -97,7 +98,7 @@ static const struct {
 };
 #undef RO
 
-int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf *out)
+static int restart_notes(const struct cfg *a, const struct cfg *b, struct strbuf *out)
 {
     int n = 0;
     for (size_t i = 0; i < ARRAY_LEN(restart_only); i++) {
@@ -112,24 +113,13 @@ int daemon_restart_only(const struct cfg *a, const struct cfg *b, struct strbuf 
     return n;
 }
 
-int daemon_reload_load(const struct cfg *running, struct cfg *nc, char *err, size_t errlen)
+/* The key file is not read again: the running key stays, unless the file named changed. */
+static void keep_key(const struct cfg *running, struct cfg *nc)
 {
-    if (cfg_reload(running->path, running->is_master, nc, err, errlen) != 0) {
-        if (running->user[0] && strstr(err, "Permission denied")) {
-            size_t n = strlen(err);
-            const char *g = running->group[0] ? running->group : running->user;
-            snprintf(err + n, errlen - n, " (braid runs as user %s since its start: let it read "
-                     "the file and its folder, e.g. `chgrp %s %s; chmod 640 %s`, and the folder "
-                     "group %s, mode 750)", running->user, g, running->path, running->path, g);
-        }
-        return -1;
-    }
-    /* the key file is not read again: the running key, unless the file named changed */
     if (nc->private_key_file[0] && strcmp(nc->private_key_file, running->private_key_file) == 0) {
         memcpy(nc->private_key, running->private_key, sizeof nc->private_key);
         nc->has_private_key = running->has_private_key;
     }
-    return 0;
 }
 
 void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)
@@ -138,6 +128,56 @@ void daemon_keep_restart_only(struct cfg *cur, const struct cfg *old)
         memcpy((char *)cur + restart_only[i].off, (const char *)old + restart_only[i].off,
                restart_only[i].len);
     cur->has_psk = old->has_psk;
+}
+
+struct cfg *daemon_reload_begin(const struct cfg *running, struct strbuf *out,
+                                struct strbuf *notes)
+{
+    char err[768];
+    struct cfg *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        LOGE("reload: out of memory; the running configuration stays");
+        sb_printf(out, "error: out of memory; the running configuration stays\n");
+        return NULL;
+    }
+    if (cfg_reload(running->path, running->is_master, nc, err, sizeof err) != 0) {
+        struct strbuf why;
+        sb_init(&why);
+        sb_printf(&why, "%s", err);
+        if (running->user[0] && strstr(err, "Permission denied")) {
+            const char *g = running->group[0] ? running->group : running->user;
+            sb_printf(&why, " (braid runs as user %s since its start: let it read the file and "
+                      "its folder, e.g. `chgrp %s %s; chmod 640 %s`, and the folder group %s, "
+                      "mode 750)", running->user, g, running->path, running->path, g);
+        }
+        daemon_reload_refuse(nc, why.buf, out);
+        sb_free(&why);
+        return NULL;
+    }
+    keep_key(running, nc);
+    if (nc->warning[0]) LOGW("%s", nc->warning);
+    restart_notes(running, nc, notes);
+    return nc;
+}
+
+void daemon_reload_refuse(struct cfg *nc, const char *why, struct strbuf *out)
+{
+    LOGE("reload: %s; the running configuration stays", why);
+    sb_printf(out, "error: %s; the running configuration stays\n", why);
+    cfg_free(nc);
+    sodium_memzero(nc, sizeof *nc);
+    free(nc);
+}
+
+void daemon_reload_commit(struct cfg *running, struct cfg *nc, bool verbose)
+{
+    struct cfg old = *running;
+    *running = *nc;
+    daemon_keep_restart_only(running, &old);
+    if (!verbose) log_set_level((enum log_level)running->log_level);
+    sodium_memzero(nc, sizeof *nc);
+    free(nc);
+    cfg_free(&old);
 }
 
 int daemon_check(const struct cfg *cfg, const char *prog)

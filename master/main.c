@@ -53,44 +53,24 @@ static void link_state(void *ctx, const char *site, const char *link, uint8_t id
  * log and to out. */
 static void master_reload(struct master *M, struct strbuf *out)
 {
-    char err[768];
-    struct cfg *nc = calloc(1, sizeof *nc);
-    if (!nc) {
-        LOGE("reload: out of memory; the running configuration stays");
-        sb_printf(out, "error: out of memory\n");
-        return;
-    }
-    if (daemon_reload_load(&M->cfg, nc, err, sizeof err) != 0) {
-        LOGE("reload: %s; the running configuration stays", err);
-        sb_printf(out, "error: %s; the running configuration stays\n", err);
-        free(nc);
-        return;
-    }
-    if (nc->warning[0]) LOGW("%s", nc->warning);
     struct strbuf notes;
     sb_init(&notes);
-    daemon_restart_only(&M->cfg, nc, &notes);
-    if (!M->verbose) log_set_level((enum log_level)nc->log_level);
+    struct cfg *nc = daemon_reload_begin(&M->cfg, out, &notes);
+    if (!nc) {
+        sb_free(&notes);
+        return;
+    }
     struct mux_config mc;
     int rc = daemon_mux_config(&M->cfg, M->mtu, &mc, prog); /* the running settings */
     int changes[3] = {0, 0, 0};
     if (rc == 0) rc = sites_reload(M->sites, &mc, nc->sites, nc->nsites, changes, out);
     sodium_memzero(&mc, sizeof mc);
     if (rc != 0) {
-        LOGE("reload: the sites could not be changed; the running configuration stays");
-        sb_printf(out, "error: the sites could not be changed; the running configuration "
-                       "stays\n");
-        cfg_free(nc);
-        free(nc);
+        daemon_reload_refuse(nc, "the sites could not be changed (out of memory)", out);
         sb_free(&notes);
         return;
     }
-    struct cfg old = M->cfg;
-    M->cfg = *nc;
-    daemon_keep_restart_only(&M->cfg, &old);
-    sodium_memzero(nc, sizeof *nc);
-    free(nc);
-    cfg_free(&old);
+    daemon_reload_commit(&M->cfg, nc, M->verbose);
     LOGI("reload: done: %d site%s added, %d removed, %d changed", changes[0],
          changes[0] == 1 ? "" : "s", changes[1], changes[2]);
     sb_printf(out, "reloaded: %d added, %d removed, %d changed\n", changes[0], changes[1],

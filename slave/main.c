@@ -225,30 +225,23 @@ static bool link_changed(const struct cfg *a, const struct cfg_link *x, const st
 static void slave_reload(struct slave *S, struct strbuf *out)
 {
     char err[768];
-    struct cfg *nc = calloc(1, sizeof *nc);
-    if (!nc) {
-        LOGE("reload: out of memory; the running configuration stays");
-        sb_printf(out, "error: out of memory\n");
-        return;
-    }
-    if (daemon_reload_load(&S->cfg, nc, err, sizeof err) != 0 ||
-        check_bind_interface(nc, err, sizeof err) != 0) {
-        LOGE("reload: %s; the running configuration stays", err);
-        sb_printf(out, "error: %s; the running configuration stays\n", err);
-        cfg_free(nc);
-        free(nc);
-        return;
-    }
-    if (nc->warning[0]) LOGW("%s", nc->warning);
     struct strbuf notes;
     sb_init(&notes);
-    daemon_restart_only(&S->cfg, nc, &notes);
+    struct cfg *nc = daemon_reload_begin(&S->cfg, out, &notes);
+    if (!nc) {
+        sb_free(&notes);
+        return;
+    }
+    if (check_bind_interface(nc, err, sizeof err) != 0) {
+        daemon_reload_refuse(nc, err, out);
+        sb_free(&notes);
+        return;
+    }
     if (slave_mtu(nc) != slave_mtu(&S->cfg)) {
         LOGW("reload: the tunnel MTU would change (%u -> %u): it takes effect at the next "
              "restart", slave_mtu(&S->cfg), slave_mtu(nc));
         sb_printf(&notes, "the tunnel MTU would change: restart needed\n");
     }
-    if (!S->verbose) log_set_level((enum log_level)nc->log_level);
     daemon_keep_restart_only(nc, &S->cfg); /* (new links get the running socket_buffer...) */
 
     /* Match the new links to the running ones by name; a kept link keeps its id. */
@@ -274,12 +267,9 @@ static void slave_reload(struct slave *S, struct strbuf *out)
             for (id = 0; id < 256 && id_taken[id]; id++) {
             }
         if (id == 256) {
-            LOGE("reload: no link id left for link %s (256 used since the start); restart "
-                 "braid-slave", nc->links[j].name);
-            sb_printf(out, "error: no link id left for link %s; restart braid-slave\n",
-                      nc->links[j].name);
-            cfg_free(nc);
-            free(nc);
+            snprintf(err, sizeof err, "no link id left for link %s (256 used since the "
+                     "start); restart braid-slave", nc->links[j].name);
+            daemon_reload_refuse(nc, err, out);
             sb_free(&notes);
             return;
         }
@@ -330,14 +320,9 @@ static void slave_reload(struct slave *S, struct strbuf *out)
         start_link(l, cl);
     }
     for (int j = 0; j < nc->nlinks; j++) mux_link_backup(S->mux, nc->links[j].id, nc->links[j].backup);
-    /* The new config is the running one; settings that need a restart keep their old values. */
-    struct cfg old = S->cfg;
-    S->cfg = *nc;
     memcpy(S->links, nlinks, sizeof nlinks);
     S->nlinks = nc->nlinks;
-    sodium_memzero(nc, sizeof *nc);
-    free(nc);
-    cfg_free(&old);
+    daemon_reload_commit(&S->cfg, nc, S->verbose);
     LOGI("reload: done: %d link%s added, %d removed, %d changed, %d unchanged", added,
          added == 1 ? "" : "s", removed, changed, S->nlinks - added - changed);
     sb_printf(out, "reloaded: %d added, %d removed, %d changed, %d unchanged\n", added, removed,

@@ -30,6 +30,7 @@ static const uint8_t STACK6[16] = {0xfd, 0, 0xb7, 0xa1, 0, 0xd, [15] = 1};
 static const uint8_t CLIENT6[16] = {0xfd, 0, 0xb7, 0xa1, 0, 0xd, [15] = 2};
 #define LISTEN_PORT 1
 #define MAX_CONNS 65534 /* synthetic ports 1 .. 65534 */
+#define HASH_BUCKETS 4096 /* (a power of 2) */
 
 struct lane_conn {
     struct lane_stack *s;
@@ -43,6 +44,7 @@ struct lane_conn {
     bool accepted;
     bool rx_fin, tx_fin; /* the client's FIN came; ours went */
     bool closing;        /* closed for the owner; lwIP still ends it (FIN, ACKs, TIME_WAIT) */
+    struct lane_conn *hnext; /* the next in its hash bucket (by the client's 4-tuple) */
     uint64_t created_us, closed_us;
 };
 
@@ -53,7 +55,10 @@ struct lane_stack {
     struct tcp_pcb *listener, *listener6;
     ev_timer timers;
     struct lane_conn **slot; /* by synthetic port - 1 */
-    int nconns, next;
+    int nconns, next;        /* slots in use; slots ever used (0 .. next - 1) */
+    uint16_t *freed;         /* slots below next that are free again (a stack) */
+    int nfreed;
+    struct lane_conn *bucket[HASH_BUCKETS]; /* by the client's 4-tuple */
     uint8_t out[65535];
     struct lane_stack_counters c;
 };
@@ -122,34 +127,51 @@ static size_t tcp_at(const uint8_t *pkt, size_t len, int *fam)
     return off;
 }
 
+/* The bucket of a segment's connection: FNV-1a over its family, addresses and ports. */
+static unsigned bucket_of(int fam, const uint8_t *pkt, size_t off)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)fam;
+    const uint8_t *parts[3] = {pkt + SRC_AT(fam), pkt + DST_AT(fam), pkt + off};
+    const size_t lens[3] = {ALEN(fam), ALEN(fam), 4};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < lens[k]; i++) h = (h ^ parts[k][i]) * 16777619u;
+    return h & (HASH_BUCKETS - 1);
+}
+
 static struct lane_conn *find(struct lane_stack *s, int fam, const uint8_t *pkt, size_t off)
 {
-    /* (a linear look: the first version; a hash when connections are many) */
     const uint8_t *src = pkt + SRC_AT(fam), *dst = pkt + DST_AT(fam), *tcp = pkt + off;
-    for (int i = 0; i < MAX_CONNS && i < s->next; i++) {
-        struct lane_conn *c = s->slot[i];
-        if (c && c->family == fam && memcmp(&c->cport, tcp, 2) == 0 &&
+    for (struct lane_conn *c = s->bucket[bucket_of(fam, pkt, off)]; c; c = c->hnext)
+        if (c->family == fam && memcmp(&c->cport, tcp, 2) == 0 &&
             memcmp(&c->dport, tcp + 2, 2) == 0 && memcmp(c->caddr, src, ALEN(fam)) == 0 &&
             memcmp(c->daddr, dst, ALEN(fam)) == 0)
             return c;
-    }
     return NULL;
 }
 
-static struct lane_conn *conn_new(struct lane_stack *s)
+/* A connection for the SYN in pkt: a free slot (its synthetic port), its 4-tuple, hashed. */
+static struct lane_conn *conn_new(struct lane_stack *s, int fam, const uint8_t *pkt, size_t off)
 {
-    if (s->nconns >= MAX_CONNS) return NULL;
-    int i = 0;
-    while (i < s->next && s->slot[i]) i++;
-    if (i == s->next) {
-        if (s->next >= MAX_CONNS) return NULL;
-        s->next++;
-    }
+    int i;
+    if (s->nfreed) i = s->freed[--s->nfreed];
+    else if (s->next < MAX_CONNS) i = s->next++;
+    else return NULL;
     struct lane_conn *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) {
+        s->freed[s->nfreed++] = (uint16_t)i;
+        return NULL;
+    }
     c->s = s;
     c->created_us = mono_us();
     c->port = (uint16_t)(i + 1);
+    c->family = fam;
+    memcpy(c->caddr, pkt + SRC_AT(fam), ALEN(fam));
+    memcpy(c->daddr, pkt + DST_AT(fam), ALEN(fam));
+    memcpy(&c->cport, pkt + off, 2);
+    memcpy(&c->dport, pkt + off + 2, 2);
+    unsigned b = bucket_of(fam, pkt, off);
+    c->hnext = s->bucket[b];
+    s->bucket[b] = c;
     s->slot[i] = c;
     s->nconns++;
     return c;
@@ -158,7 +180,20 @@ static struct lane_conn *conn_new(struct lane_stack *s)
 static void conn_free(struct lane_conn *c)
 {
     struct lane_stack *s = c->s;
+    /* its bucket, from its own 4-tuple laid out as a segment would carry it */
+    uint8_t key[40 + 4] = {0};
+    int fam = c->family;
+    memcpy(key + SRC_AT(fam), c->caddr, ALEN(fam));
+    memcpy(key + DST_AT(fam), c->daddr, ALEN(fam));
+    memcpy(key + 40, &c->cport, 2);
+    memcpy(key + 42, &c->dport, 2);
+    for (struct lane_conn **pp = &s->bucket[bucket_of(fam, key, 40)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
     s->slot[c->port - 1] = NULL;
+    s->freed[s->nfreed++] = (uint16_t)(c->port - 1);
     s->nconns--;
     free(c);
 }
@@ -346,7 +381,10 @@ struct lane_stack *lane_stack_new(struct ev_loop *loop, const struct lane_stack_
     }
     struct lane_stack *s = calloc(1, sizeof *s);
     if (s) s->slot = calloc(MAX_CONNS, sizeof *s->slot);
-    if (!s || !s->slot) {
+    if (s) s->freed = calloc(MAX_CONNS, sizeof *s->freed);
+    if (!s || !s->slot || !s->freed) {
+        if (s) free(s->slot);
+        if (s) free(s->freed);
         if (s) free(s);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -413,6 +451,7 @@ struct lane_stack *lane_stack_new(struct ev_loop *loop, const struct lane_stack_
 fail:
     the_stack = NULL;
     free(s->slot);
+    free(s->freed);
     free(s);
     return NULL;
 }
@@ -440,6 +479,7 @@ void lane_stack_free(struct lane_stack *s)
     tcp_close(s->listener6);
     netif_remove(&s->netif);
     free(s->slot);
+    free(s->freed);
     free(s);
     the_stack = NULL;
 }
@@ -459,16 +499,11 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
         return true;
     }
     if (!c) {
-        c = conn_new(s);
+        c = conn_new(s, fam, pkt, off);
         if (!c) {
             s->c.refused++;
             return false; /* (the packet path carries it) */
         }
-        c->family = fam;
-        memcpy(c->caddr, pkt + SRC_AT(fam), ALEN(fam));
-        memcpy(c->daddr, pkt + DST_AT(fam), ALEN(fam));
-        memcpy(&c->cport, tcp, 2);
-        memcpy(&c->dport, tcp + 2, 2);
     }
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM); /* (PBUF_POOL is broken) */
     if (!p) {

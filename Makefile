@@ -13,10 +13,11 @@ PKGS    := libcares libconfig libsodium libsystemd libmicrohttpd libcap-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
-# lwIP (the TCP lane's terminator, lane/stack.c): only that file and what links it (tests, fuzz
-# targets for now) use it
+# lwIP (the TCP lane's terminator, lane/stack.c): only that file is compiled with its flags;
+# every program links it
 LWIP_CFLAGS := $(shell pkg-config --cflags lwip 2>/dev/null)
 LWIP_LIBS   := $(shell pkg-config --libs lwip 2>/dev/null)
+PKG_LIBS    += $(LWIP_LIBS)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wvla
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) $(PKG_CFLAGS)
@@ -122,20 +123,20 @@ build/tools/braid-emu: $(call obj,rel,tests/emu/main.c $(EMU_SRC)) $(REL_LIB)
 	$(CC) -o $@ $^ $(PKG_LIBS)
 build/tools/%: build/obj/rel/tests/tools/%.o $(REL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(PKG_LIBS) $(LWIP_LIBS)
+	$(CC) -o $@ $^ $(PKG_LIBS)
 
 # ---- unit tests (cmocka): plain and ASan/UBSan ----
 build/tests/%: build/obj/rel/tests/unit/%.o $(call obj,rel,tundev/notun.c $(EMU_SRC)) $(REL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS) $(LWIP_LIBS)
+	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
 build/asan/tests/%: build/obj/asan/tests/unit/%.o $(call obj,asan,tundev/notun.c $(EMU_SRC)) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS) $(LWIP_LIBS)
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
 
 # ---- libFuzzer targets ----
 build/fuzz/%: build/obj/fuzz/tests/fuzz/%.o $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(LDFLAGS_FUZZ) -o $@ $^ $(PKG_LIBS) $(LWIP_LIBS)
+	$(CLANG) $(LDFLAGS_FUZZ) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_SECONDS ?= 15
 fuzz-smoke:

@@ -42,6 +42,12 @@ MASTER_PORT = 7000
 EMU_PORT = 9000              # emulator i listens on WAN_SLAVE:(EMU_PORT + i)
 TUN_MASTER = "198.18.100.1"  # tunnel addresses (/30)
 TUN_SLAVE = "198.18.100.2"
+LINK_MASTER = "198.18.4.%d"  # --tun emulators: the master's address as reached over link i
+                             # (10 + i), routed through emulator i's two TUN devices
+# Variant names that are not schedulers: the packet path and the TCP lane (tcp_lane = "auto"),
+# both through TUN emulators (the lane's TCP connections must cross the link's emulator)
+LANE_VARIANTS = ("packet", "lane")
+EMU_TUN = False  # set by parse_schedulers when a lane variant is named
 IPERF_PORT = 5201
 
 VERBOSE = False
@@ -351,6 +357,14 @@ class Testbed:
                               (self.W, "wm0", WAN_MASTER), (self.M, "mw0", MASTER_WAN)):
             sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
+        if EMU_TUN:
+            # emulators between TUN devices: the wan ns forwards; policy routes per link below
+            for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                      "net.ipv4.conf.default.rp_filter=0"):
+                sh("sysctl", "-qw", k, ns=self.W)
+            sh("ip", "-n", self.W, "route", "add", "198.18.4.0/24", "via", MASTER_WAN)
+            sh("ip", "-n", self.S, "route", "add", "198.18.4.0/24", "via", WAN_SLAVE)
+            sh("ip", "-n", self.M, "route", "add", "198.18.1.0/24", "via", WAN_MASTER)
         if self.routed:
             # direct path (no emulator): the wan ns routes between the two veths
             sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=self.W)
@@ -361,8 +375,44 @@ class Testbed:
         return os.path.join(self.tmp, name)
 
     # -- emulators
+    def start_tun_emus(self, links):
+        """Emulator i between TUN devices ea<i> and eb<i> in the wan ns: what the slave sends to
+        LINK_MASTER % (10 + i) is routed into ea<i> and comes out of eb<i> shaped (up), the
+        master's answers from that address go into eb<i> and out of ea<i> (down): every IP
+        packet of the link (braid's UDP and the lane's TCP) crosses the same shaper."""
+        for i, l in enumerate(links):
+            ctl = self.path("emu%d.ctl" % i)
+            argv = [self.emu_bin, "--tun", "ea%d,eb%d" % (i, i), "--control", ctl,
+                    "--stats", self.path("emu%d.stats.json" % i), "--quiet"]
+            for d in ("up", "down"):
+                s_ = l.spec(d)
+                if s_:
+                    argv += ["--" + d, s_]
+            p = spawn("emu%d" % i, argv, self.path("emu%d.log" % i), ns=self.W)
+            self.emus.append((l, p, ctl))
+        for i, (l, p, ctl) in enumerate(self.emus):
+            wait_until(lambda: os.path.exists(ctl) or p.poll() is not None, 5,
+                       "emulator %d control socket" % i)
+            if p.poll() is not None:
+                raise RuntimeError("braid-emu %d exited: %s" % (i, self.tail("emu%d.log" % i)))
+            addr = LINK_MASTER % (10 + i)
+            for dev in ("ea%d" % i, "eb%d" % i):
+                sh("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % dev, ns=self.W)
+                sh("ip", "-n", self.W, "link", "set", dev, "up")
+            for prio, sel, dev in ((100 + i, ["iif", "ws0", "to", addr], "ea%d" % i),
+                                   (200 + i, ["iif", "wm0", "from", addr], "eb%d" % i)):
+                sh("ip", "-n", self.W, "rule", "del", "priority", str(prio), check=False)
+                sh("ip", "-n", self.W, "route", "replace", "default", "dev", dev, "table",
+                   str(prio))
+                sh("ip", "-n", self.W, "rule", "add", "priority", str(prio), *sel, "table",
+                   str(prio))
+            sh("ip", "-n", self.M, "addr", "replace", addr + "/32", "dev", "lo")
+
     def start_emus(self, links):
         self.stop_emus()
+        if EMU_TUN:
+            self.start_tun_emus(links)
+            return
         for i, l in enumerate(links):
             ctl = self.path("emu%d.ctl" % i)
             argv = [self.emu_bin, "--listen", "%s:%d" % (WAN_SLAVE, EMU_PORT + i),
@@ -472,15 +522,17 @@ class Testbed:
         self.nlinks = len(link_ids)
         self.master_ctl = self.path("master.sock")
         self.slave_ctl = self.path("slave.sock")
+        top = top_setting(self.scheduler)
         with open(self.path("master.conf"), "w") as f:
             f.write('%slisten = "%s:%d";\n'
                     'tunnel = { name = "braid0"; address = "%s/30"; };\n'
-                    'control_socket = "%s";\nlog_level = "info";\n%s\n'
-                    % (mkeys, MASTER_WAN, MASTER_PORT, TUN_MASTER, self.master_ctl,
-                       "mux = { %s };" % mux if mux else ""))
+                    'control_socket = "%s";\nlog_level = "info";\n%s\n%s'
+                    % (mkeys, "0.0.0.0" if EMU_TUN else MASTER_WAN, MASTER_PORT, TUN_MASTER,
+                       self.master_ctl, "mux = { %s };" % mux if mux else "", top))
         links = []
         for i in link_ids:
             target = ("%s:%d" % (MASTER_WAN, MASTER_PORT) if direct
+                      else "%s:%d" % (LINK_MASTER % (10 + i), MASTER_PORT) if EMU_TUN
                       else "%s:%d" % (WAN_SLAVE, EMU_PORT + i))
             nm = names[i] if names else "l%d" % i
             links.append('{ name = "%s"; id = %d; bind = "%s"; master = "%s"; }'
@@ -488,9 +540,9 @@ class Testbed:
         with open(self.path("slave.conf"), "w") as f:
             f.write('%smaster = "%s:%d";\nlinks = (\n  %s\n);\n'
                     'tunnel = { name = "braid0"; address = "%s/30"; };\n'
-                    'control_socket = "%s";\nlog_level = "info";\n%s\n'
+                    'control_socket = "%s";\nlog_level = "info";\n%s\n%s'
                     % (skeys, MASTER_WAN, MASTER_PORT, ",\n  ".join(links), TUN_SLAVE,
-                       self.slave_ctl, "mux = { %s };" % mux if mux else ""))
+                       self.slave_ctl, "mux = { %s };" % mux if mux else "", top))
         for who in ("master", "slave"):
             with open(self.path(who + ".conf")) as f:
                 log("%s.conf:\n%s" % (who, re.sub(r'(key|psk) = "[^"]*"', r'\1 = "..."', f.read())))
@@ -1073,9 +1125,10 @@ def parse_schedulers(text, scenario="bench", old_build="", variants=None):
     """'--scheduler weighted,earliest' -> ['weighted', 'earliest']; '' -> [None] (not set).
     With old_build (or variants), each is preceded by its variants: ['old-weighted',
     'weighted', ...] (['old', None] without names)."""
-    global BUILDS
+    global BUILDS, EMU_TUN
     BUILDS = parse_variants(old_build, variants, scenario)
     names = [x.strip() for x in (text or "").split(",") if x.strip()]
+    EMU_TUN = any(n in LANE_VARIANTS for n in names)
     for n in names:
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", n) or \
                 any(n == t or n.startswith(t + "-") for t in BUILDS) or n == "old" or \
@@ -1114,7 +1167,14 @@ def variant_build(sched, build):
 def mux_setting(sched):
     """The mux group's setting for a scheduler ('' for None: the daemons' default)."""
     sched = variant_sched(sched)
+    if sched in LANE_VARIANTS:
+        return ""
     return 'scheduler = "%s";' % sched if sched else ""
+
+
+def top_setting(sched):
+    """Top-level settings of both configs for a variant: the TCP lane for "lane"."""
+    return 'tcp_lane = "auto";\n' if variant_sched(sched) == "lane" else ""
 
 
 def sched_tag(tag, sched):

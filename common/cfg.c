@@ -58,6 +58,8 @@ static const struct known known_top[] = {
     {"up_command", R_BOTH, NULL},
     {"down_command", R_BOTH, NULL},
     {"link_command", R_BOTH, NULL},
+    {"tcp_lane", R_BOTH, NULL},
+    {"tcp_lane_connections", R_BOTH, NULL},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_tunnel[] = {
@@ -1234,6 +1236,20 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "systemd, else stderr), \"stderr\" or \"syslog\"",
                             v);
             c->log_target = lt;
+        } else if (strcmp(name, "tcp_lane") == 0) {
+            if (want_string(l, s, path, "auto", &v) < 0) return -1;
+            if (strcmp(v, "off") == 0) c->tcp_lane = CFG_LANE_OFF;
+            else if (strcmp(v, "auto") == 0) c->tcp_lane = CFG_LANE_AUTO;
+            else if (strcmp(v, "on") == 0) c->tcp_lane = CFG_LANE_ON;
+            else
+                return fail(l, s, path,
+                            "\"%.32s\" is not a TCP lane mode; expected \"off\", \"auto\" (TCP "
+                            "connections are terminated and carried over the links' TCP "
+                            "connections while two or more are up) or \"on\" (also with one)",
+                            v);
+        } else if (strcmp(name, "tcp_lane_connections") == 0) {
+            if (want_int(l, s, path, 1, 65534, "connections", &iv) < 0) return -1;
+            c->tcp_lane_connections = (int)iv;
         } else if (strcmp(name, "socket_buffer") == 0) {
             if (want_int(l, s, path, 65536, INT_SETTING_MAX, "bytes", &iv) < 0) return -1;
             c->socket_buffer = (int)iv;
@@ -1331,6 +1347,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->rekey_after_s = 120;
     c->log_level = LOG_INFO;
     c->socket_buffer = 4194304;
+    c->tcp_lane_connections = 1024;
 }
 
 static int load_text(const char *text, const char *name, bool is_master, struct cfg *out, char *err,

@@ -41,6 +41,9 @@ struct cfg_link {
     int line;                      /* line of the link's group in the file */
 };
 
+/* "tcp_lane" (the values of lane.h's enum lane_mode) */
+enum { CFG_LANE_OFF = 0, CFG_LANE_AUTO = 1, CFG_LANE_ON = 2 };
+
 /* A site the master serves (one braid-slave). */
 struct cfg_site {
     char name[CFG_NAME_LEN];       /* "name": default "site<index>" */
@@ -98,6 +101,8 @@ struct cfg {
     char control_socket[108];            /* "control_socket", "" = none */
     int log_level;                       /* "log_level", default info */
     int log_target;                      /* "log_target": enum log_target, default auto */
+    int tcp_lane;                        /* "tcp_lane": CFG_LANE_*, default off */
+    int tcp_lane_connections;            /* "tcp_lane_connections": default 1024 */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
     char user[64];                       /* "user": run as this user after the setup */

@@ -13,6 +13,8 @@
 #include "../common/cfg.h"
 #include "../common/strbuf.h"
 
+struct lane_slave;
+
 enum daemon_cmd { CMD_RUN, CMD_CHECK, CMD_GENKEY, CMD_PUBKEY, CMD_GENPSK, CMD_STATUS, CMD_JSON,
                   CMD_RELOAD, CMD_LINK, CMD_EXTRA };
 
@@ -70,8 +72,8 @@ struct tundev;
 int daemon_mux_config(const struct cfg *cfg, unsigned mtu, struct mux_config *mc,
                       const char *prog);
 /* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
-void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
-                   struct strbuf *out);
+void daemon_status(const struct mux *mux, const struct tundev *tun,
+                   const struct lane_slave *lane, const char *cmd, struct strbuf *out);
 /* The tunnel device's part of it: a JSON object, a line of text. */
 void daemon_tundev_json(const struct tundev *tun, struct strbuf *out);
 void daemon_tundev_text(const struct tundev *tun, struct strbuf *out);

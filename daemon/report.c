@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../lane/lane.h"
 #include "../mux/mux.h"
 #include "../mux/wire.h"
 #include "../tundev/tundev.h"
@@ -54,14 +55,18 @@ void daemon_tundev_text(const struct tundev *tun, struct strbuf *out)
               (unsigned long long)ts->rx_rejected, (unsigned long long)ts->tx_dropped);
 }
 
-void daemon_status(const struct mux *mux, const struct tundev *tun, const char *cmd,
-                   struct strbuf *out)
+void daemon_status(const struct mux *mux, const struct tundev *tun, const struct lane_slave *lane,
+                   const char *cmd, struct strbuf *out)
 {
     if (strcmp(cmd, "json") == 0) {
         sb_printf(out, "{\"mux\":");
         mux_status_json(mux, out);
         sb_printf(out, ",\"tundev\":");
         daemon_tundev_json(tun, out);
+        if (lane) {
+            sb_printf(out, ",\"lane\":");
+            lane_slave_status_json(lane, out);
+        }
         sb_printf(out, "}\n");
     } else if (strcmp(cmd, "status") == 0) {
         mux_status_text(mux, out);

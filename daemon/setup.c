@@ -95,6 +95,7 @@ static const struct {
     RO("log_target", log_target),            RO("socket_buffer", socket_buffer),
     RO("dns_servers", dns_servers),          RO("metrics_listen", metrics_listen),
     RO("user", user),                        RO("group", group),
+    RO("tcp_lane", tcp_lane),                RO("tcp_lane_connections", tcp_lane_connections),
 };
 #undef RO
 

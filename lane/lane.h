@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ev_loop;
 
@@ -92,6 +93,10 @@ int lane_reasm_fin(struct lane_reasm *r, uint64_t offset);
 size_t lane_reasm_ready(const struct lane_reasm *r);
 /* Copy up to max of them to out and consume them; returns how many. */
 size_t lane_reasm_read(struct lane_reasm *r, uint8_t *out, size_t max);
+/* The ready bytes that lie in one piece of the ring (*p: the first): how many (0 if none);
+ * consume takes n of the ready bytes (a peek's, or fewer). */
+size_t lane_reasm_peek(const struct lane_reasm *r, const uint8_t **p);
+void lane_reasm_consume(struct lane_reasm *r, size_t n);
 /* Every byte up to the FIN was read. */
 bool lane_reasm_done(const struct lane_reasm *r);
 
@@ -153,6 +158,152 @@ int lane_hello_check(uint8_t *body, size_t blen, uint8_t link_id, struct lane_di
 int lane_welcome_put(uint8_t *out, size_t cap, struct lane_dir *tx);
 int lane_welcome_check(uint8_t *body, size_t blen, struct lane_dir *rx);
 
+/* ---- one end of the lane for one session (peer.c) ---- */
+#define LANE_WINDOW (4u << 20) /* bytes a sender may have unacknowledged per stream direction */
+#define LANE_MAX_LINKS 256
+struct lane_peer;
+struct lane_stream;
+struct lane_peer_cb {
+    /* Master: the slave asks for a connection to addr:port (family 4 or 6): dial, then answer
+     * with lane_stream_opened. */
+    void (*open)(void *ctx, struct lane_stream *s, int family, const uint8_t addr[16],
+                 uint16_t port);
+    /* Slave: the master's answer to the stream's OPEN; with an error the stream is gone. */
+    void (*opened)(void *ctx, void *owner, int status);
+    /* The far end's bytes, in order: the endpoint returns how many it took (the rest comes
+     * again after lane_stream_resume). */
+    size_t (*deliver)(void *ctx, void *owner, const uint8_t *data, size_t len);
+    /* The far end's FIN, after all its bytes. */
+    void (*eof)(void *ctx, void *owner);
+    /* Bytes written were acknowledged: room in the send buffer again. */
+    void (*room)(void *ctx, void *owner);
+    /* The stream was reset (by the far end or the lane): it is gone after this call. */
+    void (*reset)(void *ctx, void *owner, int reason);
+    /* Optional: a link connection closed (its socket too). */
+    void (*link_gone)(void *ctx, uint8_t link_id);
+    void *ctx;
+};
+struct lane_peer_stats {
+    uint64_t streams_opened, streams_closed, refused_limit;
+    uint64_t tx_data_bytes, rx_data_bytes, rx_dup_bytes, resent_bytes;
+    uint64_t acks_sent, rst_sent, rst_received, rst_local, rx_unknown, link_losses;
+};
+struct lane_link_stats {
+    uint64_t tx_bytes, rx_bytes, tx_frames, rx_frames;
+    uint64_t rtt_ms, cwnd, rate_kbit;
+};
+struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_streams,
+                                const struct lane_peer_cb *cb);
+/* Streams end without a word to their endpoints; link connections close. */
+void lane_peer_free(struct lane_peer *p);
+/* A link connection whose opening checked (open.c): the peer owns fd from now on (also on
+ * error: -1). keys: the connection's, counters past the opening; rest: bytes read after it. */
+int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
+                       const uint8_t *rest, size_t nrest);
+void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why);
+int lane_peer_links(const struct lane_peer *p);
+const struct lane_peer_stats *lane_peer_stats(const struct lane_peer *p, int *nstreams);
+const struct lane_link_stats *lane_peer_link_stats(const struct lane_peer *p, uint8_t id);
+/* Slave: a new stream to addr:port for owner (OPEN goes out); NULL at the limit. */
+struct lane_stream *lane_stream_open(struct lane_peer *p, void *owner, int family,
+                                     const uint8_t addr[16], uint16_t port);
+/* Master: the outcome of open(): LANE_OPEN_OK and the endpoint's owner, or an error (the
+ * stream ends once the answer is out). */
+void lane_stream_opened(struct lane_stream *s, void *owner, int status);
+/* Bytes the send buffer takes now; in_window: what it holds is within the far end's window
+ * (the slave gives its client room while it is). */
+size_t lane_stream_room(const struct lane_stream *s);
+bool lane_stream_in_window(const struct lane_stream *s);
+/* Into the send buffer: how many it took (at most room). */
+size_t lane_stream_write(struct lane_stream *s, const uint8_t *data, size_t len);
+/* The endpoint's FIN, after what it wrote. */
+void lane_stream_shutdown(struct lane_stream *s);
+/* The endpoint takes bytes again (after a deliver that took fewer). */
+void lane_stream_resume(struct lane_stream *s);
+/* A RST to the far end; the stream is gone (no callback). */
+void lane_stream_reset(struct lane_stream *s, int reason);
+/* The endpoint is done with it (it shut down its side and heard eof, or gave up): the lane
+ * ends it once the far end acknowledged everything. No more callbacks. */
+void lane_stream_release(struct lane_stream *s);
+uint32_t lane_stream_id(const struct lane_stream *s);
+#ifdef BRAID_FUZZ
+/* Fuzzing: the records of one opened frame, as if they came on a link connection. */
+int lane_peer_fuzz_input(struct lane_peer *p, const uint8_t *plain, size_t len);
+#endif
+
+/* ---- the slave's opening of a link connection (connect.c) ---- */
+struct lane_connect;
+struct lane_connect_target {
+    struct sockaddr_storage to, bind; /* the master; the source address (bindlen 0: none) */
+    socklen_t tolen, bindlen;
+    char ifname[16];                  /* "" for none */
+    struct sockaddr_storage proxy;    /* proxylen > 0: through this SOCKS5 proxy (CONNECT) */
+    socklen_t proxylen;
+    char user[256], pass[256];        /* its login (RFC 1929), user "" for none */
+};
+/* The outcome: err NULL when the connection joined the peer, else why not. */
+typedef void (*lane_connect_fn)(void *ctx, uint8_t link_id, const char *err);
+/* Start opening link id's connection under the session (the master's receiver index and this
+ * end's keys); NULL with err when it cannot even start (then done is not called). */
+struct lane_connect *lane_connect_start(struct ev_loop *loop, struct lane_peer *peer, uint8_t id,
+                                        const struct lane_connect_target *t, uint32_t index,
+                                        const uint8_t tx[32], const uint8_t rx[32],
+                                        lane_connect_fn done, void *ctx, char *err,
+                                        size_t errlen);
+void lane_connect_cancel(struct lane_connect *c);
+
+/* ---- the slave's lane (slave.c): terminator, peer and link connections together ---- */
+enum lane_mode { LANE_MODE_OFF = 0, LANE_MODE_AUTO = 1, LANE_MODE_ON = 2 };
+struct lane_slave;
+struct lane_slave_cb {
+    /* An IP packet for the tunnel device. */
+    void (*output)(void *ctx, const uint8_t *pkt, size_t len);
+    /* The current session: the master's receiver index and this end's keys; false: none. */
+    bool (*session)(void *ctx, uint32_t *index, uint8_t tx[32], uint8_t rx[32]);
+    /* How link id's TCP connection reaches the master; false: not now. */
+    bool (*target)(void *ctx, uint8_t id, struct lane_connect_target *t);
+    void *ctx;
+};
+/* mode AUTO: new TCP connections use the lane while two or more link connections are up; ON:
+ * while one is. At most max_conns terminated connections. NULL with err. */
+struct lane_slave *lane_slave_new(struct ev_loop *loop, int mode, int max_conns,
+                                  const struct lane_slave_cb *cb, char *err, size_t errlen);
+void lane_slave_free(struct lane_slave *ls);
+/* A tunnel packet: true when the lane took it (the packet path must not carry it). */
+bool lane_slave_input(struct lane_slave *ls, const uint8_t *pkt, size_t len);
+/* The mux has link id up (or not): its link connection is opened (or closed). */
+void lane_slave_link(struct lane_slave *ls, uint8_t id, bool up);
+struct lane_peer *lane_slave_peer(struct lane_slave *ls);
+const struct lane_stack_counters *lane_slave_stack_counters(const struct lane_slave *ls);
+const struct lane_peer *lane_slave_peer_const(const struct lane_slave *ls);
+
+/* ---- status (status.c) ---- */
+struct strbuf;
+/* JSON objects: a peer's streams and link connections; the slave's lane (terminator and peer). */
+void lane_peer_status_json(const struct lane_peer *p, struct strbuf *sb);
+void lane_slave_status_json(const struct lane_slave *ls, struct strbuf *sb);
+
+/* ---- the master's listener for link connections (server.c) ---- */
+struct lane_server;
+struct lane_server_cb {
+    /* The peer of the session whose master receiver index this is (made on demand) and this
+     * end's session keys; NULL when there is no such session. */
+    struct lane_peer *(*session)(void *ctx, uint32_t index, uint8_t tx[32], uint8_t rx[32]);
+    void *ctx;
+};
+struct lane_server *lane_server_new(struct ev_loop *loop, const struct sockaddr *addr,
+                                    socklen_t alen, const struct lane_server_cb *cb, char *err,
+                                    size_t errlen);
+void lane_server_free(struct lane_server *srv);
+
+/* ---- the master's endpoints: real connections to the destinations (relay.c) ---- */
+struct lane_relay;
+struct lane_relay *lane_relay_new(struct ev_loop *loop);
+/* The peer callbacks that make this relay a peer's endpoints. */
+void lane_relay_callbacks(struct lane_relay *r, struct lane_peer_cb *cb);
+/* Its connections close (free it before the peer). */
+void lane_relay_free(struct lane_relay *r);
+
 /* ---- the master's side of OPEN (dial.c): the real connection to the destination ---- */
 struct lane_dial;
 /* The outcome: status LANE_OPEN_OK with the connected socket fd (the callee owns it), or a
@@ -176,12 +327,15 @@ struct lane_conn;
 struct lane_stack_cb {
     /* An IP packet for the host (the tunnel device). */
     void (*output)(void *ctx, const uint8_t *pkt, size_t len);
-    /* A client opened a connection to dst:port (family 4: dst's first 4 bytes, or 6): the owner's
-     * context for it, or NULL to refuse it (a reset to the client). */
+    /* A client's SYN to dst:port (family 4: dst's first 4 bytes, or 6): the owner's context
+     * for the connection, or NULL to leave it to the packet path. The SYN is held (not
+     * answered) until the owner calls lane_conn_proceed. */
     void *(*accept)(void *ctx, struct lane_conn *c, int family, const uint8_t dst[16],
                     uint16_t port);
-    /* The client's bytes (len 0, data NULL: its FIN). */
-    void (*recv)(void *ctx, void *owner, const uint8_t *data, size_t len);
+    /* The client's bytes (len 0, data NULL: its FIN). The owner takes them all and returns how
+     * many of them the client may send again now (its window opens by that much); the rest
+     * later, with lane_conn_recved. */
+    size_t (*recv)(void *ctx, void *owner, const uint8_t *data, size_t len);
     /* Optional: len bytes sent earlier were acknowledged by the client (room again). */
     void (*sent)(void *ctx, void *owner, size_t len);
     /* The connection is gone (reset: by a RST or an error, else both sides closed); the
@@ -200,9 +354,18 @@ void lane_stack_free(struct lane_stack *s);
 /* An IP packet from the tunnel device: true when the stack took it (a SYN, or a segment of a
  * connection it terminates); false: the packet path carries it. */
 bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len);
+/* Whether a SYN opens a connection (true at the start); false: new connections are left to
+ * the packet path, those terminated already stay. */
+void lane_stack_set_accepting(struct lane_stack *s, bool on);
 /* Bytes for the client: how many it took now (its send buffer's room; the rest later, after
  * sent()). */
 size_t lane_conn_send(struct lane_conn *c, const uint8_t *data, size_t len);
+/* The far end's answer to a held SYN: 0, the client's handshake goes on; 1 (refused): a RST
+ * to the client; else (unreachable, no answer, a limit) an ICMP destination unreachable; then
+ * the lane_conn is freed (no closed() for it). */
+void lane_conn_proceed(struct lane_conn *c, int status);
+/* The owner has room for len more of the client's bytes (see recv). */
+void lane_conn_recved(struct lane_conn *c, size_t len);
 /* The far end closed its side: a FIN to the client. */
 void lane_conn_shutdown(struct lane_conn *c);
 /* A reset to the client; the lane_conn is freed (no closed() for it). */

@@ -133,6 +133,29 @@ size_t lane_reasm_ready(const struct lane_reasm *r)
     return (size_t)(r->ranges[0].end - r->next);
 }
 
+size_t lane_reasm_peek(const struct lane_reasm *r, const uint8_t **p)
+{
+    size_t n = lane_reasm_ready(r);
+    size_t at = (size_t)(r->next % r->cap);
+    if (n > r->cap - at) n = r->cap - at;
+    *p = r->ring + at;
+    return n;
+}
+
+void lane_reasm_consume(struct lane_reasm *r, size_t n)
+{
+    size_t ready = lane_reasm_ready(r);
+    if (n > ready) n = ready;
+    if (n == 0) return;
+    r->next += n;
+    if (r->ranges[0].start + n >= r->ranges[0].end) { /* the first range is used up */
+        memmove(&r->ranges[0], &r->ranges[1], (size_t)(r->nranges - 1) * sizeof *r->ranges);
+        r->nranges--;
+    } else {
+        r->ranges[0].start = r->next;
+    }
+}
+
 size_t lane_reasm_read(struct lane_reasm *r, uint8_t *out, size_t max)
 {
     size_t n = lane_reasm_ready(r);
@@ -142,13 +165,7 @@ size_t lane_reasm_read(struct lane_reasm *r, uint8_t *out, size_t max)
     size_t first = r->cap - at < n ? r->cap - at : n;
     memcpy(out, r->ring + at, first);
     memcpy(out + first, r->ring, n - first);
-    r->next += n;
-    if (r->ranges[0].start + n >= r->ranges[0].end) { /* the first range is used up */
-        memmove(&r->ranges[0], &r->ranges[1], (size_t)(r->nranges - 1) * sizeof *r->ranges);
-        r->nranges--;
-    } else {
-        r->ranges[0].start = r->next;
-    }
+    lane_reasm_consume(r, n);
     return n;
 }
 

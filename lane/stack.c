@@ -41,7 +41,11 @@ struct lane_conn {
     uint8_t caddr[16], daddr[16];
     uint16_t cport, dport;
     void *owner;         /* the owner's context (accept's result) */
-    bool accepted;
+    bool accepted;       /* lwIP completed the handshake with the client */
+    uint8_t *syn;        /* the client's SYN, held until the owner says the far end is open */
+    size_t synlen;
+    bool in_accept;      /* the owner's accept() is running */
+    int early;           /* its lane_conn_proceed's status during accept(), else -1 */
     bool rx_fin, tx_fin; /* the client's FIN came; ours went */
     bool closing;        /* closed for the owner; lwIP still ends it (FIN, ACKs, TIME_WAIT) */
     struct lane_conn *hnext; /* the next in its hash bucket (by the client's 4-tuple) */
@@ -61,6 +65,7 @@ struct lane_stack {
     struct lane_conn *bucket[HASH_BUCKETS]; /* by the client's 4-tuple */
     uint8_t out[65535];
     struct lane_stack_counters c;
+    bool no_new; /* SYNs are left to the packet path */
 };
 
 /* Only one stack per process: lwIP has global state. */
@@ -195,7 +200,89 @@ static void conn_free(struct lane_conn *c)
     s->slot[c->port - 1] = NULL;
     s->freed[s->nfreed++] = (uint16_t)(c->port - 1);
     s->nconns--;
+    free(c->syn);
     free(c);
+}
+
+static void feed(struct lane_stack *s, struct lane_conn *c, const uint8_t *pkt, size_t len,
+                 size_t off);
+
+/* The answer to a held SYN the far end could not take: a RST (refused) or an ICMP
+ * destination unreachable (host: unreachable, no answer), from the destination to the client. */
+static void refuse_syn(struct lane_stack *s, const struct lane_conn *c, bool icmp)
+{
+    int fam = c->family;
+    const uint8_t *syn = c->syn;
+    size_t ioff = fam == 4 ? 20 : 40;
+    uint8_t *o = s->out;
+    size_t len;
+    memset(o, 0, ioff);
+    if (icmp) {
+        size_t quote = fam == 4 ? (size_t)(syn[0] & 15) * 4 + 8 : c->synlen;
+        if (quote > c->synlen) quote = c->synlen;
+        if (quote > 1200) quote = 1200;
+        len = ioff + 8 + quote;
+        memset(o + ioff, 0, 8);
+        o[ioff] = fam == 4 ? 3 : 1;     /* destination unreachable */
+        o[ioff + 1] = fam == 4 ? 1 : 3; /* host / address unreachable */
+        memcpy(o + ioff + 8, syn, quote);
+    } else {
+        size_t toff = fam == 4 ? (size_t)(syn[0] & 15) * 4 : 40;
+        len = ioff + 20;
+        uint8_t *t = o + ioff;
+        memset(t, 0, 20);
+        memcpy(t, &c->dport, 2);
+        memcpy(t + 2, &c->cport, 2);
+        put_be32(t + 8, get_be32(syn + toff + 4) + 1); /* ACK the SYN */
+        t[12] = 5 << 4;
+        t[13] = 0x14; /* RST, ACK */
+    }
+    if (fam == 4) {
+        o[0] = 0x45;
+        put_be16(o + 2, (uint16_t)len);
+        o[8] = 64;
+        o[9] = icmp ? 1 : 6;
+    } else {
+        o[0] = 0x60;
+        put_be16(o + 4, (uint16_t)(len - 40));
+        o[6] = icmp ? 58 : 6;
+        o[7] = 64;
+    }
+    memcpy(o + SRC_AT(fam), c->daddr, ALEN(fam));
+    memcpy(o + DST_AT(fam), c->caddr, ALEN(fam));
+    if (!icmp) {
+        fix_checksums(o, len, ioff, fam);
+    } else {
+        uint32_t acc = 0;
+        if (fam == 6) acc = sum16(o + SRC_AT(fam), 32, 0) + 58 + (uint32_t)(len - ioff);
+        put_be16(o + ioff + 2, fold(sum16(o + ioff, len - ioff, acc)));
+        if (fam == 4) put_be16(o + 10, fold(sum16(o, 20, 0)));
+    }
+    s->c.out_packets++;
+    s->cb.output(s->cb.ctx, o, len);
+}
+
+void lane_conn_proceed(struct lane_conn *c, int status)
+{
+    struct lane_stack *s = c->s;
+    if (!c->syn) return;
+    if (c->in_accept) {
+        c->early = status;
+        return;
+    }
+    if (status == 0) {
+        uint8_t *syn = c->syn;
+        size_t len = c->synlen;
+        c->syn = NULL;
+        int fam = 0;
+        size_t off = tcp_at(syn, len, &fam);
+        feed(s, c, syn, len, off);
+        free(syn);
+        return;
+    }
+    refuse_syn(s, c, status != 1);
+    s->c.refused++;
+    conn_free(c);
 }
 
 /* ---------------------------------------------------------------- lwIP's side */
@@ -309,8 +396,10 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         if (ours_went) close_if_done(c);
         return ERR_OK;
     }
-    for (struct pbuf *q = p; q; q = q->next) s->cb.recv(s->cb.ctx, c->owner, q->payload, q->len);
-    tcp_recved(pcb, p->tot_len);
+    size_t credit = 0;
+    for (struct pbuf *q = p; q && c->pcb == pcb && !c->closing; q = q->next)
+        credit += s->cb.recv(s->cb.ctx, c->owner, q->payload, q->len);
+    if (credit && c->pcb == pcb) tcp_recved(pcb, (u16_t)credit);
     pbuf_free(p);
     return ERR_OK;
 }
@@ -334,16 +423,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
         return ERR_ABRT;
     }
     c->pcb = pcb;
-    c->closing = c->rx_fin = c->tx_fin = false; /* (a client that reused its port) */
+    c->closing = c->rx_fin = c->tx_fin = false;
     tcp_arg(pcb, c);
     tcp_err(pcb, on_err);
-    c->owner = s->cb.accept(s->cb.ctx, c, c->family, c->daddr, ntohs(c->dport));
-    if (!c->owner) { /* refused: a reset to the client */
-        tcp_arg(pcb, NULL);
-        tcp_abort(pcb);
-        conn_free(c);
-        return ERR_ABRT;
-    }
     c->accepted = true;
     tcp_recv(pcb, on_recv);
     tcp_sent(pcb, on_sent);
@@ -361,7 +443,11 @@ static void on_timers(struct ev_loop *loop, ev_timer *w, int revents)
     uint64_t now = mono_us();
     for (int i = 0; i < s->next; i++) {
         struct lane_conn *c = s->slot[i];
-        if (c && !c->accepted && now - c->created_us > HALF_OPEN_US) conn_free(c);
+        if (c && !c->accepted && !c->closing && now - c->created_us > HALF_OPEN_US) {
+            /* (held for an answer that never came, or a handshake the client never ended) */
+            if (c->owner) s->cb.closed(s->cb.ctx, c->owner, true);
+            conn_free(c);
+        }
         else if (c && c->closing && now - c->closed_us > CLOSING_KEEP_US) conn_free(c);
     }
     u32_t ms = sys_timeouts_sleeptime();
@@ -492,7 +578,7 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
     const uint8_t *tcp = pkt + off;
     uint8_t flags = tcp[13];
     struct lane_conn *c = find(s, fam, pkt, off);
-    if (!c && (flags & 0x12) != 0x02) return false; /* only a SYN opens one */
+    if (!c && ((flags & 0x12) != 0x02 || s->no_new)) return false; /* only a SYN opens one */
     /* a damaged segment is dropped here (the rewriting below would make its checksum right) */
     if (tcp_sum(pkt, len, off, fam) != 0 || (fam == 4 && fold(sum16(pkt, off, 0)) != 0)) {
         s->c.in_dropped++;
@@ -500,15 +586,36 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
     }
     if (!c) {
         c = conn_new(s, fam, pkt, off);
-        if (!c) {
+        if (c && (c->syn = malloc(len))) {
+            memcpy(c->syn, pkt, len); /* held until lane_conn_proceed */
+            c->synlen = len;
+            c->early = -1;
+            c->in_accept = true;
+            c->owner = s->cb.accept(s->cb.ctx, c, fam, c->daddr, ntohs(c->dport));
+            c->in_accept = false;
+        }
+        if (!c || !c->owner) {
+            if (c) conn_free(c);
             s->c.refused++;
             return false; /* (the packet path carries it) */
         }
+        if (c->early >= 0) lane_conn_proceed(c, c->early);
+        return true;
     }
+    if (c->syn) return true; /* (the client's SYN again, while the far end is being opened) */
+    feed(s, c, pkt, len, off);
+    return true;
+}
+
+/* A segment of connection c into lwIP, rewritten. */
+static void feed(struct lane_stack *s, struct lane_conn *c, const uint8_t *pkt, size_t len,
+                 size_t off)
+{
+    int fam = c->family;
     struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM); /* (PBUF_POOL is broken) */
     if (!p) {
         s->c.in_dropped++;
-        return true;
+        return;
     }
     uint8_t *q = p->payload;
     memcpy(q, pkt, len);
@@ -520,7 +627,6 @@ bool lane_stack_input(struct lane_stack *s, const uint8_t *pkt, size_t len)
     fix_checksums(q, len, off, fam);
     s->c.in_packets++;
     if (s->netif.input(p, &s->netif) != ERR_OK) pbuf_free(p);
-    return true;
 }
 
 size_t lane_conn_send(struct lane_conn *c, const uint8_t *data, size_t len)
@@ -533,6 +639,15 @@ size_t lane_conn_send(struct lane_conn *c, const uint8_t *data, size_t len)
     if (tcp_write(c->pcb, data, (u16_t)len, TCP_WRITE_FLAG_COPY) != ERR_OK) return 0;
     tcp_output(c->pcb);
     return len;
+}
+
+void lane_conn_recved(struct lane_conn *c, size_t len)
+{
+    while (c->pcb && len) {
+        u16_t n = len > 0xffff ? 0xffff : (u16_t)len;
+        tcp_recved(c->pcb, n);
+        len -= n;
+    }
 }
 
 void lane_conn_shutdown(struct lane_conn *c)
@@ -551,6 +666,11 @@ void lane_conn_reset(struct lane_conn *c)
     tcp_arg(pcb, NULL);
     tcp_abort(pcb); /* a RST to the client */
     conn_free(c);
+}
+
+void lane_stack_set_accepting(struct lane_stack *s, bool on)
+{
+    s->no_new = !on;
 }
 
 const struct lane_stack_counters *lane_stack_counters(const struct lane_stack *s)

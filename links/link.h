@@ -25,6 +25,16 @@ struct link_handlers {
     void *ctx;
 };
 
+/* The master's address now; the source address to bind (bindlen 0: none) and the interface
+ * ("" for none); for a link through a SOCKS5 proxy, the proxy (proxylen 0: none), to which the
+ * connection goes first and asks for the master with CONNECT, and its login (user "": none). */
+struct link_stream_target {
+    struct sockaddr_storage to, bind, proxy;
+    socklen_t tolen, bindlen, proxylen;
+    char ifname[16];
+    char user[256], pass[256];
+};
+
 struct link_ops {
     const char *kind; /* "udp", "socks5", "peer" */
     /* Send one datagram. Returns 0 on success (or a drop the kernel will not report, e.g.
@@ -42,6 +52,9 @@ struct link_ops {
      * (SOCKS5: establishment state, failures, last error, drops by reason). */
     void (*status_json)(const struct link *l, struct strbuf *sb);
     void (*destroy)(struct link *l);
+    /* Optional (slave): how a TCP connection along this link reaches the master (the TCP
+     * lane). 0, or -1 while that is not known (down, not resolved). */
+    int (*stream_target)(const struct link *l, struct link_stream_target *t);
 };
 
 struct link_counters {

@@ -605,7 +605,27 @@ static void s5_destroy(struct link *l)
     free(s);
 }
 
+static int s5_stream_target(const struct link *l, struct link_stream_target *t)
+{
+    const struct socks5_link *s = (const struct socks5_link *)l;
+    if (!l->up || s->proxy.len == 0 || s->master.len == 0) return -1;
+    memset(t, 0, sizeof *t);
+    t->to = s->master.ss;
+    t->tolen = s->master.len;
+    t->proxy = s->proxy.ss;
+    t->proxylen = s->proxy.len;
+    if (s->cfg.has_bind) {
+        t->bind = s->cfg.bind.ss;
+        t->bindlen = s->cfg.bind.len;
+    }
+    snprintf(t->ifname, sizeof t->ifname, "%s", s->ifname);
+    snprintf(t->user, sizeof t->user, "%s", s->user);
+    snprintf(t->pass, sizeof t->pass, "%s", s->pass);
+    return 0;
+}
+
 static const struct link_ops socks5_ops = {
+    .stream_target = s5_stream_target,
     .kind = "socks5",
     .send = s5_send,
     .peer_seen = NULL,

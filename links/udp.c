@@ -274,7 +274,23 @@ static void udp_destroy(struct link *l)
     free(u);
 }
 
+static int udp_stream_target(const struct link *l, struct link_stream_target *t)
+{
+    const struct udp_link *u = (const struct udp_link *)l;
+    if (u->fd < 0 || !l->up) return -1;
+    memset(t, 0, sizeof *t);
+    t->to = u->cfg.master.ss;
+    t->tolen = u->cfg.master.len;
+    if (u->cfg.has_bind) {
+        t->bind = u->cfg.bind.ss;
+        t->bindlen = u->cfg.bind.len;
+    }
+    snprintf(t->ifname, sizeof t->ifname, "%s", u->ifname);
+    return 0;
+}
+
 static const struct link_ops udp_ops = {
+    .stream_target = udp_stream_target,
     .kind = "udp",
     .send = udp_send,
     .peer_seen = NULL,

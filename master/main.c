@@ -12,6 +12,7 @@
 #include "../common/httpd.h"
 #include "../common/log.h"
 #include "../links/server.h"
+#include "../lane/lane.h"
 #include "../mux/mux.h"
 #include "sites.h"
 #include "../tundev/tundev.h"
@@ -28,7 +29,14 @@ struct master {
     struct sites *sites;
     struct control *ctl;
     struct httpd *http;
+    struct lane_server *lane; /* the TCP lane's listener (NULL: tcp_lane = "off") */
 };
+
+static struct lane_peer *lane_session(void *ctx, uint32_t index, uint8_t tx[32], uint8_t rx[32])
+{
+    struct master *M = ctx;
+    return sites_lane_session(M->sites, index, tx, rx);
+}
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
 {
@@ -176,6 +184,17 @@ int main(int argc, char **argv)
     M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, udp_server_listener(M->srv), &io);
     sodium_memzero(&mc, sizeof mc);
     if (!M->sites) goto out;
+    if (cfg->tcp_lane != CFG_LANE_OFF) {
+        const struct addr *la = udp_server_local(M->srv);
+        struct lane_server_cb lcb = {.session = lane_session, .ctx = M};
+        M->lane = lane_server_new(M->loop, (const struct sockaddr *)&la->ss, la->len, &lcb, err,
+                                  sizeof err);
+        if (!M->lane) {
+            fprintf(stderr, "%s: %s: %s\n", prog, cfg->path, err);
+            goto out;
+        }
+        sites_set_lane(M->sites, cfg->tcp_lane_connections);
+    }
     if (cfg->control_socket[0]) {
         M->ctl = control_open(M->loop, cfg->control_socket, status, M, err, sizeof err);
         if (!M->ctl) {
@@ -209,6 +228,7 @@ int main(int argc, char **argv)
 out:
     httpd_close(M->http);
     control_close(M->ctl);
+    lane_server_free(M->lane);
     sites_free(M->sites);
     udp_server_free(M->srv);
     if (M->loop) hook_forget_all(M->loop);

@@ -12,6 +12,7 @@
 #include "../common/log.h"
 #include "../common/prefix.h"
 #include "../common/util.h"
+#include "../lane/lane.h"
 #include "../mux/wire.h"
 #include "front.h"
 #include "index.h"
@@ -24,6 +25,9 @@ struct site {
     uint64_t rx_foreign_src; /* decrypted packets whose source is not in allowed_ips: dropped */
     uint64_t rx_not_ip;      /* decrypted packets that are not IP (with allowed_ips): dropped */
     struct log_limit lim;
+    struct lane_peer *lane;   /* the TCP lane's end for this site (made at its first link
+                               * connection) and its connections to the destinations */
+    struct lane_relay *relay;
 };
 
 struct keyent {
@@ -46,6 +50,7 @@ struct sites {
     struct ptable *routes;  /* allowed_ips -> site number; NULL: one site takes everything */
     struct sites_counters c;
     struct log_limit lim_nosession, lim_route, lim_key, lim_malformed;
+    int lane_max;           /* terminated connections per site */
 };
 
 /* ---------------------------------------------------------------- callbacks of the muxes */
@@ -108,6 +113,9 @@ static void site_link_state(void *ctx, const char *name, uint8_t id, bool up, in
 {
     struct site *st = ctx;
     const struct sites_io *io = &st->owner->io;
+    /* the lane's connection on a link that died carries nothing more: its records go again on
+     * the others now, not when its TCP gives up minutes later */
+    if (!up && st->lane) lane_peer_drop_link(st->lane, id, "the link is down");
     if (io->link_state) io->link_state(io->ctx, st->cfg.name, name, id, up, links_up);
 }
 
@@ -167,6 +175,8 @@ static struct site *site_new(struct sites *s, const struct cfg_site *cs, int no,
 static void site_free(struct site *st)
 {
     if (!st) return;
+    lane_relay_free(st->relay);
+    lane_peer_free(st->lane);
     mux_free(st->mux); /* releases its receiver indices through index_release */
     sodium_memzero(st, sizeof *st);
     free(st);
@@ -554,6 +564,10 @@ void sites_status_json(const struct sites *s, struct strbuf *sb)
         sb_printf(sb, "],\"rx_foreign_src\":%llu,\"rx_not_ip\":%llu,\"mux\":",
                   (unsigned long long)st->rx_foreign_src, (unsigned long long)st->rx_not_ip);
         mux_status_json(st->mux, sb);
+        if (st->lane) {
+            sb_printf(sb, ",\"lane\":");
+            lane_peer_status_json(st->lane, sb);
+        }
         sb_printf(sb, "}");
     }
     sb_printf(sb, "]");
@@ -625,4 +639,38 @@ void sites_status_text(const struct sites *s, struct strbuf *sb)
     FRONT_COUNTERS(X)
 #undef X
     sb_printf(sb, "\n");
+}
+
+void sites_set_lane(struct sites *s, int max_conns)
+{
+    s->lane_max = max_conns;
+}
+
+struct lane_peer *sites_lane_session(struct sites *s, uint32_t index, uint8_t tx[32],
+                                     uint8_t rx[32])
+{
+    int who = itab_lookup(&s->index, index);
+    if (who < 0 || who >= s->nslots || !s->site[who] || s->lane_max <= 0) return NULL;
+    struct site *st = s->site[who];
+    struct session_keys k;
+    if (!mux_session_keys(st->mux, &k)) return NULL;
+    bool ok = k.local_index == index;
+    memcpy(tx, k.tx, 32);
+    memcpy(rx, k.rx, 32);
+    sodium_memzero(&k, sizeof k);
+    if (!ok) return NULL;
+    if (!st->lane) {
+        st->relay = lane_relay_new(s->loop);
+        struct lane_peer_cb cb;
+        if (st->relay) {
+            lane_relay_callbacks(st->relay, &cb);
+            st->lane = lane_peer_new(s->loop, true, s->lane_max, &cb);
+        }
+        if (!st->lane) {
+            lane_relay_free(st->relay);
+            st->relay = NULL;
+            return NULL;
+        }
+    }
+    return st->lane;
 }

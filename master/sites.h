@@ -56,6 +56,12 @@ void sites_input(struct sites *s, uint8_t *buf, size_t len, const struct sockadd
 /* A tunnel packet from the tundev. */
 void sites_send(struct sites *s, const uint8_t *pkt, size_t len);
 
+/* The TCP lane: at most max_conns terminated connections per site (0: the lane is off). */
+void sites_set_lane(struct sites *s, int max_conns);
+/* The lane's end of the site whose session has this receiver index (made on demand) and the
+ * session's keys; NULL when there is none. */
+struct lane_peer *sites_lane_session(struct sites *s, uint32_t index, uint8_t tx[32],
+                                     uint8_t rx[32]);
 int sites_count(const struct sites *s);
 struct mux *sites_mux(const struct sites *s, int i);
 const struct sites_counters *sites_counters(const struct sites *s);

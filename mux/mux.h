@@ -132,6 +132,9 @@ void mux_fuzz_session(struct mux *m, const struct session_keys *k);
 
 const struct mux_counters *mux_counters(const struct mux *m);
 bool mux_has_session(const struct mux *m);
+/* The current session's keys and indices (for the TCP lane's link connections); false when
+ * there is none. The caller wipes *out after use. */
+bool mux_session_keys(const struct mux *m, struct session_keys *out);
 /* Number of links up (usable for data) now. */
 int mux_links_up(const struct mux *m);
 /* The n multiplexers' metrics in the Prometheus text format; site[k] labels mux[k]'s samples

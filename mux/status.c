@@ -14,6 +14,13 @@ bool mux_has_session(const struct mux *m)
     return m->cur.valid;
 }
 
+bool mux_session_keys(const struct mux *m, struct session_keys *out)
+{
+    if (!m->cur.valid) return false;
+    *out = m->cur.keys;
+    return true;
+}
+
 int mux_links_up(const struct mux *m)
 {
     int n = 0;

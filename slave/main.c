@@ -15,6 +15,7 @@
 #include "../common/log.h"
 #include "../links/resolve.h"
 #include "../links/socks5.h"
+#include "../lane/lane.h"
 #include "../links/udp.h"
 #include "../mux/mux.h"
 #include "../tundev/tundev.h"
@@ -45,12 +46,56 @@ struct slave {
     int nlinks;
     bool id_used[256]; /* link ids used in this process (a removed link's is not reused) */
     struct drain *drains;
+    struct lane_slave *lane; /* the TCP lane (NULL: tcp_lane = "off") */
 };
 
 static void tun_rx(void *ctx, const uint8_t *pkt, size_t len)
 {
     struct slave *S = ctx;
+    if (S->lane && lane_slave_input(S->lane, pkt, len)) return;
     mux_send(S->mux, pkt, len);
+}
+
+/* ---- the TCP lane's view of the slave */
+static void lane_output(void *ctx, const uint8_t *pkt, size_t len)
+{
+    struct slave *S = ctx;
+    tundev_write(S->tun, pkt, len);
+}
+
+static bool lane_session(void *ctx, uint32_t *index, uint8_t tx[32], uint8_t rx[32])
+{
+    struct slave *S = ctx;
+    struct session_keys k;
+    if (!mux_session_keys(S->mux, &k)) return false;
+    *index = k.remote_index;
+    memcpy(tx, k.tx, 32);
+    memcpy(rx, k.rx, 32);
+    sodium_memzero(&k, sizeof k);
+    return true;
+}
+
+static bool lane_target(void *ctx, uint8_t id, struct lane_connect_target *t)
+{
+    struct slave *S = ctx;
+    for (int i = 0; i < S->nlinks; i++) {
+        struct link *l = S->links[i];
+        if (l->id != id) continue;
+        struct link_stream_target lt;
+        if (!l->ops->stream_target || l->ops->stream_target(l, &lt) != 0) return false;
+        t->to = lt.to;
+        t->tolen = lt.tolen;
+        t->bind = lt.bind;
+        t->bindlen = lt.bindlen;
+        t->proxy = lt.proxy;
+        t->proxylen = lt.proxylen;
+        memcpy(t->ifname, lt.ifname, sizeof t->ifname);
+        memcpy(t->user, lt.user, sizeof t->user);
+        memcpy(t->pass, lt.pass, sizeof t->pass);
+        sodium_memzero(&lt, sizeof lt);
+        return true;
+    }
+    return false;
 }
 
 static void deliver(void *ctx, const uint8_t *pkt, size_t len)
@@ -62,6 +107,7 @@ static void deliver(void *ctx, const uint8_t *pkt, size_t len)
 static void link_state(void *ctx, const char *name, uint8_t id, bool up, int links_up)
 {
     struct slave *S = ctx;
+    if (S->lane) lane_slave_link(S->lane, id, up);
     daemon_hook_link(S->loop, &S->cfg, S->tun, NULL, name, id, up, links_up);
 }
 
@@ -368,7 +414,7 @@ static void control(void *ctx, const char *line, struct strbuf *out)
             sb_printf(out, "error: no link named \"%s\" (`braid-slave status` lists them)\n",
                       c.link);
     } else {
-        daemon_status(S->mux, S->tun, c.kind == CTL_JSON ? "json" : "status", out);
+        daemon_status(S->mux, S->tun, S->lane, c.kind == CTL_JSON ? "json" : "status", out);
     }
 }
 
@@ -440,6 +486,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
+    if (cfg->tcp_lane != CFG_LANE_OFF) {
+        struct lane_slave_cb lcb = {.output = lane_output, .session = lane_session,
+                                    .target = lane_target, .ctx = S};
+        S->lane = lane_slave_new(S->loop, cfg->tcp_lane, cfg->tcp_lane_connections, &lcb, err,
+                                 sizeof err);
+        if (!S->lane) {
+            fprintf(stderr, "%s: TCP lane: %s\n", prog, err);
+            goto out;
+        }
+    }
     for (int i = 0; i < cfg->nlinks; i++) {
         struct link *l = make_link(S, cfg, &cfg->links[i]);
         if (!l) {
@@ -484,6 +540,8 @@ int main(int argc, char **argv)
 out:
     httpd_close(S->http);
     control_close(S->ctl);
+    lane_slave_free(S->lane);
+    S->lane = NULL;
     mux_free(S->mux);
     for (int i = 0; i < S->nlinks; i++) link_destroy(S->links[i]);
     drain_all(S);

@@ -1,5 +1,6 @@
 /* main.c: braid-emu, a userspace link emulator: a UDP relay (one process per link) that shapes
- * each direction (rate/trace, queue, delay, jitter, loss, blackhole), with a script and control. */
+ * each direction (rate/trace, queue, delay, jitter, loss, blackhole), with a script and control;
+ * or (--tun) the same between two TUN devices, for every IP packet routed through them. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -17,6 +18,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 
 #include "../../common/addr.h"
 #include "../../common/log.h"
@@ -44,6 +48,7 @@ struct emu {
     struct ev_loop *loop;
     struct addr listen, target, client;
     bool have_client;
+    bool tun; /* --tun A,B: lfd and ufd are TUN devices (up: read from A, written to B) */
     int lfd, ufd, tfd, cfd;
     ev_io lw, uw, tw, cw;
     ev_signal sig_term, sig_int;
@@ -152,6 +157,26 @@ static int open_upstream(struct emu *e, unsigned *port, char *err, size_t errlen
     return open_udp(&b, port, err, errlen);
 }
 
+/* A TUN device (no packet information header), non-blocking. */
+static int open_tun(const char *name, char *err, size_t errlen)
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "/dev/net/tun: %s (root is needed)", strerror(errno));
+        return -1;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        snprintf(err, errlen, "cannot create TUN device %s: %s", name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* ---- timer: one timerfd (ns resolution; libev's epoll timeout is rounded to whole ms) ---- */
 static uint64_t next_wakeup(const struct emu *e)
 {
@@ -225,6 +250,16 @@ static void service(struct emu *e, uint64_t now)
         int n = 0, total = 0;
         while (total < SERVICE_MAX && emu_shaper_pop(e->sh[d], now, &o)) {
             total++;
+            if (e->tun) { /* one packet per write, into the other device */
+                if (!o.dropped &&
+                    write(d == UP ? e->ufd : e->lfd, slot_ptr(p, o.id), o.len) < 0) {
+                    e->send_errors[d]++;
+                    log_limited(&e->ll_send, LOG_WARN, "%s: write failed: %s (packet dropped)",
+                                dir_name[d], strerror(errno));
+                }
+                slot_put(p, o.id);
+                continue;
+            }
             if (o.dropped || (d == DOWN && !e->have_client)) {
                 if (!o.dropped) e->dropped_noclient++;
                 slot_put(p, o.id);
@@ -254,8 +289,39 @@ static void service(struct emu *e, uint64_t now)
 }
 
 /* ---- receiving ---- */
+/* TUN mode: IP packets from one device into the direction's shaper. */
+static void rx_tun(struct emu *e, int d)
+{
+    struct pool *p = &e->pool[d];
+    int fd = d == UP ? e->lfd : e->ufd;
+    for (int i = 0; i < RX_ROUNDS * BATCH; i++) {
+        bool scratch = p->nfree == 0;
+        uint32_t id = scratch ? UINT32_MAX : p->free[--p->nfree];
+        uint8_t *buf = scratch ? e->scratch : slot_ptr(p, id);
+        ssize_t n = read(fd, buf, p->slot);
+        if (n <= 0) {
+            if (!scratch) slot_put(p, id);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LOGW("%s: read failed: %s", dir_name[d], strerror(errno));
+            break;
+        }
+        bool keep = emu_shaper_arrive(e->sh[d], now_ns(), scratch ? 0 : id, (uint32_t)n) ==
+                    EMU_ACCEPTED;
+        if (keep && scratch) {
+            LOGE("internal: shaper accepted a packet while the pool is empty");
+            abort();
+        }
+        if (!keep && !scratch) slot_put(p, id);
+    }
+    service(e, now_ns());
+}
+
 static void rx(struct emu *e, int d)
 {
+    if (e->tun) {
+        rx_tun(e, d);
+        return;
+    }
     struct pool *p = &e->pool[d];
     int fd = d == UP ? e->lfd : e->ufd;
     for (int round = 0; round < RX_ROUNDS; round++) {
@@ -358,6 +424,10 @@ static void on_timer(struct ev_loop *loop, ev_io *w, int revents)
 /* ---- commands ---- */
 static int do_rebind(struct emu *e, char *err, size_t errlen)
 {
+    if (e->tun) {
+        snprintf(err, errlen, "rebind: not in --tun mode (there is no upstream socket)");
+        return -1;
+    }
     unsigned port = 0;
     int fd = open_upstream(e, &port, err, errlen); /* open first: the port is sure to change */
     if (fd < 0) return -1;
@@ -603,9 +673,12 @@ static void usage(FILE *f)
         "usage: braid-emu --listen ADDR:PORT --target ADDR:PORT [--up SPEC] [--down SPEC]\n"
         "                 [--script FILE] [--control PATH] [--seed N] [--stats FILE]\n"
         "                 [--pool N] [--max-packet BYTES] [--quiet | --verbose]\n"
+        "       braid-emu --tun A,B [--up SPEC] [--down SPEC] [options as above]\n"
         "       braid-emu --ctl PATH COMMAND...\n"
         "A UDP relay that emulates one link: datagrams from the client at --listen go \"up\" to\n"
         "--target; the target's replies go \"down\" to the latest client address.\n"
+        "--tun A,B: creates TUN devices A and B (root); IP packets routed into A go \"up\" and\n"
+        "come out of B, those routed into B go \"down\" and come out of A (sizes: IP packets).\n"
         "SPEC: comma-separated rate=20mbit | trace=FILE, delay=30ms, jitter=5ms, reorder=0|1,\n"
         "      loss=0.01, queue=200ms|300kb|150p|auto, blackhole=0|1, overhead=BYTES\n"
         "Commands (--script lines start with \"at TIME\"): blackhole up|down|both [for TIME],\n"
@@ -660,9 +733,10 @@ int main(int argc, char **argv)
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"ctl", required_argument, NULL, 'C'},
+                                         {"tun", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *listen_s = NULL, *target_s = NULL, *script_s = NULL;
+    const char *listen_s = NULL, *target_s = NULL, *script_s = NULL, *tun_s = NULL;
     const char *spec_s[2] = {NULL, NULL};
     struct emu_spec spec[2];
     struct emu *e;
@@ -721,6 +795,9 @@ int main(int argc, char **argv)
         case 'v':
             log_set_level(LOG_DEBUG);
             break;
+        case 'T':
+            tun_s = optarg;
+            break;
         case 'C':
             free(e);
             return ctl_client(optarg, argc - optind, argv + optind);
@@ -736,19 +813,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "braid-emu: unexpected argument \"%s\"\n", argv[optind]);
         goto usage_err;
     }
-    if (!listen_s || !target_s) {
-        fprintf(stderr, "braid-emu: --listen and --target are required\n");
+    if (tun_s) {
+        const char *comma = strchr(tun_s, ',');
+        if (listen_s || target_s || !comma || comma == tun_s || !comma[1] ||
+            (size_t)(comma - tun_s) >= IFNAMSIZ || strlen(comma + 1) >= IFNAMSIZ) {
+            fprintf(stderr, "braid-emu: --tun A,B: two device names (at most 15 characters "
+                            "each), and neither --listen nor --target\n");
+            goto usage_err;
+        }
+        e->tun = true;
+    } else if (!listen_s || !target_s) {
+        fprintf(stderr, "braid-emu: --listen and --target are required (or --tun A,B)\n");
         goto usage_err;
     }
-    if (parse_listen(listen_s, &e->listen, err, sizeof(err)) < 0) {
+    if (e->tun) {
+        /* (no addresses) */
+    } else if (parse_listen(listen_s, &e->listen, err, sizeof(err)) < 0) {
         fprintf(stderr, "braid-emu: --listen: %s\n", err);
         goto usage_err;
     }
-    if (addr_parse(target_s, &e->target, err, sizeof(err)) < 0) {
+    if (!e->tun && addr_parse(target_s, &e->target, err, sizeof(err)) < 0) {
         fprintf(stderr, "braid-emu: --target: %s\n", err);
         goto usage_err;
     }
-    if (addr_port((struct sockaddr *)&e->target.ss) == 0) {
+    if (!e->tun && addr_port((struct sockaddr *)&e->target.ss) == 0) {
         fprintf(stderr, "braid-emu: --target %s: port 0 is not a destination\n", target_s);
         goto usage_err;
     }
@@ -789,8 +877,21 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if ((e->lfd = open_udp(&e->listen, &e->listen_port, err, sizeof(err))) < 0 ||
-        (e->ufd = open_upstream(e, &e->up_port, err, sizeof(err))) < 0 ||
+    if (e->tun) {
+        const char *comma = strchr(tun_s, ',');
+        char a[IFNAMSIZ];
+        memcpy(a, tun_s, (size_t)(comma - tun_s));
+        a[comma - tun_s] = 0;
+        if ((e->lfd = open_tun(a, err, sizeof(err))) < 0 ||
+            (e->ufd = open_tun(comma + 1, err, sizeof(err))) < 0) {
+            fprintf(stderr, "braid-emu: --tun: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        e->have_client = true;
+    }
+    if ((!e->tun && (e->lfd = open_udp(&e->listen, &e->listen_port, err, sizeof(err))) < 0) ||
+        (!e->tun && (e->ufd = open_upstream(e, &e->up_port, err, sizeof(err))) < 0) ||
         (e->ctl_path && (e->cfd = open_control(e->ctl_path, err, sizeof(err))) < 0)) {
         fprintf(stderr, "braid-emu: %s\n", err);
         rc = 1;
@@ -825,7 +926,8 @@ int main(int argc, char **argv)
             ((struct sockaddr_in *)&la.ss)->sin_port = htons((uint16_t)e->listen_port);
         else
             ((struct sockaddr_in6 *)&la.ss)->sin6_port = htons((uint16_t)e->listen_port);
-        LOGI("listening on %s, target %s, upstream port %u%s%s",
+        if (e->tun) LOGI("TUN devices %s (up in, down out)", tun_s);
+        else LOGI("listening on %s, target %s, upstream port %u%s%s",
              addr_str((struct sockaddr *)&la.ss, a, sizeof(a)),
              addr_str((struct sockaddr *)&e->target.ss, b, sizeof(b)), e->up_port,
              e->ctl_path ? ", control " : "", e->ctl_path ? e->ctl_path : "");

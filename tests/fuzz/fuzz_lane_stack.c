@@ -26,13 +26,15 @@ static void *acc(void *ctx, struct lane_conn *c, int family, const uint8_t dst[1
     (void)dst;
     (void)port;
     last = c;
+    lane_conn_proceed(c, 0);
     return c;
 }
-static void rcv(void *ctx, void *owner, const uint8_t *d, size_t len)
+static size_t rcv(void *ctx, void *owner, const uint8_t *d, size_t len)
 {
     (void)ctx;
     if (len) lane_conn_send(owner, d, len);
     else lane_conn_shutdown(owner);
+    return len;
 }
 static void cls(void *ctx, void *owner, bool reset)
 {

@@ -56,17 +56,18 @@ static void *acc(void *ctx, struct lane_conn *c, int family, const uint8_t dst[1
     if (!e) return NULL;
     e->c = c;
     accepted++;
+    lane_conn_proceed(c, 0);
     return e;
 }
 
-static void rcv(void *ctx, void *owner, const uint8_t *data, size_t len)
+static size_t rcv(void *ctx, void *owner, const uint8_t *data, size_t len)
 {
     (void)ctx;
     struct echo *e = owner;
     if (len == 0) {
         e->fin = true;
         flush(e);
-        return;
+        return 0;
     }
     if (e->npend + len > e->cap) {
         size_t nc = (e->npend + len) * 2;
@@ -78,6 +79,7 @@ static void rcv(void *ctx, void *owner, const uint8_t *data, size_t len)
     memcpy(e->pend + e->npend, data, len);
     e->npend += len;
     flush(e);
+    return len;
 }
 
 static void snt(void *ctx, void *owner, size_t len)

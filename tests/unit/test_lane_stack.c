@@ -25,7 +25,7 @@ static struct lane_conn *conn;
 static uint8_t got[4096];
 static size_t ngot;
 static int fins, closes, accepts;
-static bool refuse;
+static bool refuse, hold;
 static uint8_t last_dst[16];
 static int last_family;
 static uint16_t last_port;
@@ -47,18 +47,20 @@ static void *on_accept(void *ctx, struct lane_conn *c, int family, const uint8_t
     accepts++;
     if (refuse) return NULL;
     conn = c;
+    if (!hold) lane_conn_proceed(c, 0);
     return &conn; /* any non-NULL context */
 }
-static void on_recv(void *ctx, void *owner, const uint8_t *data, size_t len)
+static size_t on_recv(void *ctx, void *owner, const uint8_t *data, size_t len)
 {
     (void)ctx;
     assert_ptr_equal(owner, &conn);
     if (len == 0) {
         fins++;
-        return;
+        return 0;
     }
     memcpy(got + ngot, data, len);
     ngot += len;
+    return len;
 }
 static void on_closed(void *ctx, void *owner, bool reset)
 {
@@ -183,12 +185,22 @@ static void check_out(int i, const char *src, uint16_t sport, uint8_t *flags, ui
     *plen = len - 20 - (size_t)(t[12] >> 4) * 4;
 }
 
+/* The Internet checksum over p (0 when a checksum inside it is right). */
+static uint16_t inet_sum(const uint8_t *p, size_t len)
+{
+    uint32_t acc = 0;
+    for (size_t i = 0; i + 1 < len; i += 2) acc += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1) acc += (uint32_t)(p[len - 1] << 8);
+    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
 static struct lane_stack *fresh(struct ev_loop *loop)
 {
     nout = 0;
     ngot = 0;
     fins = closes = accepts = 0;
-    refuse = false;
+    refuse = hold = false;
     conn = NULL;
     struct lane_stack_cb cb = {.output = on_output, .accept = on_accept, .recv = on_recv,
                                .closed = on_closed};
@@ -213,21 +225,22 @@ static void test_a_connection_to_any_address(void **state)
     uint8_t fl;
     uint32_t sq, ak;
     size_t pl;
-    /* SYN to 198.18.50.7:80: the SYN-ACK comes from there */
+    /* SYN to 198.18.50.7:80: the owner hears of it with its destination and lets it go on at
+     * once (lane_conn_proceed in accept): the SYN-ACK comes from there */
     assert_true(lane_stack_input(s, p, seg(p, "198.18.50.7", 80, 1000, 0, SYN, NULL)));
-    assert_int_equal(nout, 1);
-    check_out(0, "198.18.50.7", 80, &fl, &sq, &ak, &pl);
-    assert_int_equal(fl, SYN | ACK);
-    assert_int_equal(ak, 1001);
-    uint32_t iss = sq;
-    assert_int_equal(accepts, 0);
-    /* the handshake's ACK: accepted, with its destination */
-    assert_true(lane_stack_input(s, p, seg(p, "198.18.50.7", 80, 1001, iss + 1, ACK, NULL)));
     assert_int_equal(accepts, 1);
     uint8_t want[4];
     inet_pton(AF_INET, "198.18.50.7", want);
     assert_memory_equal(last_dst, want, 4);
     assert_int_equal(last_port, 80);
+    assert_int_equal(nout, 1);
+    check_out(0, "198.18.50.7", 80, &fl, &sq, &ak, &pl);
+    assert_int_equal(fl, SYN | ACK);
+    assert_int_equal(ak, 1001);
+    uint32_t iss = sq;
+    /* the handshake's ACK */
+    assert_true(lane_stack_input(s, p, seg(p, "198.18.50.7", 80, 1001, iss + 1, ACK, NULL)));
+    assert_int_equal(accepts, 1);
     /* the client's bytes */
     assert_true(lane_stack_input(s, p, seg(p, "198.18.50.7", 80, 1001, iss + 1, PSH | ACK,
                                            "hello")));
@@ -267,16 +280,49 @@ static void test_refused_and_not_ours(void **state)
     uint8_t fl;
     uint32_t sq, ak;
     size_t pl;
-    /* a connection the owner refuses: the client gets a reset from the destination */
+    /* a connection the owner does not take: left to the packet path, nothing answered */
     refuse = true;
+    assert_false(lane_stack_input(s, p, seg(p, "198.18.60.9", 443, 5000, 0, SYN, NULL)));
+    assert_int_equal(nout, 0);
+    refuse = false;
+    /* held SYNs: nothing answers until the owner says; the client's SYN again is swallowed */
+    hold = true;
     assert_true(lane_stack_input(s, p, seg(p, "198.18.60.9", 443, 5000, 0, SYN, NULL)));
+    assert_true(lane_stack_input(s, p, seg(p, "198.18.60.9", 443, 5000, 0, SYN, NULL)));
+    assert_int_equal(accepts, 2);
+    assert_int_equal(nout, 0);
+    /* the far end refused: a RST (with the ACK of the SYN) from the destination */
+    lane_conn_proceed(conn, 1);
+    assert_int_equal(nout, 1);
     check_out(0, "198.18.60.9", 443, &fl, &sq, &ak, &pl);
+    assert_int_equal(fl, RST | ACK);
+    assert_int_equal(ak, 5001);
+    /* the far end unreachable: an ICMP host unreachable quoting the SYN's header and ports */
     nout = 0;
-    assert_true(lane_stack_input(s, p, seg(p, "198.18.60.9", 443, 5001, sq + 1, ACK, NULL)));
-    assert_int_equal(accepts, 1);
-    assert_true(nout >= 1);
-    check_out(nout - 1, "198.18.60.9", 443, &fl, &sq, &ak, &pl);
-    assert_true(fl & RST);
+    size_t sl = seg(p, "198.18.60.10", 8443, 7000, 0, SYN, NULL);
+    assert_true(lane_stack_input(s, p, sl));
+    lane_conn_proceed(conn, 2);
+    assert_int_equal(nout, 1);
+    const uint8_t *o = outq[0];
+    assert_int_equal(outlen[0], 20 + 8 + 28);
+    assert_int_equal(o[9], 1);                       /* ICMP */
+    assert_int_equal(o[20], 3);                      /* destination unreachable */
+    assert_int_equal(o[21], 1);                      /* host unreachable */
+    assert_memory_equal(o + 12, p + 16, 4);          /* from the destination */
+    assert_memory_equal(o + 16, p + 12, 4);          /* to the client */
+    assert_memory_equal(o + 28, p, 28);              /* the SYN's header and ports */
+    assert_int_equal(inet_sum(o, 20), 0);            /* checksums right */
+    assert_int_equal(inet_sum(o + 20, outlen[0] - 20), 0);
+    /* a held SYN the far end took: the handshake goes on */
+    nout = 0;
+    assert_true(lane_stack_input(s, p, seg(p, "198.18.60.11", 25, 9000, 0, SYN, NULL)));
+    assert_int_equal(nout, 0);
+    lane_conn_proceed(conn, 0);
+    assert_int_equal(nout, 1);
+    check_out(0, "198.18.60.11", 25, &fl, &sq, &ak, &pl);
+    assert_int_equal(fl, SYN | ACK);
+    assert_int_equal(ak, 9001);
+    hold = false;
     /* not ours: a segment of no connection it knows (not a SYN), a UDP datagram, a fragment */
     assert_false(lane_stack_input(s, p, seg(p, "198.18.70.1", 22, 1, 1, ACK, NULL)));
     size_t n = seg(p, "198.18.70.1", 53, 1, 0, SYN, NULL);

@@ -1,0 +1,926 @@
+/* peer.c: one end of the TCP lane for one session: its streams (the terminated connections,
+ * each a send buffer and a reassembly), the link connections that carry their records as sealed
+ * frames, and which link carries the next record: the one that would deliver it first, from
+ * each socket's unsent bytes and the kernel's congestion window and RTT (TCP_INFO). */
+#include "lane.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/util.h"
+
+#define BUCKETS 1024            /* stream hash (a power of 2) */
+#define TX_CAP (LANE_WINDOW + 65536) /* a stream's send buffer: the window and the slave's lwIP
+                                      * window on top (the client's bytes in flight to it) */
+#define ACK_EVERY 32768         /* an ACK once this many bytes were delivered since the last */
+#define ACK_DELAY 0.02          /* else after this (s) */
+#define NOTSENT_LOWAT 16384     /* a link takes a record while it has at most this unsent */
+#define INFO_EVERY_US 2000      /* TCP_INFO read again after */
+#define READS_PER_EVENT 8
+#define MAX_RECS 9400           /* records in one frame at most (7 bytes each at least) */
+#define RST_KEEP_US 10000000    /* a RST is sent again when a link dies within this */
+#define RSTQ 256
+
+struct lane_stream {
+    struct lane_peer *p;
+    uint32_t id;
+    void *owner;              /* NULL: released by the endpoint */
+    struct lane_stream *hnext;
+    TAILQ_ENTRY(lane_stream) all, ctl, data;
+    bool in_ctl, in_data;
+    /* opening */
+    bool opened;              /* the connection to the destination is up */
+    bool need_open;           /* slave: OPEN to send (again) */
+    uint8_t open_family, open_addr[16];
+    uint16_t open_port;
+    bool need_opened;         /* master: OPENED to send (again) */
+    bool opened_acked;        /* master: the slave answered after OPENED */
+    uint8_t status;           /* master: OPENED's status */
+    /* send direction: bytes [tx_acked, tx_end) held, [tx_acked, tx_next) sent */
+    uint8_t *tx;
+    uint64_t tx_acked, tx_next, tx_end;
+    bool tx_fin, fin_sent, fin_acked;
+    /* receive direction */
+    struct lane_reasm rx;
+    uint64_t ack_sent;        /* the last ACK's offset */
+    bool need_ack, eof_told;
+    bool dead;
+};
+
+struct plink {
+    struct lane_peer *p;
+    int fd;
+    uint8_t id;
+    struct lane_keys keys;
+    ev_io rio, wio;
+    uint8_t *rbuf;
+    size_t rlen;
+    uint8_t *wbuf;
+    size_t wlen, woff;
+    uint64_t info_us;
+    double rate;   /* bytes/s: cwnd x MSS / smoothed RTT */
+    double srtt_s;
+    struct lane_link_stats st;
+};
+
+struct lane_peer {
+    struct ev_loop *loop;
+    struct lane_peer_cb cb;
+    bool is_master;
+    int max_streams, nstreams;
+    uint32_t next_id;
+    struct plink *links[LANE_MAX_LINKS];
+    int nlinks;
+    struct lane_stream *bucket[BUCKETS];
+    struct lane_stream *grave; /* freed, memory not yet (by hnext) */
+    TAILQ_HEAD(, lane_stream) all, ctlq, dataq;
+    struct {
+        uint32_t id;
+        uint8_t reason;
+        uint64_t at_us;
+        bool pending;
+    } rst[RSTQ];
+    unsigned rst_head, rst_pending;
+    ev_prepare flush_w;
+    ev_timer ack_w;
+    struct lane_rec *recs;
+    uint8_t plain[LANE_PLAIN_MAX];
+    size_t plen;
+    struct lane_peer_stats st;
+    struct log_limit lim;
+};
+
+/* ---------------------------------------------------------------- streams */
+
+static struct lane_stream *find(struct lane_peer *p, uint32_t id)
+{
+    for (struct lane_stream *s = p->bucket[id & (BUCKETS - 1)]; s; s = s->hnext)
+        if (s->id == id) return s;
+    return NULL;
+}
+
+static void want_flush(struct lane_peer *p)
+{
+    if (!ev_is_active(&p->flush_w)) ev_prepare_start(p->loop, &p->flush_w);
+}
+
+static void ctl_push(struct lane_stream *s)
+{
+    if (s->in_ctl || s->dead) return;
+    TAILQ_INSERT_TAIL(&s->p->ctlq, s, ctl);
+    s->in_ctl = true;
+    want_flush(s->p);
+}
+
+static bool has_data(const struct lane_stream *s)
+{
+    if (!s->opened || s->dead) return false;
+    if (s->tx_next < s->tx_end && s->tx_next < s->tx_acked + LANE_WINDOW) return true;
+    return s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end;
+}
+
+static void data_push(struct lane_stream *s)
+{
+    if (s->in_data || !has_data(s)) return;
+    TAILQ_INSERT_TAIL(&s->p->dataq, s, data);
+    s->in_data = true;
+    want_flush(s->p);
+}
+
+static struct lane_stream *stream_new(struct lane_peer *p, uint32_t id)
+{
+    struct lane_stream *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->tx = malloc(TX_CAP); /* (untouched pages cost nothing: a small stream uses a few) */
+    if (!s->tx || lane_reasm_init(&s->rx, LANE_WINDOW) != 0) {
+        free(s->tx);
+        free(s);
+        return NULL;
+    }
+    s->p = p;
+    s->id = id;
+    unsigned b = id & (BUCKETS - 1);
+    s->hnext = p->bucket[b];
+    p->bucket[b] = s;
+    TAILQ_INSERT_TAIL(&p->all, s, all);
+    p->nstreams++;
+    p->st.streams_opened++;
+    return s;
+}
+
+/* Out of every table at once; the memory goes at the next flush (a caller up the stack, in
+ * the middle of a callback, may still look at s->dead). */
+static void stream_free(struct lane_stream *s)
+{
+    struct lane_peer *p = s->p;
+    if (s->dead) return;
+    struct lane_stream **pp = &p->bucket[s->id & (BUCKETS - 1)];
+    while (*pp != s) pp = &(*pp)->hnext;
+    *pp = s->hnext;
+    TAILQ_REMOVE(&p->all, s, all);
+    if (s->in_ctl) TAILQ_REMOVE(&p->ctlq, s, ctl);
+    if (s->in_data) TAILQ_REMOVE(&p->dataq, s, data);
+    s->in_ctl = s->in_data = false;
+    s->dead = true;
+    s->owner = NULL;
+    s->hnext = p->grave;
+    p->grave = s;
+    p->nstreams--;
+    p->st.streams_closed++;
+    want_flush(p);
+}
+
+static void reap(struct lane_peer *p)
+{
+    while (p->grave) {
+        struct lane_stream *s = p->grave;
+        p->grave = s->hnext;
+        lane_reasm_free(&s->rx);
+        free(s->tx);
+        free(s);
+    }
+}
+
+/* Done: the endpoint let it go, both directions ended and were acknowledged. */
+static void maybe_free(struct lane_stream *s)
+{
+    if (s->owner || !s->fin_acked || !s->eof_told || s->need_ack) return;
+    stream_free(s);
+}
+
+static void rst_queue(struct lane_peer *p, uint32_t id, uint8_t reason)
+{
+    unsigned i = p->rst_head++ % RSTQ;
+    if (p->rst[i].pending) p->rst_pending--;
+    p->rst[i].id = id;
+    p->rst[i].reason = reason;
+    p->rst[i].at_us = mono_us();
+    p->rst[i].pending = true;
+    p->rst_pending++;
+    p->st.rst_sent++;
+    want_flush(p);
+}
+
+/* The stream ends at once: RST to the far end (unless it sent one) and no word to the owner. */
+static void stream_kill(struct lane_stream *s, bool send_rst, uint8_t reason)
+{
+    if (send_rst) rst_queue(s->p, s->id, reason);
+    stream_free(s);
+}
+
+/* ---------------------------------------------------------------- links */
+
+static void link_close(struct plink *l, const char *why);
+
+static void link_info(struct plink *l, uint64_t now)
+{
+    if (now - l->info_us < INFO_EVERY_US) return;
+    l->info_us = now;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_rtt == 0) return;
+    l->srtt_s = ti.tcpi_rtt / 1e6;
+    l->rate = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
+    l->st.rtt_ms = ti.tcpi_rtt / 1000;
+    l->st.cwnd = ti.tcpi_snd_cwnd;
+    l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
+}
+
+static size_t link_notsent(const struct plink *l)
+{
+    int n = 0;
+    if (ioctl(l->fd, SIOCOUTQNSD, &n) != 0 || n < 0) return 0;
+    return (size_t)n;
+}
+
+/* When a record of size bytes given to l now would arrive (s from now); *ready: l takes it now. */
+static double link_eta(struct plink *l, size_t size, bool *ready)
+{
+    size_t notsent = link_notsent(l);
+    size_t pending = l->wlen - l->woff;
+    *ready = pending == 0 && notsent <= NOTSENT_LOWAT;
+    double rate = l->rate > 1000 ? l->rate : 1000;
+    return (double)(notsent + pending + size) / rate + l->srtt_s / 2;
+}
+
+static struct plink *best_link(struct lane_peer *p, size_t size, bool *ready)
+{
+    struct plink *best = NULL;
+    double best_eta = 0;
+    bool best_ready = false;
+    uint64_t now = mono_us();
+    for (int i = 0; i < LANE_MAX_LINKS && i < p->nlinks + 256; i++) {
+        struct plink *l = p->links[i];
+        if (!l) continue;
+        link_info(l, now);
+        bool r;
+        double eta = link_eta(l, size, &r);
+        if (!best || eta < best_eta) {
+            best = l;
+            best_eta = eta;
+            best_ready = r;
+        }
+    }
+    *ready = best_ready;
+    return best;
+}
+
+static void link_write(struct plink *l)
+{
+    while (l->woff < l->wlen) {
+        ssize_t n = send(l->fd, l->wbuf + l->woff, l->wlen - l->woff, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            link_close(l, strerror(errno));
+            return;
+        }
+        l->woff += (size_t)n;
+        l->st.tx_bytes += (uint64_t)n;
+    }
+    if (l->woff == l->wlen) l->woff = l->wlen = 0;
+    if (l->woff < l->wlen && !ev_is_active(&l->wio)) ev_io_start(l->p->loop, &l->wio);
+}
+
+/* Seal the peer's plain buffer as one frame on l. */
+static int link_send_frame(struct plink *l)
+{
+    struct lane_peer *p = l->p;
+    if (l->woff > 0 && l->woff == l->wlen) l->woff = l->wlen = 0;
+    if (l->woff > 0) { /* (room at the end: move what is left to the front) */
+        memmove(l->wbuf, l->wbuf + l->woff, l->wlen - l->woff);
+        l->wlen -= l->woff;
+        l->woff = 0;
+    }
+    size_t cap = 2 * (LANE_FRAME_HDR + LANE_FRAME_MAX);
+    int n = lane_seal(&l->keys.tx, p->plain, p->plen, l->wbuf + l->wlen, cap - l->wlen);
+    p->plen = 0;
+    if (n < 0) {
+        link_close(l, "cannot seal a frame (counter used up)");
+        return -1;
+    }
+    l->wlen += (size_t)n;
+    l->st.tx_frames++;
+    int fd = l->fd;
+    link_write(l);
+    return fd < 0 ? -1 : 0;
+}
+
+static bool plain_add(struct lane_peer *p, const struct lane_rec *r)
+{
+    return lane_rec_put(p->plain, sizeof p->plain, &p->plen, r) == 0;
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* Control records (OPEN, OPENED, ACK, FIN-less RSTs) into the plain buffer, as many as fit. */
+static void add_control(struct lane_peer *p)
+{
+    uint64_t now = mono_us();
+    for (unsigned k = 0; k < RSTQ && p->rst_pending; k++) {
+        if (!p->rst[k].pending) continue;
+        struct lane_rec r = {.type = LANE_RST, .conn = p->rst[k].id, .status = p->rst[k].reason};
+        if (!plain_add(p, &r)) return;
+        p->rst[k].pending = false;
+        p->rst[k].at_us = now;
+        p->rst_pending--;
+    }
+    struct lane_stream *s;
+    while ((s = TAILQ_FIRST(&p->ctlq))) {
+        size_t mark = p->plen;
+        bool ok = true;
+        if (s->need_open) {
+            struct lane_rec r = {.type = LANE_OPEN, .conn = s->id, .family = s->open_family,
+                                 .port = s->open_port};
+            memcpy(r.addr, s->open_addr, 16);
+            ok = plain_add(p, &r);
+        }
+        if (ok && s->need_opened) {
+            struct lane_rec r = {.type = LANE_OPENED, .conn = s->id, .status = s->status};
+            ok = plain_add(p, &r);
+        }
+        if (ok && s->need_ack) {
+            uint64_t off = s->rx.next + (lane_reasm_done(&s->rx) ? 1 : 0);
+            struct lane_rec r = {.type = LANE_ACK, .conn = s->id, .offset = off};
+            ok = plain_add(p, &r);
+        }
+        if (!ok) {
+            p->plen = mark;
+            return;
+        }
+        s->need_open = false;
+        if (s->need_opened) {
+            s->need_opened = false;
+            if (s->status != LANE_OPEN_OK) { /* a refused OPEN: the stream ends with its answer */
+                TAILQ_REMOVE(&p->ctlq, s, ctl);
+                s->in_ctl = false;
+                stream_free(s);
+                continue;
+            }
+        }
+        if (s->need_ack) {
+            s->need_ack = false;
+            s->ack_sent = s->rx.next;
+            p->st.acks_sent++;
+        }
+        TAILQ_REMOVE(&p->ctlq, s, ctl);
+        s->in_ctl = false;
+        if (!s->owner) maybe_free(s);
+    }
+}
+
+static void flush(struct lane_peer *p)
+{
+    for (int guard = 0; guard < 4096; guard++) {
+        bool ctl = p->rst_pending || !TAILQ_EMPTY(&p->ctlq);
+        struct lane_stream *s = TAILQ_FIRST(&p->dataq);
+        while (s && !has_data(s)) { /* (the window or the end reached since it was queued) */
+            TAILQ_REMOVE(&p->dataq, s, data);
+            s->in_data = false;
+            s = TAILQ_FIRST(&p->dataq);
+        }
+        if (!ctl && !s) return;
+        size_t n = 0;
+        if (s) {
+            uint64_t lim = s->tx_end < s->tx_acked + LANE_WINDOW ? s->tx_end
+                                                                   : s->tx_acked + LANE_WINDOW;
+            n = (size_t)(lim - s->tx_next);
+            if (n > LANE_DATA_MAX) n = LANE_DATA_MAX;
+            size_t at = (size_t)(s->tx_next % TX_CAP);
+            if (n > TX_CAP - at) n = TX_CAP - at;
+        }
+        bool ready;
+        struct plink *l = best_link(p, n + 64, &ready);
+        if (!l) return; /* no link connection: everything waits for one */
+        if (s && !ready) {
+            if (!ctl) {
+                if (!ev_is_active(&l->wio)) ev_io_start(p->loop, &l->wio);
+                return;
+            }
+            s = NULL; /* control records only, on the link that is ready first */
+            n = 0;
+        }
+        p->plen = 0;
+        if (ctl) add_control(p);
+        if (s && !s->dead) {
+            if (n) {
+                struct lane_rec r = {.type = LANE_DATA, .conn = s->id, .offset = s->tx_next,
+                                     .data = s->tx + (size_t)(s->tx_next % TX_CAP), .len = n};
+                if (p->plen + LANE_REC_HDR + 12 + n <= sizeof p->plain && plain_add(p, &r)) {
+                    s->tx_next += n;
+                    p->st.tx_data_bytes += n;
+                }
+            }
+            if (s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end) {
+                struct lane_rec r = {.type = LANE_FIN, .conn = s->id, .offset = s->tx_end};
+                if (plain_add(p, &r)) s->fin_sent = true;
+            }
+            if (s->in_data) { /* round robin: to the back */
+                TAILQ_REMOVE(&p->dataq, s, data);
+                s->in_data = false;
+            }
+            data_push(s);
+        }
+        if (p->plen == 0) return;
+        if (link_send_frame(l) != 0) continue; /* (the link is gone: its records go again) */
+    }
+    want_flush(p); /* (more next time round the loop) */
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    struct lane_peer *p = w->data;
+    ev_prepare_stop(loop, w);
+    reap(p);
+    flush(p);
+}
+
+static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct lane_peer *p = w->data;
+    struct lane_stream *s;
+    TAILQ_FOREACH(s, &p->all, all)
+        if (s->rx.next > s->ack_sent && !s->dead) {
+            s->need_ack = true;
+            ctl_push(s);
+        }
+}
+
+static void ack_later(struct lane_peer *p)
+{
+    if (!ev_is_active(&p->ack_w)) {
+        ev_timer_set(&p->ack_w, ACK_DELAY, 0);
+        ev_timer_start(p->loop, &p->ack_w);
+    }
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+/* Give the endpoint what is in order; ACK what it took. */
+static void deliver(struct lane_stream *s)
+{
+    struct lane_peer *p = s->p;
+    while (s->owner && !s->dead) {
+        const uint8_t *d;
+        size_t n = lane_reasm_peek(&s->rx, &d);
+        if (n == 0) break;
+        size_t took = p->cb.deliver(p->cb.ctx, s->owner, d, n);
+        if (s->dead) return;
+        if (took > n) took = n;
+        lane_reasm_consume(&s->rx, took);
+        p->st.rx_data_bytes += took;
+        if (took < n) break;
+    }
+    if (s->owner && !s->eof_told && lane_reasm_done(&s->rx)) {
+        s->eof_told = true;
+        s->need_ack = true;
+        ctl_push(s);
+        p->cb.eof(p->cb.ctx, s->owner);
+        return;
+    }
+    if (s->rx.next - s->ack_sent >= ACK_EVERY) {
+        s->need_ack = true;
+        ctl_push(s);
+    } else if (s->rx.next > s->ack_sent) {
+        ack_later(p);
+    }
+}
+
+static void on_open(struct lane_peer *p, const struct lane_rec *r)
+{
+    if (!p->is_master || find(p, r->conn)) return; /* (again: it is being opened) */
+    struct lane_stream *s = NULL;
+    if (p->nstreams < p->max_streams) s = stream_new(p, r->conn);
+    if (!s) {
+        /* answered without a stream: OPENED with the limit, as a one-off */
+        p->st.refused_limit++;
+        log_limited(&p->lim, LOG_WARN,
+                    "TCP lane: %d connections, the limit (max_connections): refused one to "
+                    "port %u", p->nstreams, r->port);
+        s = stream_new(p, r->conn);
+        if (!s) return;
+        s->status = LANE_OPEN_LIMIT;
+        s->need_opened = true;
+        ctl_push(s);
+        return;
+    }
+    s->owner = NULL;
+    p->cb.open(p->cb.ctx, s, r->family, r->addr, r->port);
+}
+
+static void on_opened(struct lane_peer *p, struct lane_stream *s, const struct lane_rec *r)
+{
+    if (p->is_master || s->opened) return;
+    s->need_open = false;
+    if (r->status != LANE_OPEN_OK) {
+        void *owner = s->owner;
+        stream_free(s);
+        if (owner) p->cb.opened(p->cb.ctx, owner, r->status);
+        return;
+    }
+    s->opened = true;
+    s->need_ack = true; /* (tells the master the OPENED arrived) */
+    ctl_push(s);
+    data_push(s);
+    if (s->owner) p->cb.opened(p->cb.ctx, s->owner, LANE_OPEN_OK);
+}
+
+static void on_ack(struct lane_stream *s, uint64_t off)
+{
+    struct lane_peer *p = s->p;
+    s->opened_acked = true;
+    uint64_t top = s->tx_end + (s->fin_sent ? 1 : 0);
+    if (off > top) off = top; /* (never beyond what was sent) */
+    if (s->tx_fin && s->fin_sent && off == s->tx_end + 1) {
+        s->fin_acked = true;
+        off = s->tx_end;
+    }
+    if (off > s->tx_acked) {
+        s->tx_acked = off;
+        if (s->tx_next < off) s->tx_next = off;
+        data_push(s);
+        if (s->owner) p->cb.room(p->cb.ctx, s->owner);
+    }
+    maybe_free(s);
+}
+
+static int on_record(struct lane_peer *p, const struct lane_rec *r)
+{
+    if (r->type == LANE_OPEN) {
+        on_open(p, r);
+        return 0;
+    }
+    struct lane_stream *s = find(p, r->conn);
+    if (!s) {
+        /* a stream that is gone (or was never): a RST, unless it is one */
+        if (r->type != LANE_RST && r->type != LANE_ACK && r->type != LANE_OPENED) {
+            p->st.rx_unknown++;
+            rst_queue(p, r->conn, LANE_RST_PROTOCOL);
+        }
+        return 0;
+    }
+    switch (r->type) {
+    case LANE_OPENED:
+        on_opened(p, s, r);
+        break;
+    case LANE_DATA: {
+        int rc = lane_reasm_add(&s->rx, r->offset, r->data, r->len);
+        if (rc == LANE_REASM_DUP) p->st.rx_dup_bytes += r->len;
+        if (rc < 0) {
+            log_limited(&p->lim, LOG_WARN, "TCP lane: connection %u: DATA at %llu (%zu bytes) "
+                        "%s: reset", s->id, (unsigned long long)r->offset, r->len,
+                        rc == LANE_REASM_WINDOW ? "beyond the window" : "after its FIN");
+            void *owner = s->owner;
+            stream_kill(s, true, LANE_RST_PROTOCOL);
+            if (owner) p->cb.reset(p->cb.ctx, owner, LANE_RST_PROTOCOL);
+            return 0;
+        }
+        deliver(s);
+        break;
+    }
+    case LANE_FIN:
+        if (lane_reasm_fin(&s->rx, r->offset) < 0) {
+            void *owner = s->owner;
+            stream_kill(s, true, LANE_RST_PROTOCOL);
+            if (owner) p->cb.reset(p->cb.ctx, owner, LANE_RST_PROTOCOL);
+            return 0;
+        }
+        deliver(s);
+        break;
+    case LANE_RST: {
+        void *owner = s->owner;
+        p->st.rst_received++;
+        stream_kill(s, false, 0);
+        if (owner) p->cb.reset(p->cb.ctx, owner, r->status);
+        break;
+    }
+    case LANE_ACK:
+        on_ack(s, r->offset);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static void link_read(struct plink *l)
+{
+    struct lane_peer *p = l->p;
+    size_t cap = LANE_FRAME_HDR + LANE_FRAME_MAX;
+    for (int rounds = 0; rounds < READS_PER_EVENT; rounds++) {
+        ssize_t n = recv(l->fd, l->rbuf + l->rlen, cap - l->rlen, 0);
+        if (n == 0) {
+            link_close(l, "closed by the other end");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            link_close(l, strerror(errno));
+            return;
+        }
+        l->rlen += (size_t)n;
+        l->st.rx_bytes += (uint64_t)n;
+        size_t pos = 0;
+        while (l->rlen - pos >= LANE_FRAME_HDR) {
+            size_t blen = (size_t)l->rbuf[pos] << 8 | l->rbuf[pos + 1];
+            if (l->rlen - pos < LANE_FRAME_HDR + blen) break;
+            int plen = lane_open(&l->keys.rx, l->rbuf + pos + LANE_FRAME_HDR, blen);
+            if (plen < 0) {
+                link_close(l, "a frame that does not authenticate");
+                return;
+            }
+            int nr = lane_rec_decode(l->rbuf + pos + LANE_FRAME_HDR, (size_t)plen, p->recs,
+                                     MAX_RECS);
+            if (nr < 0) {
+                link_close(l, "a malformed frame");
+                return;
+            }
+            l->st.rx_frames++;
+            uint8_t id = l->id;
+            for (int i = 0; i < nr; i++) on_record(p, &p->recs[i]);
+            if (p->links[id] != l) return; /* (closed meanwhile) */
+            pos += LANE_FRAME_HDR + blen;
+        }
+        memmove(l->rbuf, l->rbuf + pos, l->rlen - pos);
+        l->rlen -= pos;
+        if ((size_t)n < cap) break;
+    }
+}
+
+static void on_link_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct plink *l = w->data;
+    if (revents & EV_WRITE) {
+        ev_io_stop(l->p->loop, &l->wio);
+        link_write(l);
+        if (l->fd < 0) return;
+        want_flush(l->p);
+        return;
+    }
+    link_read(l);
+}
+
+/* ---------------------------------------------------------------- link connections */
+
+static void link_free(struct plink *l)
+{
+    ev_io_stop(l->p->loop, &l->rio);
+    ev_io_stop(l->p->loop, &l->wio);
+    if (l->fd >= 0) close(l->fd);
+    sodium_memzero(&l->keys, sizeof l->keys);
+    free(l->rbuf);
+    free(l->wbuf);
+    free(l);
+}
+
+static void link_close(struct plink *l, const char *why)
+{
+    struct lane_peer *p = l->p;
+    uint8_t id = l->id;
+    log_msg(LOG_INFO, "TCP lane: link %u's connection closed: %s", id, why);
+    p->links[id] = NULL;
+    p->nlinks--;
+    p->st.link_losses++;
+    link_free(l);
+    /* what it carried may be lost: everything not acknowledged goes again, on the others */
+    uint64_t now = mono_us();
+    struct lane_stream *s;
+    TAILQ_FOREACH(s, &p->all, all) {
+        if (s->tx_next > s->tx_acked) p->st.resent_bytes += s->tx_next - s->tx_acked;
+        s->tx_next = s->tx_acked;
+        if (!s->fin_acked) s->fin_sent = false;
+        if (!p->is_master && !s->opened) s->need_open = true;
+        if (p->is_master && s->opened && !s->opened_acked) s->need_opened = true;
+        if (s->need_open || s->need_opened || s->rx.next > 0 || lane_reasm_done(&s->rx)) {
+            s->need_ack = s->need_ack || s->rx.next > 0 || s->eof_told;
+            ctl_push(s);
+        }
+        data_push(s);
+    }
+    for (unsigned k = 0; k < RSTQ; k++)
+        if (p->rst[k].at_us && now - p->rst[k].at_us < RST_KEEP_US && !p->rst[k].pending) {
+            p->rst[k].pending = true;
+            p->rst_pending++;
+        }
+    if (p->cb.link_gone) p->cb.link_gone(p->cb.ctx, id);
+}
+
+int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
+                       const uint8_t *rest, size_t nrest)
+{
+    if (p->links[id]) link_close(p->links[id], "replaced by a new connection");
+    struct plink *l = calloc(1, sizeof *l);
+    if (!l) return -1;
+    l->rbuf = malloc(LANE_FRAME_HDR + LANE_FRAME_MAX);
+    l->wbuf = malloc(2 * (LANE_FRAME_HDR + LANE_FRAME_MAX));
+    if (!l->rbuf || !l->wbuf || nrest > LANE_FRAME_HDR + LANE_FRAME_MAX) {
+        free(l->rbuf);
+        free(l->wbuf);
+        free(l);
+        return -1;
+    }
+    l->p = p;
+    l->fd = fd;
+    l->id = id;
+    l->keys = *keys;
+    if (nrest) memcpy(l->rbuf, rest, nrest);
+    l->rlen = nrest;
+    int lowat = NOTSENT_LOWAT, one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ev_io_init(&l->rio, on_link_io, fd, EV_READ);
+    ev_io_init(&l->wio, on_link_io, fd, EV_WRITE);
+    l->rio.data = l->wio.data = l;
+    ev_io_start(p->loop, &l->rio);
+    p->links[id] = l;
+    p->nlinks++;
+    link_info(l, mono_us() + INFO_EVERY_US);
+    /* a new link: what waited for one goes now; what is unacknowledged may have been lost
+     * with an earlier connection of this link (closed before this end noticed) */
+    struct lane_stream *s;
+    TAILQ_FOREACH(s, &p->all, all) {
+        if (s->need_open || s->need_opened || s->need_ack) ctl_push(s);
+        data_push(s);
+    }
+    want_flush(p);
+    if (nrest) link_read(l);
+    return 0;
+}
+
+void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why)
+{
+    if (p->links[id]) link_close(p->links[id], why);
+}
+
+int lane_peer_links(const struct lane_peer *p)
+{
+    return p->nlinks;
+}
+
+/* ---------------------------------------------------------------- the peer */
+
+struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_streams,
+                                const struct lane_peer_cb *cb)
+{
+    struct lane_peer *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->recs = malloc(MAX_RECS * sizeof *p->recs);
+    if (!p->recs) {
+        free(p);
+        return NULL;
+    }
+    p->loop = loop;
+    p->cb = *cb;
+    p->is_master = is_master;
+    p->max_streams = max_streams;
+    p->next_id = 1;
+    TAILQ_INIT(&p->all);
+    TAILQ_INIT(&p->ctlq);
+    TAILQ_INIT(&p->dataq);
+    ev_prepare_init(&p->flush_w, on_flush);
+    p->flush_w.data = p;
+    ev_timer_init(&p->ack_w, on_ack_timer, ACK_DELAY, 0);
+    p->ack_w.data = p;
+    return p;
+}
+
+void lane_peer_free(struct lane_peer *p)
+{
+    if (!p) return;
+    ev_prepare_stop(p->loop, &p->flush_w);
+    ev_timer_stop(p->loop, &p->ack_w);
+    for (int i = 0; i < LANE_MAX_LINKS; i++)
+        if (p->links[i]) link_free(p->links[i]);
+    struct lane_stream *s;
+    while ((s = TAILQ_FIRST(&p->all))) stream_free(s);
+    reap(p);
+    free(p->recs);
+    free(p);
+}
+
+const struct lane_peer_stats *lane_peer_stats(const struct lane_peer *p, int *nstreams)
+{
+    if (nstreams) *nstreams = p->nstreams;
+    return &p->st;
+}
+
+const struct lane_link_stats *lane_peer_link_stats(const struct lane_peer *p, uint8_t id)
+{
+    return p->links[id] ? &p->links[id]->st : NULL;
+}
+
+/* ---------------------------------------------------------------- the endpoints' side */
+
+struct lane_stream *lane_stream_open(struct lane_peer *p, void *owner, int family,
+                                     const uint8_t addr[16], uint16_t port)
+{
+    if (p->is_master || p->nstreams >= p->max_streams) return NULL;
+    uint32_t id = p->next_id++;
+    if (p->next_id == 0) p->next_id = 1;
+    struct lane_stream *s = stream_new(p, id);
+    if (!s) return NULL;
+    s->owner = owner;
+    s->need_open = true;
+    s->open_family = (uint8_t)family;
+    memcpy(s->open_addr, addr, 16);
+    s->open_port = port;
+    ctl_push(s);
+    return s;
+}
+
+void lane_stream_opened(struct lane_stream *s, void *owner, int status)
+{
+    s->status = (uint8_t)status;
+    s->need_opened = true;
+    if (status == LANE_OPEN_OK) {
+        s->owner = owner;
+        s->opened = true;
+        data_push(s);
+    } else {
+        s->owner = NULL; /* (freed once its OPENED is out) */
+    }
+    ctl_push(s);
+}
+
+size_t lane_stream_room(const struct lane_stream *s)
+{
+    if (s->tx_fin || s->dead) return 0;
+    return TX_CAP - (size_t)(s->tx_end - s->tx_acked);
+}
+
+bool lane_stream_in_window(const struct lane_stream *s)
+{
+    return s->tx_end - s->tx_acked <= LANE_WINDOW;
+}
+
+size_t lane_stream_write(struct lane_stream *s, const uint8_t *data, size_t len)
+{
+    size_t room = lane_stream_room(s);
+    if (len > room) len = room;
+    size_t done = 0;
+    while (done < len) {
+        size_t at = (size_t)(s->tx_end % TX_CAP);
+        size_t n = TX_CAP - at < len - done ? TX_CAP - at : len - done;
+        memcpy(s->tx + at, data + done, n);
+        s->tx_end += n;
+        done += n;
+    }
+    if (done) data_push(s);
+    return done;
+}
+
+void lane_stream_shutdown(struct lane_stream *s)
+{
+    if (s->tx_fin) return;
+    s->tx_fin = true;
+    data_push(s);
+}
+
+void lane_stream_resume(struct lane_stream *s)
+{
+    deliver(s);
+}
+
+void lane_stream_reset(struct lane_stream *s, int reason)
+{
+    s->p->st.rst_local++;
+    stream_kill(s, true, (uint8_t)reason);
+}
+
+void lane_stream_release(struct lane_stream *s)
+{
+    s->owner = NULL;
+    maybe_free(s);
+}
+
+uint32_t lane_stream_id(const struct lane_stream *s)
+{
+    return s->id;
+}
+
+#ifdef BRAID_FUZZ
+int lane_peer_fuzz_input(struct lane_peer *p, const uint8_t *plain, size_t len)
+{
+    int nr = lane_rec_decode(plain, len, p->recs, MAX_RECS);
+    for (int i = 0; i < nr; i++) on_record(p, &p->recs[i]);
+    reap(p);
+    return nr;
+}
+#endif

@@ -1,0 +1,353 @@
+/* test_lane_peer.c: the two ends of the TCP lane (lane/peer.c) joined by real TCP connections
+ * on loopback, with endpoints in memory: streams carry exact bytes both ways (beyond the window,
+ * over several links, half-closed), a link connection lost in the middle loses nothing, a
+ * refused OPEN reaches the slave's endpoint, and the sender picks links by their state. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../lane/lane.h"
+
+#define NSTREAMS 3
+#define UP_BYTES (6u << 20)   /* more than the window: flow control and the rings wrap */
+#define DOWN_BYTES (9u << 20)
+
+struct ep {
+    struct lane_stream *s;
+    const uint8_t *data;
+    size_t total, off;
+    bool shut, eof, reset, released;
+    int opened;       /* slave: the OPENED status seen, -1 none */
+    uint8_t *got;
+    size_t ngot, cap;
+};
+
+static struct ev_loop *loop;
+static struct lane_peer *slave, *master;
+static struct ep sep[NSTREAMS], mep[NSTREAMS];
+static int nmep;
+static uint8_t *up_data, *down_data;
+static size_t kill_at; /* drop link 1 once the slave got this many bytes (0: never) */
+static bool killed;
+
+static void pump(struct ep *e)
+{
+    while (e->s && e->off < e->total) {
+        size_t n = lane_stream_write(e->s, e->data + e->off, e->total - e->off);
+        if (n == 0) break;
+        e->off += n;
+    }
+    if (e->s && e->off == e->total && !e->shut) {
+        e->shut = true;
+        lane_stream_shutdown(e->s);
+    }
+}
+
+static void maybe_release(struct ep *e)
+{
+    if (e->s && e->shut && e->eof && !e->released) {
+        e->released = true;
+        lane_stream_release(e->s);
+    }
+}
+
+static size_t total_got(void)
+{
+    size_t n = 0;
+    for (int i = 0; i < NSTREAMS; i++) n += sep[i].ngot;
+    return n;
+}
+
+static size_t on_deliver(void *ctx, void *owner, const uint8_t *d, size_t len)
+{
+    (void)ctx;
+    struct ep *e = owner;
+    if (e->ngot + len > e->cap) {
+        e->cap = (e->ngot + len) * 2;
+        e->got = realloc(e->got, e->cap);
+        assert_non_null(e->got);
+    }
+    memcpy(e->got + e->ngot, d, len);
+    e->ngot += len;
+    if (kill_at && !killed && total_got() >= kill_at) {
+        killed = true;
+        lane_peer_drop_link(slave, 1, "test");
+        lane_peer_drop_link(master, 1, "test");
+    }
+    return len;
+}
+
+static void on_eof(void *ctx, void *owner)
+{
+    (void)ctx;
+    struct ep *e = owner;
+    e->eof = true;
+    maybe_release(e);
+}
+
+static void on_room(void *ctx, void *owner)
+{
+    (void)ctx;
+    pump(owner);
+    maybe_release(owner);
+}
+
+static void on_reset(void *ctx, void *owner, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    struct ep *e = owner;
+    e->reset = true;
+    e->s = NULL;
+}
+
+static void on_opened(void *ctx, void *owner, int status)
+{
+    (void)ctx;
+    struct ep *e = owner;
+    e->opened = status;
+    if (status != LANE_OPEN_OK) e->s = NULL;
+}
+
+static void on_open(void *ctx, struct lane_stream *s, int family, const uint8_t addr[16],
+                    uint16_t port)
+{
+    (void)ctx;
+    assert_int_equal(family, 4);
+    assert_int_equal(addr[0], 198);
+    if (port == 9) { /* the destination refuses */
+        lane_stream_opened(s, NULL, LANE_OPEN_REFUSED);
+        return;
+    }
+    assert_true(nmep < NSTREAMS);
+    struct ep *e = &mep[nmep++];
+    e->s = s;
+    e->data = down_data;
+    e->total = DOWN_BYTES;
+    lane_stream_opened(s, e, LANE_OPEN_OK);
+    pump(e);
+}
+
+/* A TCP connection on loopback: its two ends. */
+static void tcp_pair(int *a, int *b)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(*a, (struct sockaddr *)&sa, sizeof sa);
+    *b = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    assert_true(*b >= 0);
+    close(l);
+}
+
+static void join(int nlinks)
+{
+    uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
+    randombytes_buf(k1, 32);
+    randombytes_buf(k2, 32);
+    for (int id = 0; id < nlinks; id++) {
+        randombytes_buf(ch, sizeof ch);
+        struct lane_keys ks, km;
+        lane_keys_derive(k1, k2, ch, &ks); /* the slave sends with k1 */
+        lane_keys_derive(k2, k1, ch, &km);
+        int a, b;
+        tcp_pair(&a, &b);
+        assert_int_equal(lane_peer_add_link(slave, a, (uint8_t)id, &ks, NULL, 0), 0);
+        assert_int_equal(lane_peer_add_link(master, b, (uint8_t)id, &km, NULL, 0), 0);
+    }
+}
+
+static void setup_peers(void)
+{
+    loop = ev_loop_new(EVFLAG_AUTO);
+    struct lane_peer_cb scb = {.opened = on_opened, .deliver = on_deliver, .eof = on_eof,
+                               .room = on_room, .reset = on_reset};
+    struct lane_peer_cb mcb = {.open = on_open, .deliver = on_deliver, .eof = on_eof,
+                               .room = on_room, .reset = on_reset};
+    slave = lane_peer_new(loop, false, 16, &scb);
+    master = lane_peer_new(loop, true, 16, &mcb);
+    assert_non_null(slave);
+    assert_non_null(master);
+    memset(sep, 0, sizeof sep);
+    memset(mep, 0, sizeof mep);
+    nmep = 0;
+    killed = false;
+    kill_at = 0;
+    up_data = malloc(UP_BYTES);
+    down_data = malloc(DOWN_BYTES);
+    randombytes_buf(up_data, UP_BYTES);
+    randombytes_buf(down_data, DOWN_BYTES);
+}
+
+static void teardown_peers(void)
+{
+    lane_peer_free(slave);
+    lane_peer_free(master);
+    for (int i = 0; i < NSTREAMS; i++) {
+        free(sep[i].got);
+        free(mep[i].got);
+    }
+    free(up_data);
+    free(down_data);
+    ev_loop_destroy(loop);
+}
+
+static bool all_done(void)
+{
+    for (int i = 0; i < NSTREAMS; i++)
+        if (!sep[i].eof || !sep[i].shut || i >= nmep || !mep[i].eof || !mep[i].shut) return false;
+    return true;
+}
+
+static void on_check(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)revents;
+    (void)w;
+    if (all_done()) ev_break(l, EVBREAK_ALL);
+}
+
+/* Run the loop until every stream ended both ways, or 20 s. */
+static void run(void)
+{
+    ev_timer check, limit;
+    ev_timer_init(&check, on_check, 0.01, 0.01);
+    ev_timer_init(&limit, on_check, 20, 0);
+    ev_timer_start(loop, &check);
+    ev_timer_start(loop, &limit);
+    double t0 = ev_time();
+    while (!all_done() && ev_time() - t0 < 20) ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &check);
+    ev_timer_stop(loop, &limit);
+}
+
+static void open_streams(void)
+{
+    uint8_t addr[16] = {198, 18, 50, 1};
+    for (int i = 0; i < NSTREAMS; i++) {
+        sep[i].opened = -1;
+        sep[i].data = up_data;
+        sep[i].total = UP_BYTES;
+        sep[i].s = lane_stream_open(slave, &sep[i], 4, addr, (uint16_t)(80 + i));
+        assert_non_null(sep[i].s);
+        pump(&sep[i]);
+    }
+}
+
+static void check_exact(void)
+{
+    assert_true(all_done());
+    for (int i = 0; i < NSTREAMS; i++) {
+        assert_int_equal(sep[i].opened, LANE_OPEN_OK);
+        assert_false(sep[i].reset);
+        assert_false(mep[i].reset);
+        assert_int_equal(sep[i].ngot, DOWN_BYTES);
+        assert_memory_equal(sep[i].got, down_data, DOWN_BYTES);
+        assert_int_equal(mep[i].ngot, UP_BYTES);
+        assert_memory_equal(mep[i].got, up_data, UP_BYTES);
+    }
+}
+
+static void test_exact_bytes_over_two_links(void **state)
+{
+    (void)state;
+    setup_peers();
+    join(2);
+    open_streams();
+    run();
+    check_exact();
+    /* both links carried records; every stream ended on both sides (acknowledged, freed) */
+    for (int id = 0; id < 2; id++) {
+        const struct lane_link_stats *l = lane_peer_link_stats(slave, (uint8_t)id);
+        assert_non_null(l);
+        assert_true(l->tx_frames > 0);
+    }
+    for (int i = 0; i < 50; i++) ev_run(loop, EVRUN_NOWAIT);
+    int ns = -1, nm = -1;
+    const struct lane_peer_stats *ss = lane_peer_stats(slave, &ns);
+    lane_peer_stats(master, &nm);
+    assert_int_equal(ss->streams_opened, NSTREAMS);
+    assert_int_equal(ss->resent_bytes, 0);
+    teardown_peers();
+}
+
+static void test_link_lost_midway(void **state)
+{
+    (void)state;
+    setup_peers();
+    join(2);
+    kill_at = DOWN_BYTES; /* a third of the way down */
+    open_streams();
+    run();
+    assert_true(killed);
+    check_exact();
+    assert_null(lane_peer_link_stats(slave, 1));
+    const struct lane_peer_stats *ss = lane_peer_stats(slave, NULL);
+    const struct lane_peer_stats *ms = lane_peer_stats(master, NULL);
+    assert_true(ss->link_losses == 1 && ms->link_losses == 1);
+    assert_true(ms->resent_bytes > 0); /* what was in flight went again */
+    teardown_peers();
+}
+
+static void test_refused_open(void **state)
+{
+    (void)state;
+    setup_peers();
+    join(1);
+    uint8_t addr[16] = {198, 18, 50, 1};
+    struct ep e = {.opened = -1};
+    e.s = lane_stream_open(slave, &e, 4, addr, 9);
+    assert_non_null(e.s);
+    double t0 = ev_time();
+    while (e.opened < 0 && ev_time() - t0 < 5) ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(e.opened, LANE_OPEN_REFUSED);
+    assert_null(e.s);
+    int n = -1;
+    lane_peer_stats(slave, &n);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
+    lane_peer_stats(master, &n);
+    assert_int_equal(n, 0);
+    teardown_peers();
+}
+
+static void test_no_link_waits(void **state)
+{
+    (void)state;
+    /* streams opened before any link connection wait for one, then go */
+    setup_peers();
+    open_streams();
+    for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(nmep, 0);
+    join(1);
+    run();
+    check_exact();
+    teardown_peers();
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_bytes_over_two_links),
+        cmocka_unit_test(test_link_lost_midway),
+        cmocka_unit_test(test_refused_open),
+        cmocka_unit_test(test_no_link_waits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -232,7 +232,10 @@ static void link_info(struct plink *l, uint64_t now)
     memset(&ti, 0, sizeof ti);
     if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_rtt == 0) return;
     l->srtt_s = ti.tcpi_rtt / 1e6;
-    l->rate = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
+    /* the kernel's latest delivery rate sample; before there is one, what the congestion
+     * window allows per RTT */
+    double cw = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
+    l->rate = ti.tcpi_delivery_rate ? (double)ti.tcpi_delivery_rate : cw;
     l->st.rtt_ms = ti.tcpi_rtt / 1000;
     l->st.cwnd = ti.tcpi_snd_cwnd;
     l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
@@ -255,26 +258,74 @@ static double link_eta(struct plink *l, size_t size, bool *ready)
     return (double)(notsent + pending + size) / rate + l->srtt_s / 2;
 }
 
-static struct plink *best_link(struct lane_peer *p, size_t size, bool *ready)
+/* The link that would deliver a small control record first (whether it is ready or not). */
+static struct plink *ctl_link(struct lane_peer *p)
 {
     struct plink *best = NULL;
     double best_eta = 0;
-    bool best_ready = false;
     uint64_t now = mono_us();
-    for (int i = 0; i < LANE_MAX_LINKS && i < p->nlinks + 256; i++) {
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
         struct plink *l = p->links[i];
         if (!l) continue;
         link_info(l, now);
         bool r;
-        double eta = link_eta(l, size, &r);
+        double eta = link_eta(l, 64, &r);
         if (!best || eta < best_eta) {
             best = l;
             best_eta = eta;
-            best_ready = r;
         }
     }
-    *ready = best_ready;
     return best;
+}
+
+/* The link for the next data record (size bytes) with backlog bytes of the streams waiting
+ * behind it. Links in the order they would deliver the record; the first that can take it now
+ * gets it, unless the links before it (busy now) would deliver the whole backlog before it
+ * delivered the record: then waiting for them is better (*wait: the first of them). A slow link
+ * is used only while the fast ones have more to carry than they can deliver before it. NULL
+ * and *wait NULL: no link at all. */
+static struct plink *pick_link(struct lane_peer *p, size_t size, uint64_t backlog,
+                               struct plink **wait)
+{
+    struct cand {
+        struct plink *l;
+        double eta, rate, owd;
+        size_t queued;
+        bool ready;
+    } c[LANE_MAX_LINKS];
+    int n = 0;
+    uint64_t now = mono_us();
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        struct plink *l = p->links[i];
+        if (!l) continue;
+        link_info(l, now);
+        struct cand x = {.l = l};
+        x.eta = link_eta(l, size, &x.ready);
+        x.rate = l->rate > 1000 ? l->rate : 1000;
+        x.owd = l->srtt_s / 2;
+        x.queued = link_notsent(l) + (l->wlen - l->woff);
+        int k = n++;
+        while (k > 0 && c[k - 1].eta > x.eta) { /* (insertion: a few links) */
+            c[k] = c[k - 1];
+            k--;
+        }
+        c[k] = x;
+    }
+    *wait = n ? c[0].l : NULL;
+    double qsum = 0, rsum = 0, owd_min = 0;
+    for (int k = 0; k < n; k++) {
+        if (c[k].ready) {
+            if (k == 0) return c[k].l;
+            /* the links before it deliver the backlog (and what they hold) by then */
+            double t = (qsum + (double)backlog + (double)size) / rsum + owd_min;
+            if (c[k].eta <= t) return c[k].l;
+            return NULL;
+        }
+        qsum += (double)c[k].queued;
+        rsum += c[k].rate;
+        owd_min = k == 0 || c[k].owd < owd_min ? c[k].owd : owd_min;
+    }
+    return NULL;
 }
 
 static void link_write(struct plink *l)
@@ -381,6 +432,22 @@ static void add_control(struct lane_peer *p)
     }
 }
 
+/* Bytes the streams could send now besides the next record of s (the first 64 streams). */
+static uint64_t backlog(const struct lane_peer *p, const struct lane_stream *first)
+{
+    uint64_t b = 0;
+    int k = 0;
+    const struct lane_stream *s;
+    TAILQ_FOREACH(s, &p->dataq, data) {
+        if (++k > 64) break;
+        uint64_t lim = s->tx_end < s->tx_acked + LANE_WINDOW ? s->tx_end : s->tx_acked + LANE_WINDOW;
+        uint64_t n = lim > s->tx_next ? lim - s->tx_next : 0;
+        if (s == first) n = n > LANE_DATA_MAX ? n - LANE_DATA_MAX : 0;
+        b += n;
+    }
+    return b;
+}
+
 static void flush(struct lane_peer *p)
 {
     for (int guard = 0; guard < 4096; guard++) {
@@ -401,17 +468,20 @@ static void flush(struct lane_peer *p)
             size_t at = (size_t)(s->tx_next % TX_CAP);
             if (n > TX_CAP - at) n = TX_CAP - at;
         }
-        bool ready;
-        struct plink *l = best_link(p, n + 64, &ready);
-        if (!l) return; /* no link connection: everything waits for one */
-        if (s && !ready) {
-            if (!ctl) {
-                if (!ev_is_active(&l->wio)) ev_io_start(p->loop, &l->wio);
-                return;
+        struct plink *l = NULL;
+        if (s) {
+            struct plink *w;
+            l = pick_link(p, n + 64, backlog(p, s), &w);
+            if (!w) return; /* no link connection: everything waits for one */
+            if (!l) {
+                if (!ev_is_active(&w->wio)) ev_io_start(p->loop, &w->wio);
+                if (!ctl) return;
+                s = NULL; /* control records only, on the link that delivers them first */
+                n = 0;
             }
-            s = NULL; /* control records only, on the link that is ready first */
-            n = 0;
         }
+        if (!l) l = ctl_link(p);
+        if (!l) return;
         p->plen = 0;
         if (ctl) add_control(p);
         if (s && !s->dead) {

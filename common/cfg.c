@@ -60,6 +60,7 @@ static const struct known known_top[] = {
     {"link_command", R_BOTH, NULL},
     {"tcp_lane", R_BOTH, NULL},
     {"tcp_lane_connections", R_BOTH, NULL},
+    {"tcp_lane_congestion", R_BOTH, NULL},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_tunnel[] = {
@@ -1247,6 +1248,19 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "connections are terminated and carried over the links' TCP "
                             "connections while two or more are up) or \"on\" (also with one)",
                             v);
+        } else if (strcmp(name, "tcp_lane_congestion") == 0) {
+            if (want_string(l, s, path, "bbr", &v) < 0) return -1;
+            size_t vn = strlen(v);
+            bool ok = vn > 0 && vn < sizeof c->tcp_lane_congestion;
+            for (size_t k = 0; ok && k < vn; k++)
+                ok = (v[k] >= 'a' && v[k] <= 'z') || (v[k] >= '0' && v[k] <= '9') || v[k] == '_';
+            if (!ok)
+                return fail(l, s, path,
+                            "\"%.32s\" is not a TCP congestion control name; expected one of "
+                            "/proc/sys/net/ipv4/tcp_available_congestion_control, e.g. \"bbr\" "
+                            "or \"cubic\"",
+                            v);
+            memcpy(c->tcp_lane_congestion, v, vn + 1);
         } else if (strcmp(name, "tcp_lane_connections") == 0) {
             if (want_int(l, s, path, 1, 65534, "connections", &iv) < 0) return -1;
             c->tcp_lane_connections = (int)iv;

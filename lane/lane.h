@@ -49,6 +49,7 @@ struct lane_rec {
     uint8_t status;
     /* DATA, FIN, ACK */
     uint64_t offset;
+    uint64_t received;   /* ACK: every byte below it is held (>= offset, which was delivered) */
     const uint8_t *data; /* DATA: points into the decoded buffer */
     size_t len;
 };
@@ -187,6 +188,7 @@ struct lane_peer_stats {
     uint64_t streams_opened, streams_closed, refused_limit;
     uint64_t tx_data_bytes, rx_data_bytes, rx_dup_bytes, resent_bytes;
     uint64_t acks_sent, rst_sent, rst_received, rst_local, rx_unknown, link_losses;
+    uint64_t stalls, reinjected_bytes; /* streams whose ACKs stopped; bytes sent again for them */
 };
 struct lane_link_stats {
     uint64_t tx_bytes, rx_bytes, tx_frames, rx_frames;
@@ -202,6 +204,9 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
                        const uint8_t *rest, size_t nrest);
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why);
 int lane_peer_links(const struct lane_peer *p);
+/* The TCP congestion control of every link connection from now on ("" or NULL: the system's);
+ * 0, or -1 when this kernel does not have it. */
+int lane_set_congestion(const char *name);
 const struct lane_peer_stats *lane_peer_stats(const struct lane_peer *p, int *nstreams);
 const struct lane_link_stats *lane_peer_link_stats(const struct lane_peer *p, uint8_t id);
 /* Slave: a new stream to addr:port for owner (OPEN goes out); NULL at the limit. */

@@ -10,6 +10,7 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -31,6 +32,8 @@
 #define MAX_RECS 9400           /* records in one frame at most (7 bytes each at least) */
 #define RST_KEEP_US 10000000    /* a RST is sent again when a link dies within this */
 #define RSTQ 256
+#define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
+#define STALL_CHECK_S 0.025
 
 struct lane_stream {
     struct lane_peer *p;
@@ -51,9 +54,13 @@ struct lane_stream {
     uint8_t *tx;
     uint64_t tx_acked, tx_next, tx_end;
     bool tx_fin, fin_sent, fin_acked;
+    uint64_t tx_held;         /* the far end holds every byte below (its ACKs' second offset) */
+    uint64_t progress_us;     /* when tx_held last moved (or sending began from it) */
+    uint64_t rs_next, rs_end; /* [rs_next, rs_end): to send again on the fastest link */
     /* receive direction */
     struct lane_reasm rx;
-    uint64_t ack_sent;        /* the last ACK's offset */
+    uint64_t ack_sent;        /* the last ACK's offsets */
+    uint64_t ack_held;
     bool need_ack, eof_told;
     bool dead;
 };
@@ -93,7 +100,7 @@ struct lane_peer {
     } rst[RSTQ];
     unsigned rst_head, rst_pending;
     ev_prepare flush_w;
-    ev_timer ack_w;
+    ev_timer ack_w, stall_w;
     struct lane_rec *recs;
     uint8_t plain[LANE_PLAIN_MAX];
     size_t plen;
@@ -126,6 +133,7 @@ static void ctl_push(struct lane_stream *s)
 static bool has_data(const struct lane_stream *s)
 {
     if (!s->opened || s->dead) return false;
+    if (s->rs_next < s->rs_end) return true;
     if (s->tx_next < s->tx_end && s->tx_next < s->tx_acked + LANE_WINDOW) return true;
     return s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end;
 }
@@ -402,9 +410,11 @@ static void add_control(struct lane_peer *p)
             struct lane_rec r = {.type = LANE_OPENED, .conn = s->id, .status = s->status};
             ok = plain_add(p, &r);
         }
+        uint64_t held = s->rx.next + lane_reasm_ready(&s->rx);
         if (ok && s->need_ack) {
             uint64_t off = s->rx.next + (lane_reasm_done(&s->rx) ? 1 : 0);
-            struct lane_rec r = {.type = LANE_ACK, .conn = s->id, .offset = off};
+            struct lane_rec r = {.type = LANE_ACK, .conn = s->id, .offset = off,
+                                 .received = held > off ? held : off};
             ok = plain_add(p, &r);
         }
         if (!ok) {
@@ -424,6 +434,7 @@ static void add_control(struct lane_peer *p)
         if (s->need_ack) {
             s->need_ack = false;
             s->ack_sent = s->rx.next;
+            s->ack_held = held;
             p->st.acks_sent++;
         }
         TAILQ_REMOVE(&p->ctlq, s, ctl);
@@ -460,6 +471,24 @@ static void flush(struct lane_peer *p)
         }
         if (!ctl && !s) return;
         size_t n = 0;
+        if (s && s->rs_next < s->rs_end) { /* a stalled stream's oldest bytes, again */
+            size_t k = (size_t)(s->rs_end - s->rs_next);
+            if (k > LANE_DATA_MAX) k = LANE_DATA_MAX;
+            size_t at = (size_t)(s->rs_next % TX_CAP);
+            if (k > TX_CAP - at) k = TX_CAP - at;
+            struct plink *l = ctl_link(p);
+            if (!l) return;
+            p->plen = 0;
+            if (ctl) add_control(p);
+            struct lane_rec rr = {.type = LANE_DATA, .conn = s->id, .offset = s->rs_next,
+                                  .data = s->tx + at, .len = k};
+            if (!s->dead && plain_add(p, &rr)) {
+                s->rs_next += k;
+                p->st.reinjected_bytes += k;
+            }
+            if (p->plen) link_send_frame(l);
+            continue;
+        }
         if (s) {
             uint64_t lim = s->tx_end < s->tx_acked + LANE_WINDOW ? s->tx_end
                                                                    : s->tx_acked + LANE_WINDOW;
@@ -489,6 +518,7 @@ static void flush(struct lane_peer *p)
                 struct lane_rec r = {.type = LANE_DATA, .conn = s->id, .offset = s->tx_next,
                                      .data = s->tx + (size_t)(s->tx_next % TX_CAP), .len = n};
                 if (p->plen + LANE_REC_HDR + 12 + n <= sizeof p->plain && plain_add(p, &r)) {
+                    if (s->tx_next == s->tx_held) s->progress_us = mono_us();
                     s->tx_next += n;
                     p->st.tx_data_bytes += n;
                 }
@@ -525,10 +555,38 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct lane_peer *p = w->data;
     struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all)
-        if (s->rx.next > s->ack_sent && !s->dead) {
+        if ((s->rx.next > s->ack_sent || s->rx.next + lane_reasm_ready(&s->rx) > s->ack_held) &&
+            !s->dead) {
             s->need_ack = true;
             ctl_push(s);
         }
+}
+
+/* A stream whose acknowledgements stopped while bytes are out (a record late or lost on a slow
+ * or dying link holds the receiver's in-order delivery): its oldest unacknowledged bytes go
+ * again on the fastest link (the receiver drops what it has twice). Every 25 ms. */
+static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct lane_peer *p = w->data;
+    double rtt = 0;
+    for (int i = 0; i < LANE_MAX_LINKS; i++)
+        if (p->links[i] && p->links[i]->srtt_s > 0 && (rtt == 0 || p->links[i]->srtt_s < rtt))
+            rtt = p->links[i]->srtt_s;
+    if (rtt == 0) return;
+    uint64_t now = mono_us(), limit = (uint64_t)((2 * rtt + 0.06) * 1e6);
+    struct lane_stream *s;
+    TAILQ_FOREACH(s, &p->all, all) {
+        if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
+            now - s->progress_us < limit)
+            continue;
+        s->rs_next = s->tx_held;
+        s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
+        s->progress_us = now;
+        p->st.stalls++;
+        data_push(s);
+    }
 }
 
 static void ack_later(struct lane_peer *p)
@@ -563,10 +621,11 @@ static void deliver(struct lane_stream *s)
         p->cb.eof(p->cb.ctx, s->owner);
         return;
     }
-    if (s->rx.next - s->ack_sent >= ACK_EVERY) {
+    uint64_t held = s->rx.next + lane_reasm_ready(&s->rx);
+    if (s->rx.next - s->ack_sent >= ACK_EVERY || held - s->ack_held >= ACK_EVERY) {
         s->need_ack = true;
         ctl_push(s);
-    } else if (s->rx.next > s->ack_sent) {
+    } else if (s->rx.next > s->ack_sent || held > s->ack_held) {
         ack_later(p);
     }
 }
@@ -610,10 +669,17 @@ static void on_opened(struct lane_peer *p, struct lane_stream *s, const struct l
     if (s->owner) p->cb.opened(p->cb.ctx, s->owner, LANE_OPEN_OK);
 }
 
-static void on_ack(struct lane_stream *s, uint64_t off)
+static void on_ack(struct lane_stream *s, uint64_t off, uint64_t held)
 {
     struct lane_peer *p = s->p;
     s->opened_acked = true;
+    if (held > s->tx_next) held = s->tx_next;
+    if (held > s->tx_held) {
+        s->tx_held = held;
+        s->progress_us = mono_us();
+        if (s->rs_next < held) s->rs_next = held;
+        if (s->rs_end < s->rs_next) s->rs_end = s->rs_next;
+    }
     uint64_t top = s->tx_end + (s->fin_sent ? 1 : 0);
     if (off > top) off = top; /* (never beyond what was sent) */
     if (s->tx_fin && s->fin_sent && off == s->tx_end + 1) {
@@ -622,6 +688,7 @@ static void on_ack(struct lane_stream *s, uint64_t off)
     }
     if (off > s->tx_acked) {
         s->tx_acked = off;
+        if (s->tx_held < off) s->tx_held = off;
         if (s->tx_next < off) s->tx_next = off;
         data_push(s);
         if (s->owner) p->cb.room(p->cb.ctx, s->owner);
@@ -680,7 +747,7 @@ static int on_record(struct lane_peer *p, const struct lane_rec *r)
         break;
     }
     case LANE_ACK:
-        on_ack(s, r->offset);
+        on_ack(s, r->offset, r->received);
         break;
     default:
         break;
@@ -775,6 +842,8 @@ static void link_close(struct plink *l, const char *why)
     TAILQ_FOREACH(s, &p->all, all) {
         if (s->tx_next > s->tx_acked) p->st.resent_bytes += s->tx_next - s->tx_acked;
         s->tx_next = s->tx_acked;
+        s->tx_held = s->tx_acked;
+        s->rs_next = s->rs_end = s->tx_acked;
         if (!s->fin_acked) s->fin_sent = false;
         if (!p->is_master && !s->opened) s->need_open = true;
         if (p->is_master && s->opened && !s->opened_acked) s->need_opened = true;
@@ -790,6 +859,20 @@ static void link_close(struct plink *l, const char *why)
             p->rst_pending++;
         }
     if (p->cb.link_gone) p->cb.link_gone(p->cb.ctx, id);
+}
+
+static char congestion[16]; /* the link connections' TCP congestion control, "" the system's */
+
+int lane_set_congestion(const char *name)
+{
+    snprintf(congestion, sizeof congestion, "%s", name ? name : "");
+    if (!congestion[0]) return 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rc = fd >= 0 ? setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion,
+                                  (socklen_t)strlen(congestion))
+                     : -1;
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
@@ -815,6 +898,8 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
     int lowat = NOTSENT_LOWAT, one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (congestion[0])
+        setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion, (socklen_t)strlen(congestion));
     ev_io_init(&l->rio, on_link_io, fd, EV_READ);
     ev_io_init(&l->wio, on_link_io, fd, EV_WRITE);
     l->rio.data = l->wio.data = l;
@@ -868,6 +953,9 @@ struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_st
     p->flush_w.data = p;
     ev_timer_init(&p->ack_w, on_ack_timer, ACK_DELAY, 0);
     p->ack_w.data = p;
+    ev_timer_init(&p->stall_w, on_stall_timer, STALL_CHECK_S, STALL_CHECK_S);
+    p->stall_w.data = p;
+    ev_timer_start(loop, &p->stall_w);
     return p;
 }
 
@@ -876,6 +964,7 @@ void lane_peer_free(struct lane_peer *p)
     if (!p) return;
     ev_prepare_stop(p->loop, &p->flush_w);
     ev_timer_stop(p->loop, &p->ack_w);
+    ev_timer_stop(p->loop, &p->stall_w);
     for (int i = 0; i < LANE_MAX_LINKS; i++)
         if (p->links[i]) link_free(p->links[i]);
     struct lane_stream *s;

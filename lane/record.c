@@ -11,7 +11,7 @@
 #define DATA_HDR 12u /* conn, offset */
 #define FIN_LEN 12u
 #define RST_LEN 5u
-#define ACK_LEN 12u
+#define ACK_LEN 20u
 
 static bool valid(const struct lane_rec *r)
 {
@@ -24,8 +24,9 @@ static bool valid(const struct lane_rec *r)
     case LANE_DATA:
         return r->len >= 1 && r->len <= LANE_DATA_MAX && r->offset <= UINT64_MAX - r->len;
     case LANE_FIN:
-    case LANE_ACK:
         return true;
+    case LANE_ACK:
+        return r->received >= r->offset;
     case LANE_RST:
         return r->status <= LANE_RST_REASON_MAX;
     default:
@@ -69,7 +70,11 @@ int lane_rec_put(uint8_t *buf, size_t cap, size_t *pos, const struct lane_rec *r
         put_be64(b + 4, r->offset);
         memcpy(b + DATA_HDR, r->data, r->len);
         break;
-    default: /* FIN, ACK */
+    case LANE_ACK:
+        put_be64(b + 4, r->offset);
+        put_be64(b + 12, r->received);
+        break;
+    default: /* FIN */
         put_be64(b + 4, r->offset);
         break;
     }
@@ -113,7 +118,12 @@ int lane_rec_decode(const uint8_t *p, size_t len, struct lane_rec *out, int max)
             r->data = b + DATA_HDR;
             r->len = bl - DATA_HDR;
             break;
-        default: /* FIN, ACK */
+        case LANE_ACK:
+            if (bl != ACK_LEN) return -1;
+            r->offset = get_be64(b + 4);
+            r->received = get_be64(b + 12);
+            break;
+        default: /* FIN */
             if (bl != FIN_LEN) return -1;
             r->offset = get_be64(b + 4);
             break;

@@ -16,10 +16,12 @@ void lane_peer_status_json(const struct lane_peer *p, struct strbuf *sb)
               ",\"rx_data_bytes\":%" PRIu64 ",\"rx_dup_bytes\":%" PRIu64
               ",\"resent_bytes\":%" PRIu64 ",\"acks_sent\":%" PRIu64 ",\"rst_sent\":%" PRIu64
               ",\"rst_received\":%" PRIu64 ",\"rx_unknown\":%" PRIu64
-              ",\"link_losses\":%" PRIu64 ",\"links\":[",
+              ",\"link_losses\":%" PRIu64 ",\"stalls\":%" PRIu64
+              ",\"reinjected_bytes\":%" PRIu64 ",\"links\":[",
               n, st->streams_opened, st->streams_closed, st->refused_limit, st->tx_data_bytes,
               st->rx_data_bytes, st->rx_dup_bytes, st->resent_bytes, st->acks_sent, st->rst_sent,
-              st->rst_received, st->rx_unknown, st->link_losses);
+              st->rst_received, st->rx_unknown, st->link_losses, st->stalls,
+              st->reinjected_bytes);
     const char *sep = "";
     for (int id = 0; id < LANE_MAX_LINKS; id++) {
         const struct lane_link_stats *l = lane_peer_link_stats(p, (uint8_t)id);

@@ -3,17 +3,21 @@
 # joined by two veth pairs, tcp_lane = "on"; TCP connections from the slave's side to a server
 # behind the master are terminated and carried over the links' TCP connections. Exact bytes
 # both ways (many connections, half-close), an HTTP download checked by its digest, a refused
-# port, iperf3 both ways, and a link that dies in the middle of a transfer.
+# port, iperf3 both ways, a link through a SOCKS5 proxy (Dante: CONNECT for its lane connection),
+# and a link that dies in the middle of a transfer.
 #
 # Layout (all addresses from 198.18.0.0/15):
 #   slave ns  vs0 198.18.1.2/24 <-> vm0 198.18.1.1/24  master ns
 #             vs1 198.18.2.2/24 <-> vm1 198.18.2.1/24
 #   master's public address 198.18.0.1 on its lo; "the internet" 198.18.50.1 on its lo too,
 #   routed from the slave through the tunnel (master braid0 198.18.100.1, slave .2).
+#   Link "phone" goes through Dante on 198.18.2.1:1080 in the master ns (a phone's proxy).
 set -u
 cd "$(dirname "$0")/../.."
 B=${BRAID_TUN_BUILD:-build}
 . tests/lib/e2e.sh
+DANTED=$(command -v danted || echo /usr/sbin/danted)
+[ -x "$DANTED" ] || { echo "FAIL e2e: danted not installed (dante-server)"; exit 1; }
 for t in iperf3 curl; do command -v $t >/dev/null || { echo "FAIL e2e: $t not installed"; exit 1; }; done
 e2e_init lane
 for i in 0 1; do
@@ -26,6 +30,21 @@ for i in 0 1; do
 done
 inM ip addr add 198.18.0.1/32 dev lo
 inM ip addr add 198.18.50.1/32 dev lo
+
+cat >"$T"/danted.conf <<EOF
+logoutput: stderr
+internal: 198.18.2.1 port = 1080
+external: 198.18.0.1
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 198.18.0.0/15 to: 0.0.0.0/0 }
+socks pass { from: 198.18.0.0/15 to: 198.18.0.0/15 command: connect udpassociate udpreply }
+socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+EOF
+ip netns exec "$M" "$DANTED" -f "$T"/danted.conf -p "$T"/danted.pid -N 1 >"$T"/danted.log 2>&1 &
+pids+=($!)
 
 e2e_keys
 cat >"$T"/master.conf <<EOF
@@ -41,7 +60,8 @@ private_key_file = "slave.key";
 master_public_key = "$MPUB";
 master = "198.18.0.1:7000";
 links = ( { name = "wan0"; interface = "vs0"; },
-          { name = "wan1"; interface = "vs1"; } );
+          { name = "wan1"; interface = "vs1"; },
+          { name = "phone"; type = "socks5"; proxy = "198.18.2.1:1080"; } );
 tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
 control_socket = "$T/slave.sock";
 tcp_lane = "on";
@@ -54,12 +74,13 @@ pids+=($!)
 inS ip route add 198.18.50.0/24 dev braid0 2>/dev/null || true
 
 echo "e2e lane: TUN build, 2 namespaces, 2 veth links, tcp_lane = on"
-DESC="slave: session and both links up within 10 s"
-check wait_for 10 slave "m['session'] and m['links_up'] == 2"
+DESC="slave: session and the three links up within 10 s"
+check wait_for 10 slave "m['session'] and m['links_up'] == 3"
 inS ip route replace 198.18.50.0/24 dev braid0
-lane_conns() { inS ss -Htn state established dst 198.18.0.1 | grep -c ':7000'; }
-DESC="both links' TCP connections to the master are up within 5 s"
-check bash -c "for i in \$(seq 50); do [ \$(ip netns exec $S ss -Htn state established dst 198.18.0.1 | grep -c ':7000') -ge 2 ] && exit 0; sleep 0.1; done; exit 1"
+DESC="the three links' lane connections are up within 5 s (the phone's through the proxy)"
+check wait_for 5 slave "sorted(l['id'] for l in j['lane']['peer']['links']) == [0, 1, 2]"
+DESC="the phone's lane connection goes through the proxy (CONNECT): the master sees it from Dante's address"
+check bash -c "ip netns exec $M ss -Htn state established src 198.18.0.1:7000 | grep -q '198.18.0.1:[0-9]*\s*\$'" 
 
 X="python3 tests/tools/lane_xfer.py"
 ip netns exec "$M" $X serve 198.18.50.1 9000 120 >"$T"/xfer-server.log 2>&1 &
@@ -70,8 +91,8 @@ DESC="one connection: 4 MiB up, 4 MiB down, exact bytes (half-close both ways)"
 check to "$T"/xfer.log inS timeout 60 $X send 198.18.50.1 9000 4194304 4194304 1 50
 DESC="20 parallel connections: 256 KiB up and 1 MiB down each, exact"
 check to "$T"/xfer.log inS timeout 60 $X send 198.18.50.1 9000 262144 1048576 20 50
-DESC="the slave terminated them (its lane counts connections)"
-check test "$(jget slave "j['lane']['peer']['streams_opened'] >= 21 and j['lane']['terminator']['accepted'] >= 21")" = True
+DESC="the slave terminated them (its lane counts connections) and every link connection carried records"
+check test "$(jget slave "j['lane']['peer']['streams_opened'] >= 21 and j['lane']['terminator']['accepted'] >= 21 and all(l['tx_frames'] > 0 for l in j['lane']['peer']['links'])")" = True
 
 DESC="a closed port is refused to the client (curl: connection refused)"
 inS timeout 20 curl -s -o /dev/null http://198.18.50.1:9 >/dev/null 2>&1

@@ -36,7 +36,7 @@ static void test_record_roundtrip(void **state)
          .len = LANE_DATA_MAX},
         {.type = LANE_FIN, .conn = 1, .offset = 123456789012ull},
         {.type = LANE_RST, .conn = 0xffffffffu, .status = LANE_RST_SHUTDOWN},
-        {.type = LANE_ACK, .conn = 7, .offset = 99},
+        {.type = LANE_ACK, .conn = 7, .offset = 99, .received = 1ull << 40},
     };
     size_t pos = 0;
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
@@ -51,6 +51,7 @@ static void test_record_roundtrip(void **state)
         assert_int_equal(R[i].port, in[i].port);
         assert_int_equal(R[i].status, in[i].status);
         assert_true(R[i].offset == in[i].offset);
+        assert_true(R[i].received == in[i].received);
         assert_int_equal(R[i].len, in[i].len);
         if (in[i].len) assert_memory_equal(R[i].data, in[i].data, in[i].len);
     }
@@ -68,6 +69,7 @@ static void test_record_put_refuses(void **state)
         {.type = LANE_DATA, .conn = 1, .data = d, .len = 0},                  /* empty */
         {.type = LANE_DATA, .conn = 1, .data = d, .len = LANE_DATA_MAX + 1},  /* too long */
         {.type = LANE_DATA, .conn = 1, .offset = UINT64_MAX, .data = d, .len = 1}, /* wraps */
+        {.type = LANE_ACK, .conn = 1, .offset = 5, .received = 4},           /* held < delivered */
         {.type = LANE_OPEN, .conn = 1, .family = 5, .port = 1},               /* family */
         {.type = LANE_OPEN, .conn = 1, .family = 4, .port = 0},               /* port 0 */
         {.type = LANE_OPENED, .conn = 1, .status = LANE_OPEN_ERROR_MAX + 1},
@@ -79,8 +81,8 @@ static void test_record_put_refuses(void **state)
         assert_int_equal(pos, 0);
     }
     struct lane_rec ok = {.type = LANE_ACK, .conn = 1};
-    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 11, &pos, &ok), -1); /* no room */
-    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 12, &pos, &ok), 0);
+    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 19, &pos, &ok), -1); /* no room */
+    assert_int_equal(lane_rec_put(buf, LANE_REC_HDR + 20, &pos, &ok), 0);
     pos = 100;
     assert_int_equal(lane_rec_put(buf, sizeof buf, &pos, &ok), -1); /* pos past cap */
 }
@@ -118,8 +120,14 @@ static void test_record_hostile(void **state)
     /* known types with bodies they do not allow */
     const uint8_t data0[] = {LANE_DATA, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(decode(data0, sizeof data0), -1); /* no data */
-    const uint8_t conn0[] = {LANE_ACK, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9};
+    const uint8_t conn0[] = {LANE_ACK, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+                             0, 0, 0, 0, 0, 0, 0, 9};
     assert_int_equal(decode(conn0, sizeof conn0), -1);
+    const uint8_t ack12[] = {LANE_ACK, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
+    assert_int_equal(decode(ack12, sizeof ack12), -1); /* no second offset */
+    const uint8_t ackback[] = {LANE_ACK, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
+                               0, 0, 0, 0, 0, 0, 0, 8};
+    assert_int_equal(decode(ackback, sizeof ackback), -1); /* held below delivered */
     const uint8_t fin11[] = {LANE_FIN, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(decode(fin11, sizeof fin11), -1);
     const uint8_t open5[] = {LANE_OPEN, 0, 11, 0, 0, 0, 1, 5, 1, 2, 3, 4, 0, 80};
@@ -142,11 +150,13 @@ static void test_record_hostile(void **state)
     assert_int_equal(decode(past, sizeof past), -1); /* length past the end */
     /* unknown types (0, 7, 255) are skipped, with any body */
     const uint8_t unknown[] = {0, 0, 0, 7, 0, 2, 9, 9, 255, 0, 1, 1,
-                               LANE_ACK, 0, 12, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3};
+                               LANE_ACK, 0, 20, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3,
+                               0, 0, 0, 0, 0, 0, 0, 5};
     assert_int_equal(decode(unknown, sizeof unknown), 1);
     assert_int_equal(R[0].type, LANE_ACK);
     assert_int_equal(R[0].conn, 2);
     assert_true(R[0].offset == 3);
+    assert_true(R[0].received == 5);
 }
 
 /* ---- reassembly ---- */

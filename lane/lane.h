@@ -203,6 +203,10 @@ void lane_peer_free(struct lane_peer *p);
 int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
                        const uint8_t *rest, size_t nrest);
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why);
+/* The multiplexer has link id down (true) or up again: while down its connection carries no new
+ * records (it is kept: a short outage does not cost a new connection), and the DATA it carried
+ * that the receiver may not hold goes again on the others at once. */
+void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down);
 int lane_peer_links(const struct lane_peer *p);
 /* The TCP congestion control of every link connection from now on ("" or NULL: the system's);
  * 0, or -1 when this kernel does not have it. */

@@ -32,6 +32,7 @@
 #define MAX_RECS 9400           /* records in one frame at most (7 bytes each at least) */
 #define RST_KEEP_US 10000000    /* a RST is sent again when a link dies within this */
 #define RSTQ 256
+#define USER_TIMEOUT_MS 30000   /* unacknowledged this long: the link connection closes */
 #define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
 #define STALL_CHECK_S 0.025
 
@@ -78,8 +79,19 @@ struct plink {
     uint64_t info_us;
     double rate;   /* bytes/s: cwnd x MSS / smoothed RTT */
     double srtt_s;
+    bool suspended; /* the multiplexer has the link down: no new records (it may come back) */
+    /* what DATA it carried, oldest first (a ring; the oldest is forgotten when it is full):
+     * sent again on the others when the link goes down */
+    struct sent {
+        uint32_t id;
+        uint64_t start, end;
+        uint64_t at_us; /* when it was given to the socket */
+    } *log;
+    unsigned log_head, log_n;
+    bool log_overflow; /* it forgot an entry the receiver might not have held */
     struct lane_link_stats st;
 };
+#define LOG_CAP 4096
 
 struct lane_peer {
     struct ev_loop *loop;
@@ -277,7 +289,8 @@ static struct plink *ctl_link(struct lane_peer *p)
         if (!l) continue;
         link_info(l, now);
         bool r;
-        double eta = link_eta(l, 64, &r);
+        if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) continue; /* no room for a frame */
+        double eta = link_eta(l, 64, &r) + (l->suspended ? 1e6 : 0); /* (the last resort) */
         if (!best || eta < best_eta) {
             best = l;
             best_eta = eta;
@@ -305,7 +318,7 @@ static struct plink *pick_link(struct lane_peer *p, size_t size, uint64_t backlo
     uint64_t now = mono_us();
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         struct plink *l = p->links[i];
-        if (!l) continue;
+        if (!l || l->suspended) continue;
         link_info(l, now);
         struct cand x = {.l = l};
         x.eta = link_eta(l, size, &x.ready);
@@ -367,7 +380,8 @@ static int link_send_frame(struct plink *l)
     int n = lane_seal(&l->keys.tx, p->plain, p->plen, l->wbuf + l->wlen, cap - l->wlen);
     p->plen = 0;
     if (n < 0) {
-        link_close(l, "cannot seal a frame (counter used up)");
+        link_close(l, l->keys.tx.counter == UINT64_MAX ? "its frame counter is used up"
+                                                       : "internal: no room for a frame");
         return -1;
     }
     l->wlen += (size_t)n;
@@ -375,6 +389,56 @@ static int link_send_frame(struct plink *l)
     int fd = l->fd;
     link_write(l);
     return fd < 0 ? -1 : 0;
+}
+
+static struct lane_stream *find(struct lane_peer *p, uint32_t id);
+static void data_push(struct lane_stream *s);
+
+static void log_sent(struct plink *l, uint32_t id, uint64_t start, uint64_t end)
+{
+    if (!l->log) return;
+    while (l->log_n > 0) { /* entries the receiver holds are forgotten */
+        const struct sent *e = &l->log[l->log_head];
+        struct lane_stream *s = find(l->p, e->id);
+        if (s && !s->dead && e->end > s->tx_held && l->log_n < LOG_CAP) break;
+        if (s && !s->dead && e->end > s->tx_held) l->log_overflow = true; /* (full) */
+        l->log_head = (l->log_head + 1) % LOG_CAP;
+        l->log_n--;
+    }
+    l->log[(l->log_head + l->log_n++) % LOG_CAP] = (struct sent){id, start, end, mono_us()};
+}
+
+/* Link l's DATA that the receiver may not hold goes again (on the other links). */
+static void resend_logged(struct plink *l)
+{
+    struct lane_peer *p = l->p;
+    for (unsigned k = 0; k < l->log_n; k++) {
+        const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
+        struct lane_stream *s = find(p, e->id);
+        if (!s || s->dead || e->end <= s->tx_held) continue;
+        uint64_t a = e->start > s->tx_held ? e->start : s->tx_held;
+        if (s->rs_next < s->rs_end) { /* (one range per stream: the union's hull) */
+            if (a > s->rs_next) a = s->rs_next;
+            s->rs_end = e->end > s->rs_end ? e->end : s->rs_end;
+        } else {
+            s->rs_end = e->end;
+        }
+        s->rs_next = a;
+        p->st.resent_bytes += e->end - a;
+        data_push(s);
+    }
+    l->log_head = l->log_n = 0;
+}
+
+void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down)
+{
+    struct plink *l = p->links[id];
+    if (!l || l->suspended == down) return;
+    l->suspended = down;
+    if (down)
+        LOGD("TCP lane: link %u is down: nothing new on its connection (kept) until it is up",
+             id);
+    want_flush(p);
 }
 
 static bool plain_add(struct lane_peer *p, const struct lane_rec *r)
@@ -483,6 +547,7 @@ static void flush(struct lane_peer *p)
             struct lane_rec rr = {.type = LANE_DATA, .conn = s->id, .offset = s->rs_next,
                                   .data = s->tx + at, .len = k};
             if (!s->dead && plain_add(p, &rr)) {
+                log_sent(l, s->id, s->rs_next, s->rs_next + k);
                 s->rs_next += k;
                 p->st.reinjected_bytes += k;
             }
@@ -519,6 +584,7 @@ static void flush(struct lane_peer *p)
                                      .data = s->tx + (size_t)(s->tx_next % TX_CAP), .len = n};
                 if (p->plen + LANE_REC_HDR + 12 + n <= sizeof p->plain && plain_add(p, &r)) {
                     if (s->tx_next == s->tx_held) s->progress_us = mono_us();
+                    log_sent(l, s->id, s->tx_next, s->tx_next + n);
                     s->tx_next += n;
                     p->st.tx_data_bytes += n;
                 }
@@ -583,6 +649,16 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         s->rs_next = s->tx_held;
         s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
+        /* a link that is down holds what it carried of this stream: all of it goes again */
+        for (int i = 0; i < LANE_MAX_LINKS; i++) {
+            const struct plink *l = p->links[i];
+            if (!l || !l->suspended) continue;
+            for (unsigned k = 0; k < l->log_n; k++) {
+                const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
+                if (e->id == s->id && e->end > s->tx_held && e->end > s->rs_end) s->rs_end = e->end;
+            }
+        }
+        if (s->rs_end > s->tx_next) s->rs_end = s->tx_next;
         s->progress_us = now;
         p->st.stalls++;
         data_push(s);
@@ -824,6 +900,7 @@ static void link_free(struct plink *l)
     sodium_memzero(&l->keys, sizeof l->keys);
     free(l->rbuf);
     free(l->wbuf);
+    free(l->log);
     free(l);
 }
 
@@ -835,15 +912,20 @@ static void link_close(struct plink *l, const char *why)
     p->links[id] = NULL;
     p->nlinks--;
     p->st.link_losses++;
+    /* what it carried may be lost: the DATA it carried that the receiver may not hold goes
+     * again on the others (everything not acknowledged, if its log forgot some) */
+    bool all = l->log_overflow;
+    if (!all) resend_logged(l);
     link_free(l);
-    /* what it carried may be lost: everything not acknowledged goes again, on the others */
     uint64_t now = mono_us();
     struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all) {
-        if (s->tx_next > s->tx_acked) p->st.resent_bytes += s->tx_next - s->tx_acked;
-        s->tx_next = s->tx_acked;
-        s->tx_held = s->tx_acked;
-        s->rs_next = s->rs_end = s->tx_acked;
+        if (all) {
+            if (s->tx_next > s->tx_acked) p->st.resent_bytes += s->tx_next - s->tx_acked;
+            s->tx_next = s->tx_acked;
+            s->tx_held = s->tx_acked;
+            s->rs_next = s->rs_end = s->tx_acked;
+        }
         if (!s->fin_acked) s->fin_sent = false;
         if (!p->is_master && !s->opened) s->need_open = true;
         if (p->is_master && s->opened && !s->opened_acked) s->need_opened = true;
@@ -881,9 +963,11 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
     if (p->links[id]) link_close(p->links[id], "replaced by a new connection");
     struct plink *l = calloc(1, sizeof *l);
     if (!l) return -1;
+    l->log = malloc(LOG_CAP * sizeof *l->log);
     l->rbuf = malloc(LANE_FRAME_HDR + LANE_FRAME_MAX);
     l->wbuf = malloc(2 * (LANE_FRAME_HDR + LANE_FRAME_MAX));
-    if (!l->rbuf || !l->wbuf || nrest > LANE_FRAME_HDR + LANE_FRAME_MAX) {
+    if (!l->rbuf || !l->wbuf || !l->log || nrest > LANE_FRAME_HDR + LANE_FRAME_MAX) {
+        free(l->log);
         free(l->rbuf);
         free(l->wbuf);
         free(l);
@@ -898,6 +982,8 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
     int lowat = NOTSENT_LOWAT, one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    unsigned utimeout = USER_TIMEOUT_MS; /* a link gone for good: its connection ends */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, sizeof utimeout);
     if (congestion[0])
         setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion, (socklen_t)strlen(congestion));
     ev_io_init(&l->rio, on_link_io, fd, EV_READ);

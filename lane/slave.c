@@ -273,16 +273,14 @@ void lane_slave_link(struct lane_slave *ls, uint8_t id, bool up)
     struct link_slot *k = &ls->link[id];
     if (k->up == up) return;
     k->up = up;
+    lane_peer_suspend_link(ls->peer, id, !up);
     if (up) {
         k->retry_at = 0;
         k->failures = 0;
         try_links(ls);
-    } else {
-        if (k->opening) {
-            lane_connect_cancel(k->opening);
-            k->opening = NULL;
-        }
-        lane_peer_drop_link(ls->peer, id, "the link is down");
+    } else if (k->opening) {
+        lane_connect_cancel(k->opening);
+        k->opening = NULL;
     }
 }
 

@@ -113,9 +113,9 @@ static void site_link_state(void *ctx, const char *name, uint8_t id, bool up, in
 {
     struct site *st = ctx;
     const struct sites_io *io = &st->owner->io;
-    /* the lane's connection on a link that died carries nothing more: its records go again on
-     * the others now, not when its TCP gives up minutes later */
-    if (!up && st->lane) lane_peer_drop_link(st->lane, id, "the link is down");
+    /* the lane's connection on a link that is down carries nothing new, and what it carried
+     * goes again on the others now, not when its TCP gives up */
+    if (st->lane) lane_peer_suspend_link(st->lane, id, !up);
     if (io->link_state) io->link_state(io->ctx, st->cfg.name, name, id, up, links_up);
 }
 

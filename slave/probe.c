@@ -1,8 +1,11 @@
 /* probe.c: probe-socks: a SOCKS5 link whose "master" is an echo socket of the probe's own, so
- * each datagram goes out through the proxy's relay and its echo comes back through it. */
+ * each datagram goes out through the proxy's relay and its echo comes back through it; then a
+ * CONNECT through the proxy to a TCP socket of the probe's own (what the TCP lane needs). */
 #include "probe.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../links/socks5.h"
+#include "../links/socks5_proto.h"
 
 #define PROBE_COUNT 5
 #define PROBE_TIMEOUT_S 3.0  /* for the datagrams, once associated */
@@ -33,6 +37,8 @@ struct probe {
     int sent, back;
     uint64_t sent_us[PROBE_COUNT];
     double rtt_ms[PROBE_COUNT];
+    struct addr proxy;
+    bool have_proxy;
     int result; /* -1 running, else exit status */
     char why[400];
 };
@@ -169,6 +175,8 @@ static void proxy_resolved(void *ctx, bool ok, const struct addr *a, const char 
         finish(p, 1, why);
         return;
     }
+    p->proxy = *a;
+    p->have_proxy = true;
     addr_str((const struct sockaddr *)&a->ss, ip, sizeof ip);
     addr_str((const struct sockaddr *)&p->echo.ss, es, sizeof es);
     printf("  proxy %s, echo socket %s\n", ip, es);
@@ -201,6 +209,113 @@ static void proxy_resolved(void *ctx, bool ok, const struct addr *a, const char 
     struct link_handlers h = {.rx = link_rx, .state = link_state, .ctx = p};
     link_set_handlers(p->link, &h);
     socks5_link_start(p->link);
+}
+
+/* Read exactly n bytes within ms (0, or -1). */
+static int read_n(int fd, uint8_t *buf, size_t n, int ms)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, ms) <= 0) return -1;
+        ssize_t k = recv(fd, buf + got, n - got, 0);
+        if (k <= 0) return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+/* A SOCKS5 reply: read until it parses (0) or fails (-1, why). */
+static int read_reply(int fd, uint8_t *buf, size_t cap, int (*parse)(const uint8_t *, size_t,
+                                                                     void *, char *, size_t),
+                      void *out, char *why, size_t whylen)
+{
+    size_t len = 0;
+    for (;;) {
+        int n = parse(buf, len, out, why, whylen);
+        if (n > 0) return 0;
+        if (n < 0) return -1;
+        if (len == cap || read_n(fd, buf + len, 1, 3000) < 0) {
+            snprintf(why, whylen, "the proxy did not answer in time, or closed the connection");
+            return -1;
+        }
+        len++;
+    }
+}
+
+struct method_ctx {
+    bool auth;
+    uint8_t method;
+};
+static int parse_method(const uint8_t *b, size_t n, void *o, char *e, size_t el)
+{
+    struct method_ctx *m = o;
+    return socks5_parse_method(b, n, m->auth, &m->method, e, el);
+}
+static int parse_auth(const uint8_t *b, size_t n, void *o, char *e, size_t el)
+{
+    (void)o;
+    return socks5_parse_auth_reply(b, n, e, el);
+}
+static int parse_reply(const uint8_t *b, size_t n, void *o, char *e, size_t el)
+{
+    return socks5_parse_reply(b, n, o, e, el);
+}
+
+/* CONNECT through the proxy to a TCP socket of the probe's own, and 5 bytes through it: 0, or
+ * -1 with why. */
+static int probe_connect(struct probe *p, char *why, size_t whylen)
+{
+    int ls = -1, fd = -1, in = -1, rc = -1;
+    struct addr la = p->echo;
+    addr_set_port(&la, 0);
+    ls = socket(la.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    la.len = la.ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&la.ss, la.len) < 0 || listen(ls, 1) < 0 ||
+        getsockname(ls, (struct sockaddr *)&la.ss, &la.len) < 0) {
+        snprintf(why, whylen, "cannot open a TCP socket to connect to: %s", strerror(errno));
+        goto out;
+    }
+    fd = socket(p->proxy.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&p->proxy.ss, p->proxy.len) < 0) {
+        snprintf(why, whylen, "cannot connect to the proxy: %s", strerror(errno));
+        goto out;
+    }
+    uint8_t buf[600];
+    struct method_ctx m = {.auth = p->user[0] != 0};
+    size_t gl = socks5_build_greeting(buf, m.auth);
+    if (send(fd, buf, gl, MSG_NOSIGNAL) != (ssize_t)gl ||
+        read_reply(fd, buf, sizeof buf, parse_method, &m, why, whylen) < 0)
+        goto out;
+    if (m.method == SOCKS5_METHOD_USERPASS) {
+        size_t al = socks5_build_auth(buf, sizeof buf, p->user, p->pass);
+        if (!al || send(fd, buf, al, MSG_NOSIGNAL) != (ssize_t)al ||
+            read_reply(fd, buf, sizeof buf, parse_auth, NULL, why, whylen) < 0)
+            goto out;
+    }
+    size_t rl = socks5_build_request(buf, sizeof buf, SOCKS5_CMD_CONNECT,
+                                     (struct sockaddr *)&la.ss);
+    struct socks5_reply rep;
+    if (!rl || send(fd, buf, rl, MSG_NOSIGNAL) != (ssize_t)rl ||
+        read_reply(fd, buf, sizeof buf, parse_reply, &rep, why, whylen) < 0)
+        goto out;
+    struct pollfd pf = {.fd = ls, .events = POLLIN};
+    if (poll(&pf, 1, 3000) <= 0 || (in = accept(ls, NULL, NULL)) < 0) {
+        snprintf(why, whylen, "the proxy said it connected, but nothing arrived");
+        goto out;
+    }
+    uint8_t got[5];
+    if (send(fd, "braid", 5, MSG_NOSIGNAL) != 5 || read_n(in, got, 5, 3000) < 0 ||
+        memcmp(got, "braid", 5) != 0) {
+        snprintf(why, whylen, "bytes sent through the connection did not arrive");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (in >= 0) close(in);
+    if (fd >= 0) close(fd);
+    if (ls >= 0) close(ls);
+    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -277,6 +392,13 @@ int probe_socks(const char *prog, const char *arg)
                p->why);
     else
         printf("probe failed: %s\n", p->why[0] ? p->why : "unknown error");
+    if (p->have_proxy && p->echo_fd >= 0) {
+        char cwhy[300] = "";
+        if (probe_connect(p, cwhy, sizeof cwhy) == 0)
+            printf("CONNECT: ok (the TCP lane can use this proxy)\n");
+        else
+            printf("CONNECT: failed: %s (the TCP lane cannot use this proxy)\n", cwhy);
+    }
     ev_timer_stop(p->loop, &p->tick);
     ev_timer_stop(p->loop, &p->deadline);
     if (p->rq) resolve_cancel(p->rq);

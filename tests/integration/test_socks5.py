@@ -1,6 +1,8 @@
 # test_socks5.py: SOCKS5 links (notun build, loopback): through real Dante servers, through a
 # scripted fake proxy with every way of failing, with names resolved by c-ares from a fake DNS.
 import os
+import shutil
+import tempfile
 import subprocess
 import sys
 import time
@@ -74,6 +76,25 @@ class DanteTest(unittest.TestCase):
     def assertComplete(self, res):
         for name, r in res.items():
             self.assertTrue(r["ok"], "%s: %s" % (name, frames.summary(r)))
+
+    def test_probe_socks_connect(self):
+        """probe-socks against Dante: UDP ASSOCIATE works either way; CONNECT (the TCP lane's
+        link connections) is reported as working where Dante allows it, and as refused where
+        its rules do not."""
+        tmp = tempfile.mkdtemp(prefix="braid-probe-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        exe = os.path.join(braid.build_dir(), "braid-slave")
+        for allow in (True, False):
+            d = dante.Dante("probe-%s" % allow, tmp, connect=allow).start()
+            self.servers.append(d)
+            r = subprocess.run([exe, "probe-socks", "127.0.0.1:%d" % d.port],
+                               capture_output=True, text=True, timeout=40)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("probe ok", r.stdout)
+            if allow:
+                self.assertIn("CONNECT: ok", r.stdout)
+            else:
+                self.assertIn("CONNECT: failed: ", r.stdout)
 
     def test_two_phones_and_a_direct_link_10000_frames(self):
         """Two SOCKS5 links through two Dante servers and one direct link: all three carry
@@ -358,6 +379,9 @@ class NameResolutionTest(unittest.TestCase):
             self.assertIn("5 of 5 datagrams came back through the relay", r.stdout)
             self.assertIn("probe ok", r.stdout)
             self.assertEqual(ok.relayed_up, 5)
+            # this proxy does UDP ASSOCIATE only: the TCP lane cannot use it, and says why
+            self.assertIn("CONNECT: failed: ", r.stdout)
+            self.assertIn("command not supported", r.stdout.split("CONNECT: failed: ")[1])
             r = subprocess.run([exe, "probe-socks", "127.0.0.1:%d" % rep7.port],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)

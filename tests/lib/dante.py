@@ -35,11 +35,12 @@ class Dante:
     """One danted on 127.0.0.1:port. auth: False for no authentication, True to require an
     RFC 1929 login, which Dante checks against the system's users (so: root only)."""
 
-    def __init__(self, name, logdir, port=None, auth=None):
+    def __init__(self, name, logdir, port=None, auth=None, connect=False):
         self.name = name
         self.logdir = logdir
         self.port = port or braid.free_port(socket.SOCK_STREAM)
         self.auth = auth
+        self.connect = connect  # also allow CONNECT (TCP), as the TCP lane's links use
         self.conf = os.path.join(logdir, name + ".conf")
         self.pidfile = os.path.join(logdir, name + ".pid")
         self.log_path = os.path.join(logdir, name + ".log")
@@ -60,7 +61,8 @@ class Dante:
         # master runs on 127.0.0.1 in the tests), for UDP ASSOCIATE and the replies.
         lines += [
             "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
-            "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: udpassociate udpreply }",
+            "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: udpassociate udpreply%s }"
+            % (" connect" if self.connect else ""),
             "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }",
         ]
         with open(self.conf, "w") as f:

@@ -291,6 +291,10 @@ struct strbuf;
 /* JSON objects: a peer's streams and link connections; the slave's lane (terminator and peer). */
 void lane_peer_status_json(const struct lane_peer *p, struct strbuf *sb);
 void lane_slave_status_json(const struct lane_slave *ls, struct strbuf *sb);
+/* The n peers' metrics (Prometheus text format); site[k] labels p[k]'s samples (site NULL: no
+ * label, the slave). */
+void lane_metrics(const struct lane_peer *const *p, const char *const *site, int n,
+                  struct strbuf *sb);
 
 /* ---- the master's listener for link connections (server.c) ---- */
 struct lane_server;

@@ -49,3 +49,79 @@ void lane_slave_status_json(const struct lane_slave *ls, struct strbuf *sb)
     lane_peer_status_json(lane_slave_peer_const(ls), sb);
     sb_printf(sb, "}");
 }
+
+/* A sample's labels: site (the master's) and link id. */
+static void mlabels(struct strbuf *sb, const char *site, int id)
+{
+    sb_printf(sb, "{");
+    if (site) {
+        sb_printf(sb, "site=");
+        sb_json_str(sb, site);
+    }
+    if (id >= 0) sb_printf(sb, "%sid=\"%d\"", site ? "," : "", id);
+    sb_printf(sb, "}");
+}
+
+#define PEER_COUNTERS(X)                                                                           \
+    X(streams_opened, "terminated TCP connections opened")                                       \
+    X(streams_closed, "terminated TCP connections ended")                                        \
+    X(refused_limit, "connections refused at tcp_lane_connections")                              \
+    X(tx_data_bytes, "stream bytes sent (first copies)")                                         \
+    X(rx_data_bytes, "stream bytes delivered to the endpoints")                                  \
+    X(rx_dup_bytes, "stream bytes that arrived twice")                                           \
+    X(resent_bytes, "stream bytes sent again for a link connection that closed or went down")    \
+    X(reinjected_bytes, "stream bytes sent again on the fastest link")                           \
+    X(stalls, "times a stream's receiver stopped reporting progress")                           \
+    X(rst_sent, "resets sent")                                                                   \
+    X(rst_received, "resets received")                                                           \
+    X(link_losses, "link connections that closed")
+
+#define LINK_COUNTERS(X)                                                                           \
+    X(tx_bytes, "bytes written to the link connection")                                          \
+    X(rx_bytes, "bytes read from the link connection")
+
+void lane_metrics(const struct lane_peer *const *p, const char *const *site, int n,
+                  struct strbuf *sb)
+{
+    sb_printf(sb, "# HELP braid_lane_streams terminated TCP connections now\n"
+                  "# TYPE braid_lane_streams gauge\n");
+    for (int k = 0; k < n; k++) {
+        int ns = 0;
+        lane_peer_stats(p[k], &ns);
+        sb_printf(sb, "braid_lane_streams");
+        mlabels(sb, site ? site[k] : NULL, -1);
+        sb_printf(sb, " %d\n", ns);
+    }
+#define X(f, help)                                                                                 \
+    sb_printf(sb, "# HELP braid_lane_" #f "_total " help "\n# TYPE braid_lane_" #f "_total counter\n"); \
+    for (int k = 0; k < n; k++) {                                                                  \
+        sb_printf(sb, "braid_lane_" #f "_total");                                                  \
+        mlabels(sb, site ? site[k] : NULL, -1);                                                    \
+        sb_printf(sb, " %" PRIu64 "\n", lane_peer_stats(p[k], NULL)->f);                           \
+    }
+    PEER_COUNTERS(X)
+#undef X
+#define X(f, help)                                                                                 \
+    sb_printf(sb, "# HELP braid_lane_link_" #f "_total " help "\n"                                \
+                  "# TYPE braid_lane_link_" #f "_total counter\n");                               \
+    for (int k = 0; k < n; k++)                                                                    \
+        for (int id = 0; id < LANE_MAX_LINKS; id++) {                                              \
+            const struct lane_link_stats *l = lane_peer_link_stats(p[k], (uint8_t)id);             \
+            if (!l) continue;                                                                      \
+            sb_printf(sb, "braid_lane_link_" #f "_total");                                         \
+            mlabels(sb, site ? site[k] : NULL, id);                                                \
+            sb_printf(sb, " %" PRIu64 "\n", l->f);                                                 \
+        }
+    LINK_COUNTERS(X)
+#undef X
+    sb_printf(sb, "# HELP braid_lane_link_rtt_seconds the link connection's smoothed RTT (TCP_INFO)\n"
+                  "# TYPE braid_lane_link_rtt_seconds gauge\n");
+    for (int k = 0; k < n; k++)
+        for (int id = 0; id < LANE_MAX_LINKS; id++) {
+            const struct lane_link_stats *l = lane_peer_link_stats(p[k], (uint8_t)id);
+            if (!l) continue;
+            sb_printf(sb, "braid_lane_link_rtt_seconds");
+            mlabels(sb, site ? site[k] : NULL, id);
+            sb_printf(sb, " %.6f\n", (double)l->rtt_ms / 1000.0);
+        }
+}

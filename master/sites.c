@@ -585,6 +585,20 @@ void sites_metrics(const struct sites *s, struct strbuf *sb)
                 name[n++] = s->site[i]->cfg.name;
             }
     mux_metrics(mux, name, n, sb);
+    {
+        const struct lane_peer **lp = calloc((size_t)s->n + 1, sizeof *lp);
+        const char **ln = calloc((size_t)s->n + 1, sizeof *ln);
+        int m = 0;
+        if (lp && ln)
+            for (int i = 0; i < s->nslots; i++)
+                if (s->site[i] && s->site[i]->lane) {
+                    lp[m] = s->site[i]->lane;
+                    ln[m++] = s->site[i]->cfg.name;
+                }
+        if (m) lane_metrics(lp, ln, m, sb);
+        free(lp);
+        free(ln);
+    }
     sb_printf(sb, "# HELP braid_site_rx_foreign_src_total packets from the site whose source is "
                   "not in its allowed_ips (dropped)\n"
                   "# TYPE braid_site_rx_foreign_src_total counter\n");

@@ -387,6 +387,10 @@ static int metrics(void *ctx, const char *path, struct strbuf *out)
     daemon_metrics_head(&S->cfg, S->tun, out);
     const struct mux *m = S->mux;
     mux_metrics(&m, NULL, 1, out);
+    if (S->lane) {
+        const struct lane_peer *lp = lane_slave_peer_const(S->lane);
+        lane_metrics(&lp, NULL, 1, out);
+    }
     return 200;
 }
 

@@ -65,6 +65,7 @@ links = ( { name = "wan0"; interface = "vs0"; },
 tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
 control_socket = "$T/slave.sock";
 tcp_lane = "on";
+metrics_listen = "127.0.0.1:9477";
 EOF
 
 ip netns exec "$M" "$B"/braid-master -c "$T"/master.conf >"$T"/master.log 2>&1 &
@@ -93,6 +94,9 @@ DESC="20 parallel connections: 256 KiB up and 1 MiB down each, exact"
 check to "$T"/xfer.log inS timeout 60 $X send 198.18.50.1 9000 262144 1048576 20 50
 DESC="the slave terminated them (its lane counts connections) and every link connection carried records"
 check test "$(jget slave "j['lane']['peer']['streams_opened'] >= 21 and j['lane']['terminator']['accepted'] >= 21 and all(l['tx_frames'] > 0 for l in j['lane']['peer']['links'])")" = True
+
+DESC="the slave's /metrics has the lane's counters"
+check bash -c "ip netns exec $S curl -s http://127.0.0.1:9477/metrics | grep -E '^braid_lane_streams_opened_total [0-9]+' | awk '{exit !(\$2 >= 21)}'"
 
 DESC="a closed port is refused to the client (curl: connection refused)"
 inS timeout 20 curl -s -o /dev/null http://198.18.50.1:9 >/dev/null 2>&1

@@ -240,6 +240,20 @@ uint32_t lane_stream_id(const struct lane_stream *s);
 int lane_peer_fuzz_input(struct lane_peer *p, const uint8_t *plain, size_t len);
 #endif
 
+/* ---- which link carries the next record (pick.c, the policy) ---- */
+struct lane_link_state {
+    double rate_Bps;      /* the kernel's delivery rate (or congestion window per RTT) */
+    double srtt_s;        /* smoothed RTT */
+    size_t notsent;       /* bytes in the socket not yet sent */
+    size_t pending;       /* bytes of frames not yet written to the socket */
+    bool ready;           /* it takes a record now (nothing pending, little unsent) */
+};
+/* When a record of size bytes given to the link now would arrive (s from now). */
+double lane_eta(const struct lane_link_state *l, size_t size);
+/* The link (index into l[0..n)) for a record of size bytes with backlog bytes waiting behind
+ * it, or -1: wait for *wait (-1 when n is 0). */
+int lane_pick(const struct lane_link_state *l, int n, size_t size, uint64_t backlog, int *wait);
+
 /* ---- the slave's opening of a link connection (connect.c) ---- */
 struct lane_connect;
 struct lane_connect_target {

@@ -268,14 +268,13 @@ static size_t link_notsent(const struct plink *l)
     return (size_t)n;
 }
 
-/* When a record of size bytes given to l now would arrive (s from now); *ready: l takes it now. */
-static double link_eta(struct plink *l, size_t size, bool *ready)
+/* What the policy (pick.c) knows of l now. */
+static struct lane_link_state link_state(struct plink *l)
 {
-    size_t notsent = link_notsent(l);
-    size_t pending = l->wlen - l->woff;
-    *ready = pending == 0 && notsent <= NOTSENT_LOWAT;
-    double rate = l->rate > 1000 ? l->rate : 1000;
-    return (double)(notsent + pending + size) / rate + l->srtt_s / 2;
+    struct lane_link_state x = {.rate_Bps = l->rate, .srtt_s = l->srtt_s,
+                                .notsent = link_notsent(l), .pending = l->wlen - l->woff};
+    x.ready = x.pending == 0 && x.notsent <= NOTSENT_LOWAT;
+    return x;
 }
 
 /* The link that would deliver a small control record first (whether it is ready or not). */
@@ -288,9 +287,9 @@ static struct plink *ctl_link(struct lane_peer *p)
         struct plink *l = p->links[i];
         if (!l) continue;
         link_info(l, now);
-        bool r;
         if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) continue; /* no room for a frame */
-        double eta = link_eta(l, 64, &r) + (l->suspended ? 1e6 : 0); /* (the last resort) */
+        struct lane_link_state x = link_state(l);
+        double eta = lane_eta(&x, 64) + (l->suspended ? 1e6 : 0); /* (the last resort) */
         if (!best || eta < best_eta) {
             best = l;
             best_eta = eta;
@@ -308,45 +307,21 @@ static struct plink *ctl_link(struct lane_peer *p)
 static struct plink *pick_link(struct lane_peer *p, size_t size, uint64_t backlog,
                                struct plink **wait)
 {
-    struct cand {
-        struct plink *l;
-        double eta, rate, owd;
-        size_t queued;
-        bool ready;
-    } c[LANE_MAX_LINKS];
+    struct lane_link_state st[LANE_MAX_LINKS];
+    struct plink *ls[LANE_MAX_LINKS];
     int n = 0;
     uint64_t now = mono_us();
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         struct plink *l = p->links[i];
         if (!l || l->suspended) continue;
         link_info(l, now);
-        struct cand x = {.l = l};
-        x.eta = link_eta(l, size, &x.ready);
-        x.rate = l->rate > 1000 ? l->rate : 1000;
-        x.owd = l->srtt_s / 2;
-        x.queued = link_notsent(l) + (l->wlen - l->woff);
-        int k = n++;
-        while (k > 0 && c[k - 1].eta > x.eta) { /* (insertion: a few links) */
-            c[k] = c[k - 1];
-            k--;
-        }
-        c[k] = x;
+        st[n] = link_state(l);
+        ls[n++] = l;
     }
-    *wait = n ? c[0].l : NULL;
-    double qsum = 0, rsum = 0, owd_min = 0;
-    for (int k = 0; k < n; k++) {
-        if (c[k].ready) {
-            if (k == 0) return c[k].l;
-            /* the links before it deliver the backlog (and what they hold) by then */
-            double t = (qsum + (double)backlog + (double)size) / rsum + owd_min;
-            if (c[k].eta <= t) return c[k].l;
-            return NULL;
-        }
-        qsum += (double)c[k].queued;
-        rsum += c[k].rate;
-        owd_min = k == 0 || c[k].owd < owd_min ? c[k].owd : owd_min;
-    }
-    return NULL;
+    int w;
+    int k = lane_pick(st, n, size, backlog, &w);
+    *wait = w >= 0 ? ls[w] : NULL;
+    return k >= 0 ? ls[k] : NULL;
 }
 
 static void link_write(struct plink *l)

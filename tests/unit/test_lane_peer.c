@@ -340,6 +340,47 @@ static void test_no_link_waits(void **state)
     teardown_peers();
 }
 
+/* The policy with fake link states: 20 Mbit/s at 20 ms, 5 Mbit/s at 120 ms. */
+static void test_pick_policy(void **state)
+{
+    (void)state;
+    struct lane_link_state l[2] = {
+        {.rate_Bps = 2.5e6, .srtt_s = 0.02, .notsent = 0, .ready = true},
+        {.rate_Bps = 0.625e6, .srtt_s = 0.12, .notsent = 0, .ready = true},
+    };
+    int w;
+    /* both ready: the fast one */
+    assert_int_equal(lane_pick(l, 2, 16384, 0, &w), 0);
+    assert_int_equal(w, 0);
+    /* the fast one full: with little behind the record, waiting for it is better */
+    l[0].ready = false;
+    l[0].notsent = 20000;
+    assert_int_equal(lane_pick(l, 2, 16384, 0, &w), -1);
+    assert_int_equal(w, 0);
+    /* with 1 MB behind it the fast link needs 0.4 s: the slow one (0.09 s) takes the record */
+    assert_int_equal(lane_pick(l, 2, 16384, 1000000, &w), 1);
+    /* the slow link has a queue of its own (0.5 s): waiting is better again */
+    l[1].notsent = 16000;
+    l[1].pending = 300000;
+    l[1].ready = false;
+    assert_int_equal(lane_pick(l, 2, 16384, 1000000, &w), -1);
+    /* expected arrival: queued and the record at the rate, plus half the RTT */
+    assert_true(lane_eta(&l[0], 16384) > 0.0245 && lane_eta(&l[0], 16384) < 0.0246);
+    /* no links: nothing to wait for */
+    assert_int_equal(lane_pick(l, 0, 100, 0, &w), -1);
+    assert_int_equal(w, -1);
+    /* three links, the middle one (by arrival) ready: used only when the first cannot deliver
+     * the backlog before it */
+    struct lane_link_state t[3] = {
+        {.rate_Bps = 0.1e6, .srtt_s = 0.3, .ready = true},                    /* slow */
+        {.rate_Bps = 2.5e6, .srtt_s = 0.02, .notsent = 30000, .ready = false}, /* fast, full */
+        {.rate_Bps = 1.25e6, .srtt_s = 0.06, .ready = true},                   /* middle */
+    };
+    assert_int_equal(lane_pick(t, 3, 16384, 0, &w), -1);
+    assert_int_equal(w, 1);
+    assert_int_equal(lane_pick(t, 3, 16384, 200000, &w), 2);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -348,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_link_lost_midway),
         cmocka_unit_test(test_refused_open),
         cmocka_unit_test(test_no_link_waits),
+        cmocka_unit_test(test_pick_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,7 @@
 #define USER_TIMEOUT_MS 30000   /* unacknowledged this long: the link connection closes */
 #define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
 #define STALL_CHECK_S 0.025
+#define ORPHAN_S 60             /* streams without any link connection this long are reset */
 
 struct lane_stream {
     struct lane_peer *p;
@@ -113,6 +114,7 @@ struct lane_peer {
     unsigned rst_head, rst_pending;
     ev_prepare flush_w;
     ev_timer ack_w, stall_w;
+    uint64_t nolink_since_us;
     struct lane_rec *recs;
     uint8_t plain[LANE_PLAIN_MAX];
     size_t plen;
@@ -611,6 +613,22 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct lane_peer *p = w->data;
+    /* No link connection for ORPHAN_S: the other end is gone (a slave that restarted or left);
+     * its streams are reset, their endpoints told */
+    uint64_t t = mono_us();
+    if (p->nlinks > 0 || TAILQ_EMPTY(&p->all)) {
+        p->nolink_since_us = t;
+    } else if (t - p->nolink_since_us > ORPHAN_S * 1000000ull) {
+        log_msg(LOG_INFO, "TCP lane: no link connection for %d s: its %d connections are reset",
+                ORPHAN_S, p->nstreams);
+        struct lane_stream *s;
+        while ((s = TAILQ_FIRST(&p->all))) {
+            void *owner = s->owner;
+            stream_free(s);
+            if (owner) p->cb.reset(p->cb.ctx, owner, LANE_RST_SHUTDOWN);
+        }
+        p->nolink_since_us = t;
+    }
     double rtt = 0;
     for (int i = 0; i < LANE_MAX_LINKS; i++)
         if (p->links[i] && p->links[i]->srtt_s > 0 && (rtt == 0 || p->links[i]->srtt_s < rtt))
@@ -1006,7 +1024,14 @@ struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_st
     p->cb = *cb;
     p->is_master = is_master;
     p->max_streams = max_streams;
-    p->next_id = 1;
+    /* a random first id: a master still holding a restarted slave's streams does not take the
+     * new ones for them */
+#ifdef BRAID_FUZZ
+    p->next_id = 1; /* (the fuzz target's records name streams 1 and 2) */
+#else
+    p->next_id = randombytes_uniform(0xfffffff0u) + 1;
+#endif
+    p->nolink_since_us = mono_us();
     TAILQ_INIT(&p->all);
     TAILQ_INIT(&p->ctlq);
     TAILQ_INIT(&p->dataq);

@@ -98,6 +98,12 @@ check test "$(jget slave "j['lane']['peer']['streams_opened'] >= 21 and j['lane'
 DESC="the slave's /metrics has the lane's counters"
 check bash -c "ip netns exec $S curl -s http://127.0.0.1:9477/metrics | grep -E '^braid_lane_streams_opened_total [0-9]+' | awk '{exit !(\$2 >= 21)}'"
 
+ip netns exec "$M" $X reset-server 198.18.50.1 9001 60 >"$T"/xfer-rst.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do inM ss -ltn | grep -q '198.18.50.1:9001' && break; sleep 0.1; done
+DESC="a destination that resets the connection: the client gets its bytes, then the reset"
+check to "$T"/xfer.log inS timeout 20 $X reset-client 198.18.50.1 9001
+
 DESC="a closed port is refused to the client (curl: connection refused)"
 inS timeout 20 curl -s -o /dev/null http://198.18.50.1:9 >/dev/null 2>&1
 rc=$?

@@ -81,6 +81,7 @@ struct plink {
     double rate;   /* bytes/s: cwnd x MSS / smoothed RTT */
     double srtt_s;
     bool suspended; /* the multiplexer has the link down: no new records (it may come back) */
+    bool backoff;   /* its TCP is in a retransmission timeout's backoff: no new records */
     /* what DATA it carried, oldest first (a ring; the oldest is forgotten when it is full):
      * sent again on the others when the link goes down */
     struct sent {
@@ -258,6 +259,7 @@ static void link_info(struct plink *l, uint64_t now)
      * window allows per RTT */
     double cw = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
     l->rate = ti.tcpi_delivery_rate ? (double)ti.tcpi_delivery_rate : cw;
+    l->backoff = ti.tcpi_backoff > 0 || ti.tcpi_ca_state == 4 /* TCP_CA_Loss */;
     l->st.rtt_ms = ti.tcpi_rtt / 1000;
     l->st.cwnd = ti.tcpi_snd_cwnd;
     l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
@@ -279,19 +281,23 @@ static struct lane_link_state link_state(struct plink *l)
     return x;
 }
 
-/* The link that would deliver a small control record first (whether it is ready or not). */
-static struct plink *ctl_link(struct lane_peer *p)
+/* The link that would deliver a small record first (whether it is ready or not), for control
+ * records and for bytes sent again. */
+/* With room for a frame; a link that is down only for control records, and only when no other
+ * link has room (it may come back; what is sent again never goes there). */
+static struct plink *ctl_link(struct lane_peer *p, bool data)
 {
     struct plink *best = NULL;
     double best_eta = 0;
     uint64_t now = mono_us();
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         struct plink *l = p->links[i];
-        if (!l) continue;
+        if (!l || (data && l->suspended)) continue;
         link_info(l, now);
+        if (data && l->backoff) continue;
         if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) continue; /* no room for a frame */
         struct lane_link_state x = link_state(l);
-        double eta = lane_eta(&x, 64) + (l->suspended ? 1e6 : 0); /* (the last resort) */
+        double eta = lane_eta(&x, 64) + (l->suspended || l->backoff ? 1e6 : 0); /* (last resort) */
         if (!best || eta < best_eta) {
             best = l;
             best_eta = eta;
@@ -317,6 +323,7 @@ static struct plink *pick_link(struct lane_peer *p, size_t size, uint64_t backlo
         struct plink *l = p->links[i];
         if (!l || l->suspended) continue;
         link_info(l, now);
+        if (l->backoff) continue; /* (what it holds waits for its retransmission timer) */
         st[n] = link_state(l);
         ls[n++] = l;
     }
@@ -517,7 +524,7 @@ static void flush(struct lane_peer *p)
             if (k > LANE_DATA_MAX) k = LANE_DATA_MAX;
             size_t at = (size_t)(s->rs_next % TX_CAP);
             if (k > TX_CAP - at) k = TX_CAP - at;
-            struct plink *l = ctl_link(p);
+            struct plink *l = ctl_link(p, true);
             if (!l) return;
             p->plen = 0;
             if (ctl) add_control(p);
@@ -551,7 +558,7 @@ static void flush(struct lane_peer *p)
                 n = 0;
             }
         }
-        if (!l) l = ctl_link(p);
+        if (!l) l = ctl_link(p, false);
         if (!l) return;
         p->plen = 0;
         if (ctl) add_control(p);
@@ -642,10 +649,11 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         s->rs_next = s->tx_held;
         s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
-        /* a link that is down holds what it carried of this stream: all of it goes again */
+        /* a link that is down (or waits for its retransmission timer) holds what it carried of
+         * this stream: all of it goes again */
         for (int i = 0; i < LANE_MAX_LINKS; i++) {
             const struct plink *l = p->links[i];
-            if (!l || !l->suspended) continue;
+            if (!l || (!l->suspended && !l->backoff)) continue;
             for (unsigned k = 0; k < l->log_n; k++) {
                 const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
                 if (e->id == s->id && e->end > s->tx_held && e->end > s->rs_end) s->rs_end = e->end;

@@ -15,6 +15,7 @@
 #define TICK_S 0.5
 #define RETRY_MIN_S 1.0
 #define RETRY_MAX_S 30.0
+#define REOPEN_AFTER_S 1.0
 
 struct term {
     struct lane_slave *ls;
@@ -31,6 +32,7 @@ struct link_slot {
     double retry_at;         /* ev_now when the next attempt may start */
     unsigned failures;
     char last_err[128];
+    double down_at;          /* ev_now when the mux took it down */
 };
 
 struct lane_slave {
@@ -274,6 +276,12 @@ void lane_slave_link(struct lane_slave *ls, uint8_t id, bool up)
     if (k->up == up) return;
     k->up = up;
     lane_peer_suspend_link(ls->peer, id, !up);
+    if (!up) k->down_at = ev_now(ls->loop);
+    /* back after a long outage: the old connection is likely in a retransmission backoff at
+     * either end (its next try seconds away): a new one is faster */
+    if (up && ev_now(ls->loop) - k->down_at >= REOPEN_AFTER_S &&
+        lane_peer_link_stats(ls->peer, id))
+        lane_peer_drop_link(ls->peer, id, "the link is back after an outage: a new connection");
     if (up) {
         k->retry_at = 0;
         k->failures = 0;

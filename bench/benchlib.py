@@ -362,14 +362,15 @@ class Testbed:
             for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                       "net.ipv4.conf.default.rp_filter=0"):
                 sh("sysctl", "-qw", k, ns=self.W)
-            sh("ip", "-n", self.W, "route", "add", "198.18.4.0/24", "via", MASTER_WAN)
-            sh("ip", "-n", self.S, "route", "add", "198.18.4.0/24", "via", WAN_SLAVE)
-            sh("ip", "-n", self.M, "route", "add", "198.18.1.0/24", "via", WAN_MASTER)
+            for ns, net, via in ((self.W, "198.18.4.0/24", MASTER_WAN),
+                                 (self.S, "198.18.4.0/24", WAN_SLAVE),
+                                 (self.M, "198.18.1.0/24", WAN_MASTER)):
+                sh("ip", "-n", ns, "route", "replace", net, "via", via)
         if self.routed:
             # direct path (no emulator): the wan ns routes between the two veths
             sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=self.W)
-            sh("ip", "-n", self.S, "route", "add", "198.18.2.0/24", "via", WAN_SLAVE)
-            sh("ip", "-n", self.M, "route", "add", "198.18.1.0/24", "via", WAN_MASTER)
+            sh("ip", "-n", self.S, "route", "replace", "198.18.2.0/24", "via", WAN_SLAVE)
+            sh("ip", "-n", self.M, "route", "replace", "198.18.1.0/24", "via", WAN_MASTER)
 
     def path(self, name):
         return os.path.join(self.tmp, name)

@@ -1362,6 +1362,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->log_level = LOG_INFO;
     c->socket_buffer = 4194304;
     c->tcp_lane_connections = 1024;
+    memcpy(c->tcp_lane_congestion, "cubic", 6); /* measured better than BBR on S3 (RESULTS) */
 }
 
 static int load_text(const char *text, const char *name, bool is_master, struct cfg *out, char *err,

@@ -103,7 +103,7 @@ struct cfg {
     int log_target;                      /* "log_target": enum log_target, default auto */
     int tcp_lane;                        /* "tcp_lane": CFG_LANE_*, default off */
     int tcp_lane_connections;            /* "tcp_lane_connections": default 1024 */
-    char tcp_lane_congestion[16];        /* "tcp_lane_congestion": "" = the system's */
+    char tcp_lane_congestion[16];        /* "tcp_lane_congestion": default "cubic" */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
     char user[64];                       /* "user": run as this user after the setup */

@@ -1308,10 +1308,59 @@ def main_guard(fn):
     sys.exit(rc or 0)
 
 
+def rr_server(addr, port, seconds):
+    """TCP: each connection gets one byte back for its first byte, then is closed; stops by
+    itself after `seconds`."""
+    import socket
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, port))
+    ls.listen(64)
+    ls.settimeout(0.2)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            continue
+        try:
+            c.settimeout(5)
+            if c.recv(1):
+                c.sendall(b"r")
+        except OSError:
+            pass
+        c.close()
+
+
+def rr_client(addr, port, count, interval, wait=5.0):
+    """A new TCP connection every `interval` s, `count` times: ms from connect() to the first
+    byte of the answer to a 1-byte request (None: failed); one JSON list on stdout."""
+    import socket
+    out = []
+    for _ in range(count):
+        t0 = time.monotonic()
+        try:
+            c = socket.create_connection((addr, port), timeout=wait)
+            c.settimeout(wait)
+            c.sendall(b"q")
+            ok = c.recv(1) == b"r"
+            c.close()
+            out.append((time.monotonic() - t0) * 1000 if ok else None)
+        except OSError:
+            out.append(None)
+        time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     # helpers run inside a namespace: `benchlib.py echo ADDR PORT SECONDS`,
-    # `benchlib.py uping ADDR PORT COUNT INTERVAL`
-    if len(sys.argv) >= 2 and sys.argv[1] == "echo":
+    # `benchlib.py uping ADDR PORT COUNT INTERVAL`, `benchlib.py rr-server ADDR PORT SECONDS`,
+    # `benchlib.py rr-client ADDR PORT COUNT INTERVAL`
+    if len(sys.argv) >= 2 and sys.argv[1] == "rr-server":
+        rr_server(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "rr-client":
+        rr_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "echo":
         udp_echo_server(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif len(sys.argv) >= 2 and sys.argv[1] == "uping":
         udp_ping(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))

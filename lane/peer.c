@@ -27,6 +27,8 @@
 #define ACK_EVERY 32768         /* an ACK once this many bytes were delivered since the last */
 #define ACK_DELAY 0.02          /* else after this (s) */
 #define NOTSENT_LOWAT 16384     /* a link takes a record while it has at most this unsent */
+#define QUEUE_S 0.04            /* ... and holds at most rate x (min RTT + this) */
+#define INFLIGHT_MIN 65536
 #define INFO_EVERY_US 2000      /* TCP_INFO read again after */
 #define READS_PER_EVENT 8
 #define MAX_RECS 9400           /* records in one frame at most (7 bytes each at least) */
@@ -80,6 +82,7 @@ struct plink {
     uint64_t info_us;
     double rate;   /* bytes/s: cwnd x MSS / smoothed RTT */
     double srtt_s;
+    double min_rtt_s; /* the kernel's minimum RTT of the connection */
     bool suspended; /* the multiplexer has the link down: no new records (it may come back) */
     bool backoff;   /* its TCP is in a retransmission timeout's backoff: no new records */
     /* what DATA it carried, oldest first (a ring; the oldest is forgotten when it is full):
@@ -260,6 +263,7 @@ static void link_info(struct plink *l, uint64_t now)
     double cw = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
     l->rate = ti.tcpi_delivery_rate ? (double)ti.tcpi_delivery_rate : cw;
     l->backoff = ti.tcpi_backoff > 0 || ti.tcpi_ca_state == 4 /* TCP_CA_Loss */;
+    l->min_rtt_s = ti.tcpi_min_rtt ? ti.tcpi_min_rtt / 1e6 : l->srtt_s;
     l->st.rtt_ms = ti.tcpi_rtt / 1000;
     l->st.cwnd = ti.tcpi_snd_cwnd;
     l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
@@ -273,11 +277,24 @@ static size_t link_notsent(const struct plink *l)
 }
 
 /* What the policy (pick.c) knows of l now. */
+static size_t link_outq(const struct plink *l)
+{
+    int n = 0;
+    if (ioctl(l->fd, SIOCOUTQ, &n) != 0 || n < 0) return 0;
+    return (size_t)n;
+}
+
 static struct lane_link_state link_state(struct plink *l)
 {
     struct lane_link_state x = {.rate_Bps = l->rate, .srtt_s = l->srtt_s,
                                 .notsent = link_notsent(l), .pending = l->wlen - l->woff};
-    x.ready = x.pending == 0 && x.notsent <= NOTSENT_LOWAT;
+    /* what the connection holds (in flight and unsent) stays within its rate times its
+     * minimum RTT plus QUEUE_S: its TCP does not fill the link's queue (everything else on
+     * the link would wait behind it); as the link allows more, the measured rate rises and so
+     * does the bound */
+    double cap = (l->rate > 1000 ? l->rate : 1000) * (l->min_rtt_s + QUEUE_S);
+    if (cap < INFLIGHT_MIN) cap = INFLIGHT_MIN;
+    x.ready = x.pending == 0 && x.notsent <= NOTSENT_LOWAT && (double)link_outq(l) <= cap;
     return x;
 }
 

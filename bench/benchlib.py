@@ -381,21 +381,8 @@ class Testbed:
         LINK_MASTER % (10 + i) is routed into ea<i> and comes out of eb<i> shaped (up), the
         master's answers from that address go into eb<i> and out of ea<i> (down): every IP
         packet of the link (braid's UDP and the lane's TCP) crosses the same shaper."""
-        for i, l in enumerate(links):
-            ctl = self.path("emu%d.ctl" % i)
-            argv = [self.emu_bin, "--tun", "ea%d,eb%d" % (i, i), "--control", ctl,
-                    "--stats", self.path("emu%d.stats.json" % i), "--quiet"]
-            for d in ("up", "down"):
-                s_ = l.spec(d)
-                if s_:
-                    argv += ["--" + d, s_]
-            p = spawn("emu%d" % i, argv, self.path("emu%d.log" % i), ns=self.W)
-            self.emus.append((l, p, ctl))
-        for i, (l, p, ctl) in enumerate(self.emus):
-            wait_until(lambda: os.path.exists(ctl) or p.poll() is not None, 5,
-                       "emulator %d control socket" % i)
-            if p.poll() is not None:
-                raise RuntimeError("braid-emu %d exited: %s" % (i, self.tail("emu%d.log" % i)))
+        self.spawn_emus(links, lambda i: ["--tun", "ea%d,eb%d" % (i, i)])
+        for i in range(len(links)):
             addr = LINK_MASTER % (10 + i)
             for dev in ("ea%d" % i, "eb%d" % i):
                 sh("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % dev, ns=self.W)
@@ -414,15 +401,19 @@ class Testbed:
         if EMU_TUN:
             self.start_tun_emus(links)
             return
+        self.spawn_emus(links, lambda i: ["--listen", "%s:%d" % (WAN_SLAVE, EMU_PORT + i),
+                                          "--target", "%s:%d" % (MASTER_WAN, MASTER_PORT)])
+
+    def spawn_emus(self, links, where):
+        """Emulator i for link i, where(i) its placement options; wait for each to be ready."""
         for i, l in enumerate(links):
             ctl = self.path("emu%d.ctl" % i)
-            argv = [self.emu_bin, "--listen", "%s:%d" % (WAN_SLAVE, EMU_PORT + i),
-                    "--target", "%s:%d" % (MASTER_WAN, MASTER_PORT), "--control", ctl,
-                    "--stats", self.path("emu%d.stats.json" % i), "--quiet"]
+            argv = [self.emu_bin] + where(i) + [
+                "--control", ctl, "--stats", self.path("emu%d.stats.json" % i), "--quiet"]
             for d in ("up", "down"):
-                s = l.spec(d)
-                if s:
-                    argv += ["--" + d, s]
+                spec = l.spec(d)
+                if spec:
+                    argv += ["--" + d, spec]
             p = spawn("emu%d" % i, argv, self.path("emu%d.log" % i), ns=self.W)
             self.emus.append((l, p, ctl))
         for i, (l, p, ctl) in enumerate(self.emus):

@@ -71,6 +71,9 @@ struct tundev;
  * have theirs in cfg->sites). Returns 0, or 1 after printing why not. */
 int daemon_mux_config(const struct cfg *cfg, unsigned mtu, struct mux_config *mc,
                       const char *prog);
+/* The TCP lane's congestion control (tcp_lane_congestion) for every link connection: 0, or 1
+ * after printing that this kernel does not have it. */
+int daemon_lane_congestion(const struct cfg *cfg, const char *prog);
 /* The control socket's answer for cmd ("status": a table, "json": one JSON object). */
 void daemon_status(const struct mux *mux, const struct tundev *tun,
                    const struct lane_slave *lane, const char *cmd, struct strbuf *out);

@@ -12,6 +12,7 @@
 #include "../common/keys.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "../lane/lane.h"
 #include "../mux/mux.h"
 #include "../mux/noise.h"
 #include "../mux/session.h"
@@ -208,4 +209,13 @@ struct tundev *daemon_open_tundev(struct ev_loop *loop, const struct cfg *cfg, u
     struct tundev *t = tundev_open(loop, &tc, rx, ctx, err, sizeof err);
     if (!t) fprintf(stderr, "%s: %s\n", prog, err);
     return t;
+}
+
+int daemon_lane_congestion(const struct cfg *cfg, const char *prog)
+{
+    if (lane_set_congestion(cfg->tcp_lane_congestion) == 0) return 0;
+    fprintf(stderr, "%s: %s: tcp_lane_congestion \"%s\" is not available in this kernel (see "
+            "/proc/sys/net/ipv4/tcp_available_congestion_control)\n", prog, cfg->path,
+            cfg->tcp_lane_congestion);
+    return 1;
 }

@@ -211,6 +211,9 @@ int lane_peer_links(const struct lane_peer *p);
 /* The TCP congestion control of every link connection from now on ("" or NULL: the system's);
  * 0, or -1 when this kernel does not have it. */
 int lane_set_congestion(const char *name);
+/* That congestion control on fd (0, or -1 with errno). The master sets it on its listener
+ * while it still has its privileges: accepted connections inherit it. */
+int lane_apply_congestion(int fd);
 const struct lane_peer_stats *lane_peer_stats(const struct lane_peer *p, int *nstreams);
 const struct lane_link_stats *lane_peer_link_stats(const struct lane_peer *p, uint8_t id);
 /* Slave: a new stream to addr:port for owner (OPEN goes out); NULL at the limit. */
@@ -296,7 +299,6 @@ void lane_slave_free(struct lane_slave *ls);
 bool lane_slave_input(struct lane_slave *ls, const uint8_t *pkt, size_t len);
 /* The mux has link id up (or not): its link connection is opened (or closed). */
 void lane_slave_link(struct lane_slave *ls, uint8_t id, bool up);
-struct lane_peer *lane_slave_peer(struct lane_slave *ls);
 const struct lane_stack_counters *lane_slave_stack_counters(const struct lane_slave *ls);
 const struct lane_peer *lane_slave_peer_const(const struct lane_slave *ls);
 

@@ -975,6 +975,16 @@ int lane_set_congestion(const char *name)
     return rc;
 }
 
+int lane_apply_congestion(int fd)
+{
+    if (!congestion[0]) return 0;
+    char cur[16] = "";
+    socklen_t len = sizeof cur - 1;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cur, &len) == 0 && strcmp(cur, congestion) == 0)
+        return 0; /* (inherited from the listener: setting it again may need privileges) */
+    return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion, (socklen_t)strlen(congestion));
+}
+
 int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
                        const uint8_t *rest, size_t nrest)
 {
@@ -1002,8 +1012,11 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     unsigned utimeout = USER_TIMEOUT_MS; /* a link gone for good: its connection ends */
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, sizeof utimeout);
-    if (congestion[0])
-        setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion, (socklen_t)strlen(congestion));
+    if (lane_apply_congestion(fd) != 0) {
+        static struct log_limit lim;
+        log_limited(&lim, LOG_WARN, "TCP lane: cannot set tcp_lane_congestion \"%s\" on a link "
+                    "connection: %s (the system's default is used)", congestion, strerror(errno));
+    }
     ev_io_init(&l->rio, on_link_io, fd, EV_READ);
     ev_io_init(&l->wio, on_link_io, fd, EV_WRITE);
     l->rio.data = l->wio.data = l;

@@ -177,6 +177,7 @@ struct lane_server *lane_server_new(struct ev_loop *loop, const struct sockaddr 
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
+    lane_apply_congestion(fd); /* (accepted link connections inherit it) */
     if (bind(fd, addr, alen) != 0 || listen(fd, 64) != 0) {
         snprintf(err, errlen, "TCP lane: cannot listen on the listen address's TCP port: %s "
                  "(another program has it? tcp_lane = \"off\" turns the lane off)",

@@ -22,7 +22,6 @@ struct term {
     struct lane_conn *c;     /* NULL once the client's connection is gone */
     struct lane_stream *s;   /* NULL once the stream is gone */
     size_t owed;             /* client bytes taken but not yet given back as window */
-    bool client_fin, far_eof;
     struct term *next, *prev;
 };
 
@@ -43,7 +42,6 @@ struct lane_slave {
     struct lane_peer *peer;
     struct link_slot link[LANE_MAX_LINKS];
     ev_timer tick;
-    uint64_t refused_limit, refused_master;
     struct term *terms;
 };
 
@@ -80,7 +78,6 @@ static void *st_accept(void *ctx, struct lane_conn *c, int family, const uint8_t
     t->c = c;
     t->s = lane_stream_open(ls->peer, t, family, dst, port);
     if (!t->s) {
-        ls->refused_limit++;
         LOGW("TCP lane: the limit of terminated connections (tcp_lane_connections) is "
              "reached: a new one goes by the packet path");
         free(t);
@@ -98,7 +95,6 @@ static size_t st_recv(void *ctx, void *owner, const uint8_t *data, size_t len)
     struct term *t = owner;
     if (!t->s) return len; /* (the stream is gone: the client is being reset) */
     if (len == 0) {
-        t->client_fin = true;
         lane_stream_shutdown(t->s);
         return 0;
     }
@@ -145,13 +141,12 @@ static void st_output(void *ctx, const uint8_t *pkt, size_t len)
 
 static void pe_opened(void *ctx, void *owner, int status)
 {
-    struct lane_slave *ls = ctx;
+    (void)ctx;
     struct term *t = owner;
     if (status == LANE_OPEN_OK) {
         if (t->c) lane_conn_proceed(t->c, 0); /* the client's SYN is answered now */
         return;
     }
-    ls->refused_master++;
     t->s = NULL; /* (gone with this answer) */
     if (t->c) {
         struct lane_conn *c = t->c;
@@ -173,7 +168,6 @@ static void pe_eof(void *ctx, void *owner)
 {
     (void)ctx;
     struct term *t = owner;
-    t->far_eof = true;
     if (t->c) lane_conn_shutdown(t->c); /* (may close it: st_closed) */
 }
 
@@ -341,11 +335,6 @@ void lane_slave_free(struct lane_slave *ls)
     lane_peer_free(ls->peer);
     while (ls->terms) term_free(ls->terms);
     free(ls);
-}
-
-struct lane_peer *lane_slave_peer(struct lane_slave *ls)
-{
-    return ls->peer;
 }
 
 const struct lane_peer *lane_slave_peer_const(const struct lane_slave *ls)

@@ -185,12 +185,7 @@ int main(int argc, char **argv)
     sodium_memzero(&mc, sizeof mc);
     if (!M->sites) goto out;
     if (cfg->tcp_lane != CFG_LANE_OFF) {
-        if (lane_set_congestion(cfg->tcp_lane_congestion) != 0) {
-            fprintf(stderr, "%s: %s: tcp_lane_congestion \"%s\" is not available in this kernel "
-                    "(see /proc/sys/net/ipv4/tcp_available_congestion_control)\n", prog,
-                    cfg->path, cfg->tcp_lane_congestion);
-            goto out;
-        }
+        if (daemon_lane_congestion(cfg, prog) != 0) goto out;
         const struct addr *la = udp_server_local(M->srv);
         struct lane_server_cb lcb = {.session = lane_session, .ctx = M};
         M->lane = lane_server_new(M->loop, (const struct sockaddr *)&la->ss, la->len, &lcb, err,

@@ -491,12 +491,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg->tcp_lane != CFG_LANE_OFF) {
-        if (lane_set_congestion(cfg->tcp_lane_congestion) != 0) {
-            fprintf(stderr, "%s: %s: tcp_lane_congestion \"%s\" is not available in this kernel "
-                    "(see /proc/sys/net/ipv4/tcp_available_congestion_control)\n", prog,
-                    cfg->path, cfg->tcp_lane_congestion);
-            goto out;
-        }
+        if (daemon_lane_congestion(cfg, prog) != 0) goto out;
         struct lane_slave_cb lcb = {.output = lane_output, .session = lane_session,
                                     .target = lane_target, .ctx = S};
         S->lane = lane_slave_new(S->loop, cfg->tcp_lane, cfg->tcp_lane_connections, &lcb, err,

@@ -205,12 +205,23 @@ def run(key, scenario, default_links, doc, default_duration=20):
                     help="up (slave -> master), down, or both: up,down (default %(default)s)")
     ap.add_argument("--no-single", action="store_true",
                     help="skip the best single link alone through braid")
+    ap.add_argument("--connect-only", default="",
+                    help="comma-separated link indices (from 0) that are links of type "
+                         "socks5-tcp through a SOCKS5 proxy that only does CONNECT (Dante in "
+                         "the slave's namespace, before the link's emulator); needs "
+                         "--scheduler packet,lane (emulators per IP packet)")
     ap.add_argument("--label", default=key,
                     help="name at the start of the key=value line; another name than the "
                          "default also puts the results in OUT/<name in lower case>/ "
                          "(default %(default)s)")
     args = ap.parse_args()
     links = B.parse_links(args.links)
+    for k in (int(x) for x in args.connect_only.split(",") if x):
+        if not 0 <= k < len(links):
+            ap.error("--connect-only: no link %d" % k)
+        if not set(x.strip() for x in args.scheduler.split(",")) & set(B.LANE_VARIANTS):
+            ap.error("--connect-only needs --scheduler packet and/or lane")
+        links[k].connect_only = True
     dirs = [d for d in args.directions.split(",") if d]
     if not dirs or any(d not in ("up", "down") for d in dirs):
         ap.error("--directions: up, down or up,down")
@@ -223,8 +234,10 @@ def run(key, scenario, default_links, doc, default_duration=20):
         info = B.run_info()
         sum_mbit = sum(l.rate_bps for l in links) / 1e6
         best = best_link(links)
-        title = "%s: %d links %s (sum %g Mbit/s)" % (key, len(links),
-                                                     " ".join(l.label() for l in links), sum_mbit)
+        title = "%s: %d links %s (sum %g Mbit/s)" % (
+            key, len(links), " ".join(l.label() + (" (socks5-tcp via a CONNECT-only proxy)"
+                                                   if l.connect_only else "") for l in links),
+            sum_mbit)
         print("%s, TCP (%s) %g s, %d repeat(s)%s, bounded to %.0f s"
               % (title, args.cc, args.duration, args.repeat, sched_note(args), bound))
         tb = B.Testbed(args.build, args.tools, out, cc=args.cc)

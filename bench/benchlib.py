@@ -49,6 +49,7 @@ LINK_MASTER = "198.18.4.%d"  # --tun emulators: the master's address as reached 
 LANE_VARIANTS = ("packet", "lane")
 EMU_TUN = False  # set by parse_schedulers when a lane variant is named
 IPERF_PORT = 5201
+DANTE_PORT = 1080            # a CONNECT-only SOCKS5 proxy in the slave ns (Testbed.start_dante)
 
 VERBOSE = False
 
@@ -242,6 +243,7 @@ class Link:
         self.up_trace = up_trace
         self.down_trace = down_trace
         self.extra = extra  # more SPEC keys for both directions, e.g. "queue=100ms"
+        self.connect_only = False  # a socks5-tcp link through a CONNECT-only proxy (Dante)
 
     def spec(self, direction):
         parts = []
@@ -341,6 +343,7 @@ class Testbed:
         self.nlinks = 0
         self.direct = False
         self.scheduler = None  # mux.scheduler of both daemons (None: not set, their default)
+        self.dante = None  # a CONNECT-only SOCKS5 proxy in the slave ns (start_dante)
         self.setup()
 
     # -- namespaces
@@ -469,6 +472,31 @@ class Testbed:
             unregister(p)
         self.emus = []
 
+    def start_dante(self):
+        """Dante on 127.0.0.1:DANTE_PORT in the slave ns, CONNECT only (UDP ASSOCIATE refused),
+        like a phone's proxy app: a socks5-tcp link reaches the master through it (and so
+        through the link's emulator, routed by the master's address like any other link)."""
+        if self.dante and self.dante.poll() is None:
+            return
+        exe = next((p for p in ("/usr/sbin/danted", shutil.which("danted") or "") if p and
+                    os.path.exists(p)), None)
+        if not exe:
+            raise RuntimeError("danted not found: apt-get install dante-server")
+        conf = self.path("danted.conf")
+        with open(conf, "w") as f:
+            f.write("logoutput: stderr\ninternal: 127.0.0.1 port = %d\nexternal: %s\n"
+                    "clientmethod: none\nsocksmethod: none\nuser.privileged: root\n"
+                    "user.unprivileged: nobody\n"
+                    "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"
+                    "socks pass { from: 127.0.0.0/8 to: 198.18.0.0/15 command: connect }\n"
+                    "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n" % (DANTE_PORT, SLAVE_WAN))
+        self.dante = spawn("danted", [exe, "-f", conf, "-p", self.path("danted.pid"), "-N", "1"],
+                           self.path("danted.log"), ns=self.S)
+        wait_until(lambda: _ss_listening(self.S, "127.0.0.1", DANTE_PORT) or
+                   self.dante.poll() is not None, 10, "danted listening")
+        if self.dante.poll() is not None:
+            raise RuntimeError("danted exited: %s" % self.tail("danted.log"))
+
     # -- braid
     def genkey(self):
         if not self.key:
@@ -527,6 +555,11 @@ class Testbed:
                       else "%s:%d" % (LINK_MASTER % (10 + i), MASTER_PORT) if EMU_TUN
                       else "%s:%d" % (WAN_SLAVE, EMU_PORT + i))
             nm = names[i] if names else "l%d" % i
+            if i < len(self.emus) and self.emus[i][0].connect_only:
+                self.start_dante()
+                links.append('{ name = "%s"; id = %d; type = "socks5-tcp"; proxy = "127.0.0.1:%d";'
+                             ' master = "%s"; }' % (nm, i, DANTE_PORT, target))
+                continue
             links.append('{ name = "%s"; id = %d; bind = "%s"; master = "%s"; }'
                          % (nm, i, SLAVE_WAN, target))
         with open(self.path("slave.conf"), "w") as f:

@@ -99,10 +99,26 @@ int addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
     return 0;
 }
 
+const struct sockaddr *addr_ip_of(const struct sockaddr *sa, socklen_t *len)
+{
+    if (sa->sa_family != ADDR_FAMILY_STREAM) return sa;
+    if (len) *len = sizeof(struct sockaddr_in6);
+    return (const struct sockaddr *)&((const struct addr_stream *)sa)->peer;
+}
+
 const char *addr_str(const struct sockaddr *sa, char *buf, size_t len)
 {
     char ip[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
+    if (sa->sa_family == ADDR_FAMILY_STREAM) {
+        const struct sockaddr_in6 *a6 = &((const struct addr_stream *)sa)->peer;
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], ip, sizeof ip);
+            snprintf(buf, len, "TCP %s:%u", ip, ntohs(a6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
+            snprintf(buf, len, "TCP [%s]:%u", ip, ntohs(a6->sin6_port));
+        }
+    } else if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
         snprintf(buf, len, "%s:%u", ip, ntohs(a4->sin_port));
@@ -119,6 +135,8 @@ const char *addr_str(const struct sockaddr *sa, char *buf, size_t len)
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
     if (a->sa_family != b->sa_family) return false;
+    if (a->sa_family == ADDR_FAMILY_STREAM)
+        return ((const struct addr_stream *)a)->conn == ((const struct addr_stream *)b)->conn;
     if (a->sa_family == AF_INET) {
         const struct sockaddr_in *x = (const struct sockaddr_in *)a;
         const struct sockaddr_in *y = (const struct sockaddr_in *)b;
@@ -136,6 +154,8 @@ bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 
 bool addr_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 {
+    a = addr_ip_of(a, NULL);
+    b = addr_ip_of(b, NULL);
     if (a->sa_family != b->sa_family) return false;
     if (a->sa_family == AF_INET)
         return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
@@ -148,6 +168,7 @@ bool addr_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 
 unsigned addr_port(const struct sockaddr *sa)
 {
+    sa = addr_ip_of(sa, NULL);
     if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
     if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return 0;

@@ -5,12 +5,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct addr {
     struct sockaddr_storage ss;
     socklen_t len;
 };
+
+/* The source of a datagram that came over a TCP connection rather than as a UDP datagram (the
+ * master's datagram connections, links/tcp_server.c): the connection's number, and its peer's
+ * address for logs, limits per source and cookies. A family no UDP socket sends to. */
+#define ADDR_FAMILY_STREAM AF_UNIX
+struct addr_stream {
+    sa_family_t family; /* ADDR_FAMILY_STREAM */
+    uint32_t conn;
+    struct sockaddr_in6 peer; /* IPv4 as ::ffff:a.b.c.d */
+};
+/* The IP address and port behind an address: a stream address's peer, else sa itself. */
+const struct sockaddr *addr_ip_of(const struct sockaddr *sa, socklen_t *len);
 
 /* Split "host:port" / "[v6]:port" into host and port. Returns 0, or -1 with a message in err
  * saying what is wrong (e.g. 'missing ":port"'). host must hold at least 256 bytes. */
@@ -24,7 +38,7 @@ int addr_parse_ip(const char *ip, unsigned port, struct addr *out);
 
 /* The IP alone, "1.2.3.4" or "::1", into buf; returns buf. */
 const char *addr_ip_str(const struct sockaddr *sa, char *buf, size_t len);
-/* "1.2.3.4:5" or "[::1]:5" into buf; returns buf. */
+/* "1.2.3.4:5" or "[::1]:5" (a stream address: "TCP 1.2.3.4:5") into buf; returns buf. */
 const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
 #define ADDR_STRLEN 64
 

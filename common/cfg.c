@@ -61,6 +61,7 @@ static const struct known known_top[] = {
     {"tcp_lane", R_BOTH, NULL},
     {"tcp_lane_connections", R_BOTH, NULL},
     {"tcp_lane_congestion", R_BOTH, NULL},
+    {"tcp_links", R_MASTER, "a slave's link takes TCP with type = \"socks5-tcp\""},
     {NULL, R_BOTH, NULL},
 };
 static const struct known known_tunnel[] = {
@@ -279,6 +280,14 @@ static int want_string(struct ld *l, const config_setting_t *s, const char *path
                     example);
     *out = config_setting_get_string(s);
     if (!*out) return fail(l, s, path, "cannot read the string; expected e.g. \"%s\"", example);
+    return 0;
+}
+
+static int want_bool(struct ld *l, const config_setting_t *s, const char *path, bool *out)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return fail(l, s, path, "got %s; expected true or false (without quotes)", type_desc(s));
+    *out = config_setting_get_bool(s) != 0;
     return 0;
 }
 
@@ -829,10 +838,13 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
                 k->type = CFG_LINK_UDP;
             else if (strcmp(v, "socks5") == 0)
                 k->type = CFG_LINK_SOCKS5;
+            else if (strcmp(v, "socks5-tcp") == 0)
+                k->type = CFG_LINK_SOCKS5_TCP;
             else
                 return fail(l, s, path,
-                            "\"%.32s\" is not a link type; expected \"udp\" (the default) or "
-                            "\"socks5\"",
+                            "\"%.32s\" is not a link type; expected \"udp\" (the default), "
+                            "\"socks5\" (UDP through a SOCKS5 proxy) or \"socks5-tcp\" (over "
+                            "TCP through a SOCKS5 proxy that only does CONNECT)",
                             v);
         } else if (strcmp(name, "bind") == 0) {
             if (want_string(l, s, path, "192.168.1.10", &v) < 0) return -1;
@@ -890,10 +902,11 @@ static int do_link(struct ld *l, const config_setting_t *g, int idx)
         }
     }
     if (!a->name_s) snprintf(k->name, sizeof k->name, "link%u", (unsigned)k->id);
-    if (k->type == CFG_LINK_SOCKS5 && !proxy_s)
+    if (k->type != CFG_LINK_UDP && !proxy_s)
         return fail(l, g, lpath,
-                    "type \"socks5\" needs \"proxy\" (the SOCKS5 proxy's address, e.g. "
-                    "\"192.168.43.1:1080\")");
+                    "type \"%s\" needs \"proxy\" (the SOCKS5 proxy's address, e.g. "
+                    "\"192.168.43.1:1080\")",
+                    k->type == CFG_LINK_SOCKS5 ? "socks5" : "socks5-tcp");
     if (k->type == CFG_LINK_UDP) {
         const config_setting_t *bad = proxy_s  ? proxy_s
                                       : user_s ? user_s
@@ -1261,6 +1274,9 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "or \"cubic\"",
                             v);
             memcpy(c->tcp_lane_congestion, v, vn + 1);
+        } else if (strcmp(name, "tcp_links") == 0) {
+            if (want_bool(l, s, path, &c->tcp_links) < 0) return -1;
+            c->tcp_links_set = true;
         } else if (strcmp(name, "tcp_lane_connections") == 0) {
             if (want_int(l, s, path, 1, 65534, "connections", &iv) < 0) return -1;
             c->tcp_lane_connections = (int)iv;
@@ -1362,6 +1378,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->log_level = LOG_INFO;
     c->socket_buffer = 4194304;
     c->tcp_lane_connections = 1024;
+    c->tcp_links = true;
     memcpy(c->tcp_lane_congestion, "cubic", 6); /* measured better than BBR on S3 (RESULTS) */
 }
 

@@ -17,12 +17,12 @@
                             * (current, previous, pending) */
 #define CFG_MAX_ALLOWED 32  /* allowed_ips per site */
 
-enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1 };
+enum cfg_link_type { CFG_LINK_UDP = 0, CFG_LINK_SOCKS5 = 1, CFG_LINK_SOCKS5_TCP = 2 };
 
 struct cfg_link {
     char name[CFG_NAME_LEN];       /* "name": 1-31 of [A-Za-z0-9._-], default "link<id>" */
     uint8_t id;                    /* "id": default = position in the list */
-    enum cfg_link_type type;       /* "type": "udp" (default) or "socks5" */
+    enum cfg_link_type type;       /* "type": "udp" (default), "socks5" or "socks5-tcp" */
     bool has_bind;
     struct addr bind;              /* "bind": source address (port optional, 0 = any) */
     char interface[CFG_NAME_LEN];  /* "interface": SO_BINDTODEVICE, "" = none (<= 15 chars) */
@@ -104,6 +104,8 @@ struct cfg {
     int tcp_lane;                        /* "tcp_lane": CFG_LANE_*, default off */
     int tcp_lane_connections;            /* "tcp_lane_connections": default 1024 */
     char tcp_lane_congestion[16];        /* "tcp_lane_congestion": default "cubic" */
+    bool tcp_links, tcp_links_set;       /* "tcp_links" (master): datagram connections over
+                                          * TCP accepted, default true; set in the file */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */
     char dns_servers[256];               /* "dns_servers" (slave): c-ares CSV, "" = system's */
     char user[64];                       /* "user": run as this user after the setup */

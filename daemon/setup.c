@@ -97,7 +97,7 @@ static const struct {
     RO("dns_servers", dns_servers),          RO("metrics_listen", metrics_listen),
     RO("user", user),                        RO("group", group),
     RO("tcp_lane", tcp_lane),                RO("tcp_lane_connections", tcp_lane_connections),
-    RO("tcp_lane_congestion", tcp_lane_congestion),
+    RO("tcp_lane_congestion", tcp_lane_congestion), RO("tcp_links", tcp_links),
 };
 #undef RO
 

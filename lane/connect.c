@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../links/server.h"
 #include "../links/socks5_proto.h"
 
 #define OPENING_TIMEOUT_S 10.0
@@ -88,7 +89,7 @@ static int socks5_step(struct lane_connect *c)
         }
         if (c->state == C_S5_REPLY) {
             struct socks5_reply rep;
-            int n = socks5_parse_reply(c->buf, c->len, &rep, e, sizeof e);
+            int n = socks5_parse_reply(c->buf, c->len, SOCKS5_CMD_CONNECT, &rep, e, sizeof e);
             if (n == SOCKS5_NEED_MORE) return 1;
             if (n < 0) goto fail;
             eat(c, (size_t)n);
@@ -181,7 +182,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (c->state == C_CHALLENGE) {
         uint8_t challenge[LANE_CHALLENGE_LEN];
-        int rc = lane_challenge_parse(c->buf, c->len, challenge);
+        int rc = link_tcp_greeting_parse(c->buf, c->len, challenge);
         if (rc < 0) {
             finish(c, "the master's port answered with something else than braid's lane");
             return;
@@ -194,8 +195,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
             finish(c, "cannot send the HELLO");
             return;
         }
-        memmove(c->buf, c->buf + LANE_CHALLENGE_MSG, c->len - LANE_CHALLENGE_MSG);
-        c->len -= LANE_CHALLENGE_MSG;
+        memmove(c->buf, c->buf + LINK_TCP_GREETING_LEN, c->len - LINK_TCP_GREETING_LEN);
+        c->len -= LINK_TCP_GREETING_LEN;
         c->state = C_WELCOME;
     }
     if (c->len < WELCOME_LEN) return;

@@ -132,18 +132,13 @@ int lane_seal(struct lane_dir *d, const uint8_t *plain, size_t len, uint8_t *out
 int lane_open(struct lane_dir *d, uint8_t *body, size_t blen);
 
 /* ---- opening a link connection (open.c; PROTOCOL section 10) ---- */
-/* 1. The master, at once: "BRL" ‖ version 1 ‖ a random 16-byte challenge.
+/* 1. The master, at once, its greeting: "BRL" ‖ version 1 ‖ a random 16-byte challenge
+ *    (links/greeting.c: link_tcp_greeting_parse).
  * 2. The slave: the master's receiver index of the session (4) ‖ the link id (1) ‖ a sealed
  *    frame (the slave's counter 0) holding "braid lane hello" ‖ the link id: it proves the
  *    session's keys on this connection (the challenge is in the frame's key).
  * 3. The master: a sealed frame (its counter 0) holding "braid lane welcome". Then records. */
-#define LANE_CHALLENGE_MSG 20
 #define LANE_HELLO_HDR 5
-#define LANE_VERSION 1
-/* 0 with the challenge, 1 when more bytes are needed, -1 when it is not braid's lane (or
- * another version). */
-int lane_challenge_put(uint8_t out[LANE_CHALLENGE_MSG], const uint8_t challenge[16]);
-int lane_challenge_parse(const uint8_t *p, size_t len, uint8_t challenge[16]);
 /* The slave's HELLO into out (cap bytes): its size, or -1. tx: the connection's keys. */
 int lane_hello_put(uint8_t *out, size_t cap, uint32_t index, uint8_t link_id,
                    struct lane_dir *tx);
@@ -312,7 +307,7 @@ void lane_slave_status_json(const struct lane_slave *ls, struct strbuf *sb);
 void lane_metrics(const struct lane_peer *const *p, const char *const *site, int n,
                   struct strbuf *sb);
 
-/* ---- the master's listener for link connections (server.c) ---- */
+/* ---- the master's side of opening link connections (server.c) ---- */
 struct lane_server;
 struct lane_server_cb {
     /* The peer of the session whose master receiver index this is (made on demand) and this
@@ -320,9 +315,11 @@ struct lane_server_cb {
     struct lane_peer *(*session)(void *ctx, uint32_t index, uint8_t tx[32], uint8_t rx[32]);
     void *ctx;
 };
-struct lane_server *lane_server_new(struct ev_loop *loop, const struct sockaddr *addr,
-                                    socklen_t alen, const struct lane_server_cb *cb, char *err,
-                                    size_t errlen);
+struct lane_server *lane_server_new(struct ev_loop *loop, const struct lane_server_cb *cb);
+/* A connection the master's TCP listener greeted with challenge, and the first bytes it sent
+ * (part of its HELLO); the server owns fd from now on. (A links/server.h tcp_stream_fn.) */
+void lane_server_adopt(void *srv, int fd, const uint8_t challenge[LANE_CHALLENGE_LEN],
+                       const uint8_t *first, size_t nfirst);
 void lane_server_free(struct lane_server *srv);
 
 /* ---- the master's endpoints: real connections to the destinations (relay.c) ---- */

@@ -1,33 +1,16 @@
-/* open.c: the first messages of a lane link connection (PROTOCOL section 10): the master's
- * challenge, the slave's HELLO proving the session's keys, the master's WELCOME. */
+/* open.c: the first messages of a lane link connection (PROTOCOL section 10) after the master's
+ * greeting and challenge (links/greeting.c): the slave's HELLO proving the session's keys, the
+ * master's WELCOME. */
 #include "lane.h"
 
 #include <string.h>
 
 #include "../common/util.h"
 
-static const uint8_t MAGIC[3] = {'B', 'R', 'L'};
 static const char HELLO[] = "braid lane hello";
 static const char WELCOME[] = "braid lane welcome";
 #define HELLO_PLAIN (sizeof HELLO - 1 + 1) /* the text and the link id */
 #define WELCOME_PLAIN (sizeof WELCOME - 1)
-
-int lane_challenge_put(uint8_t out[LANE_CHALLENGE_MSG], const uint8_t challenge[16])
-{
-    memcpy(out, MAGIC, 3);
-    out[3] = LANE_VERSION;
-    memcpy(out + 4, challenge, 16);
-    return LANE_CHALLENGE_MSG;
-}
-
-int lane_challenge_parse(const uint8_t *p, size_t len, uint8_t challenge[16])
-{
-    size_t n = len < 4 ? len : 4;
-    if (memcmp(p, MAGIC, n < 3 ? n : 3) != 0 || (n == 4 && p[3] != LANE_VERSION)) return -1;
-    if (len < LANE_CHALLENGE_MSG) return 1;
-    memcpy(challenge, p + 4, 16);
-    return 0;
-}
 
 int lane_hello_put(uint8_t *out, size_t cap, uint32_t index, uint8_t link_id,
                    struct lane_dir *tx)

@@ -1,6 +1,7 @@
-/* server.c: the master's TCP listener for lane link connections: each accepted connection gets
- * the challenge, and its HELLO is checked against the session its index names (the owner finds
- * it) before the connection joins that session's peer. Nothing else is read before that. */
+/* server.c: the master's side of opening lane link connections: the TCP listener (links/
+ * tcp_server.c) greeted each with the challenge and hands it over; its HELLO is checked against
+ * the session its index names (the owner finds it) before the connection joins that session's
+ * peer. Nothing else is read before that. */
 #include "lane.h"
 
 #include <errno.h>
@@ -34,8 +35,6 @@ struct pending {
 
 struct lane_server {
     struct ev_loop *loop;
-    int fd;
-    ev_io io;
     struct lane_server_cb cb;
     struct pending *pending;
     int npending;
@@ -123,80 +122,46 @@ static void on_pending_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     refuse(w->data, "no HELLO in time");
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+void lane_server_adopt(void *ctx, int fd, const uint8_t challenge[LANE_CHALLENGE_LEN],
+                       const uint8_t *first, size_t nfirst)
 {
-    (void)revents;
-    struct lane_server *srv = w->data;
-    for (int i = 0; i < 16; i++) {
-        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
-        if (srv->npending >= PENDING_MAX) {
-            close(fd);
-            srv->refused++;
-            log_limited(&srv->lim, LOG_WARN, "TCP lane: %d link connections are opening at "
-                        "once: refused another", PENDING_MAX);
-            continue;
-        }
-        struct pending *q = calloc(1, sizeof *q);
-        if (!q) {
-            close(fd);
-            continue;
-        }
-        q->srv = srv;
-        q->fd = fd;
-        randombytes_buf(q->challenge, sizeof q->challenge);
-        uint8_t msg[LANE_CHALLENGE_MSG];
-        lane_challenge_put(msg, q->challenge);
-        q->next = srv->pending;
-        if (srv->pending) srv->pending->prev = q;
-        srv->pending = q;
-        srv->npending++;
-        srv->accepted++;
-        if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) {
-            refuse(q, "cannot send the challenge");
-            continue;
-        }
-        ev_io_init(&q->io, on_pending, fd, EV_READ);
-        q->io.data = q;
-        ev_io_start(loop, &q->io);
-        ev_timer_init(&q->timer, on_pending_timeout, OPENING_TIMEOUT_S, 0);
-        q->timer.data = q;
-        ev_timer_start(loop, &q->timer);
+    struct lane_server *srv = ctx;
+    if (srv->npending >= PENDING_MAX || nfirst > HELLO_LEN) {
+        close(fd);
+        srv->refused++;
+        log_limited(&srv->lim, LOG_WARN, "TCP lane: %d link connections are opening at once: "
+                    "refused another", PENDING_MAX);
+        return;
     }
+    struct pending *q = calloc(1, sizeof *q);
+    if (!q) {
+        close(fd);
+        return;
+    }
+    q->srv = srv;
+    q->fd = fd;
+    memcpy(q->challenge, challenge, sizeof q->challenge);
+    memcpy(q->buf, first, nfirst);
+    q->len = nfirst;
+    q->next = srv->pending;
+    if (srv->pending) srv->pending->prev = q;
+    srv->pending = q;
+    srv->npending++;
+    srv->accepted++;
+    ev_io_init(&q->io, on_pending, fd, EV_READ);
+    q->io.data = q;
+    ev_io_start(srv->loop, &q->io);
+    ev_timer_init(&q->timer, on_pending_timeout, OPENING_TIMEOUT_S, 0);
+    q->timer.data = q;
+    ev_timer_start(srv->loop, &q->timer);
 }
 
-struct lane_server *lane_server_new(struct ev_loop *loop, const struct sockaddr *addr,
-                                    socklen_t alen, const struct lane_server_cb *cb, char *err,
-                                    size_t errlen)
+struct lane_server *lane_server_new(struct ev_loop *loop, const struct lane_server_cb *cb)
 {
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "TCP lane: socket: %s", strerror(errno));
-        return NULL;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
-    lane_apply_congestion(fd); /* (accepted link connections inherit it) */
-    if (bind(fd, addr, alen) != 0 || listen(fd, 64) != 0) {
-        snprintf(err, errlen, "TCP lane: cannot listen on the listen address's TCP port: %s "
-                 "(another program has it? tcp_lane = \"off\" turns the lane off)",
-                 strerror(errno));
-        close(fd);
-        return NULL;
-    }
     struct lane_server *srv = calloc(1, sizeof *srv);
-    if (!srv) {
-        close(fd);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!srv) return NULL;
     srv->loop = loop;
-    srv->fd = fd;
     srv->cb = *cb;
-    ev_io_init(&srv->io, on_accept, fd, EV_READ);
-    srv->io.data = srv;
-    ev_io_start(loop, &srv->io);
     return srv;
 }
 
@@ -204,7 +169,5 @@ void lane_server_free(struct lane_server *srv)
 {
     if (!srv) return;
     while (srv->pending) pending_free(srv->pending);
-    ev_io_stop(srv->loop, &srv->io);
-    close(srv->fd);
     free(srv);
 }

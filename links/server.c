@@ -53,6 +53,7 @@ struct udp_server {
      * the reply op read it) */
     struct local_addr cur;
     struct log_limit lim_err;
+    struct tcp_server *tcp; /* datagram connections over TCP (NULL: none) */
 };
 
 struct peer_link {
@@ -247,10 +248,22 @@ const struct addr *udp_server_local(const struct udp_server *s)
     return &s->local;
 }
 
+void udp_server_set_tcp(struct udp_server *s, struct tcp_server *t)
+{
+    s->tcp = t;
+}
+
+static uint32_t stream_conn(const struct sockaddr *a)
+{
+    return ((const struct addr_stream *)a)->conn;
+}
+
 static int server_reply(struct listener *ls, const uint8_t *buf, size_t len,
                         const struct sockaddr *to, socklen_t tolen)
 {
     struct udp_server *s = (struct udp_server *)ls;
+    if (to->sa_family == ADDR_FAMILY_STREAM)
+        return tcp_server_send(s->tcp, stream_conn(to), buf, len);
     if (send_from(s, buf, len, to, tolen, &s->cur) < 0) {
         if (errno != EAGAIN && errno != ENOBUFS) {
             char as[ADDR_STRLEN];
@@ -269,6 +282,15 @@ static int peer_send(struct link *l, const uint8_t *buf, size_t len)
         l->c.tx_dropped++;
         return 0;
     }
+    if (p->peer.ss.ss_family == ADDR_FAMILY_STREAM) { /* a datagram connection */
+        if (tcp_server_send(p->s->tcp, stream_conn((struct sockaddr *)&p->peer.ss), buf, len) < 0)
+            l->c.tx_dropped++;
+        else {
+            l->c.tx_packets++;
+            l->c.tx_bytes += len;
+        }
+        return 0;
+    }
     if (send_from(p->s, buf, len, (struct sockaddr *)&p->peer.ss, p->peer.len, &p->local) < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
             l->c.tx_dropped++;
@@ -285,6 +307,7 @@ static int peer_send(struct link *l, const uint8_t *buf, size_t len)
 static void peer_seen(struct link *l, const struct sockaddr *from, socklen_t fromlen)
 {
     struct peer_link *p = (struct peer_link *)l;
+    if (from->sa_family == ADDR_FAMILY_STREAM) tcp_server_seen(p->s->tcp, stream_conn(from));
     if (p->s->cur.valid) p->local = p->s->cur; /* answer from where the slave sent to */
     if (p->has_addr && addr_equal((struct sockaddr *)&p->peer.ss, from)) return;
     char was[ADDR_STRLEN] = "none", now[ADDR_STRLEN];

@@ -1,10 +1,13 @@
 /* socks5.c: the SOCKS5 link: resolve the proxy and master, TCP connect, negotiate, UDP ASSOCIATE,
- * then relay datagrams with the §7 header; any failure takes it down and retries with backoff. */
+ * then relay datagrams with the §7 header; or (type "socks5-tcp") CONNECT to the master and
+ * carry the datagrams as frames on that connection (PROTOCOL section 11). Any failure takes it
+ * down and retries with backoff. */
 #include "socks5.h"
 
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,13 +17,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/frame.h"
 #include "../common/log.h"
+#include "server.h"
 #include "sock.h"
 #include "socks5_proto.h"
 
 #define RX_BUFSZ 65536
 #define RX_MAX_PER_EVENT 64
 #define CTL_BUFSZ 600 /* longer than any reply braid waits for */
+#define UNSENT_MAX (64 * 1024) /* socks5-tcp: a datagram waits behind at most this much */
 
 enum s5_state {
     S5_IDLE,            /* not started, or waiting for the next attempt */
@@ -29,8 +35,9 @@ enum s5_state {
     S5_CONNECTING,
     S5_GREETING,        /* method selection sent */
     S5_AUTH,            /* username/password sent */
-    S5_REQUEST,         /* UDP ASSOCIATE sent */
+    S5_REQUEST,         /* UDP ASSOCIATE (or CONNECT) sent */
     S5_RESOLVE_RELAY,   /* the relay was given as a name */
+    S5_MASTER,          /* socks5-tcp: connected through the proxy, the master's greeting due */
     S5_UP,
 };
 
@@ -43,6 +50,7 @@ static const char *const state_names[] = {
     [S5_AUTH] = "logging in",
     [S5_REQUEST] = "associating",
     [S5_RESOLVE_RELAY] = "resolving relay",
+    [S5_MASTER] = "waiting for the master",
     [S5_UP] = "up",
 };
 
@@ -75,6 +83,10 @@ struct socks5_link {
     char last_err[200];
     struct s5_drops drops;
     uint8_t buf[RX_BUFSZ];
+    /* socks5-tcp: frames in (decoded into dg) and out (what the kernel did not take yet) */
+    struct frame_dec *dec;
+    uint8_t *dg, *wbuf;
+    size_t wlen;
 };
 
 static void s5_establish(struct socks5_link *s);
@@ -104,6 +116,7 @@ static void s5_close(struct socks5_link *s)
     }
     ev_timer_stop(s->loop, &s->timeout);
     s->ctl_len = 0;
+    s->wlen = 0;
 }
 
 /* Take the link down with a reason, and schedule the next attempt: 0.5 s doubling up to 2 s,
@@ -277,6 +290,55 @@ static void relay_resolved(void *ctx, bool ok, const struct addr *a, const char 
     s5_associated(s);
 }
 
+/* ---- socks5-tcp: the datagrams on the connection to the master ---- */
+
+static void tcp_watch(struct socks5_link *s, int events)
+{
+    ev_io_stop(s->loop, &s->tio);
+    ev_io_set(&s->tio, s->tfd, events);
+    ev_io_start(s->loop, &s->tio);
+}
+
+static void on_frame(void *ctx, const uint8_t *frame, size_t len)
+{
+    struct socks5_link *s = ctx;
+    if (s->state != S5_UP) return; /* (taken down while the rest was decoded) */
+    s->base.c.rx_packets++;
+    s->base.c.rx_bytes += len;
+    s->relay_ok++;
+    if (s->failures) {
+        s->failures = 0;
+        s->last_err[0] = '\0';
+    }
+    memcpy(s->dg, frame, len);
+    if (s->base.h.rx)
+        s->base.h.rx(s->base.h.ctx, &s->base, s->dg, len, (struct sockaddr *)&s->master.ss,
+                     s->master.len);
+}
+
+static void on_bad_frame(void *ctx, size_t len)
+{
+    (void)len;
+    struct socks5_link *s = ctx;
+    s->drops.bad_header++;
+    if (s->state == S5_UP) s5_fail(s, "the master sent a frame of length 0");
+}
+
+static void s5_connected(struct socks5_link *s)
+{
+    char ps[ADDR_STRLEN + 260], ms[ADDR_STRLEN];
+    int one = 1;
+    (void)setsockopt(s->tfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    frame_dec_reset(s->dec);
+    s->wlen = 0;
+    ev_timer_stop(s->loop, &s->timeout);
+    s->state = S5_UP;
+    s->established++;
+    LOGI("link %s: transport up (socks5-tcp via %s, connected to master %s)", s->base.name,
+         proxy_str(s, ps, sizeof ps), addr_str((struct sockaddr *)&s->master.ss, ms, sizeof ms));
+    link_report_state(&s->base, true);
+}
+
 /* ---- the TCP control connection ---- */
 
 static int ctl_send(struct socks5_link *s, const uint8_t *buf, size_t len, const char *what)
@@ -290,6 +352,14 @@ static int ctl_send(struct socks5_link *s, const uint8_t *buf, size_t len, const
 
 static void send_request(struct socks5_link *s)
 {
+    if (s->cfg.tcp) { /* a connection to the master itself */
+        uint8_t req[32];
+        size_t n = socks5_build_request(req, sizeof req, SOCKS5_CMD_CONNECT,
+                                        (struct sockaddr *)&s->master.ss);
+        if (ctl_send(s, req, n, "CONNECT request") < 0) return;
+        s->state = S5_REQUEST;
+        return;
+    }
     /* DST.ADDR/DST.PORT of UDP ASSOCIATE: where our datagrams will come from (RFC 1928 §6). */
     struct addr u;
     u.len = sizeof u.ss;
@@ -339,7 +409,14 @@ static void ctl_process(struct socks5_link *s)
             }
         } else if (s->state == S5_REQUEST) {
             struct socks5_reply r;
-            n = socks5_parse_reply(s->ctl, s->ctl_len, &r, err, sizeof err);
+            uint8_t cmd = s->cfg.tcp ? SOCKS5_CMD_CONNECT : SOCKS5_CMD_UDP_ASSOCIATE;
+            n = socks5_parse_reply(s->ctl, s->ctl_len, cmd, &r, err, sizeof err);
+            if (n > 0 && s->cfg.tcp) { /* connected to the master: its greeting follows */
+                memmove(s->ctl, s->ctl + n, s->ctl_len - (size_t)n);
+                s->ctl_len -= (size_t)n;
+                s->state = S5_MASTER;
+                continue;
+            }
             if (n > 0) {
                 s->ctl_len = 0; /* nothing more is expected on the control connection */
                 if (r.atyp == SOCKS5_ATYP_DOMAIN) {
@@ -358,6 +435,25 @@ static void ctl_process(struct socks5_link *s)
                 s5_associated(s);
                 return;
             }
+        } else if (s->state == S5_MASTER) {
+            uint8_t challenge[LINK_TCP_CHALLENGE_LEN];
+            int rc = link_tcp_greeting_parse(s->ctl, s->ctl_len, challenge);
+            if (rc < 0) {
+                s5_fail(s, "connected to %s, which is not a braid master that takes links over "
+                        "TCP (an older braid-master, or tcp_links = false there)",
+                        addr_str((struct sockaddr *)&s->master.ss, err, sizeof err));
+                return;
+            }
+            if (rc > 0) return;
+            if (ctl_send(s, (const uint8_t *)LINK_TCP_DGRAM_MAGIC, 4, "datagram request") < 0)
+                return;
+            size_t rest = s->ctl_len - LINK_TCP_GREETING_LEN;
+            uint8_t early[CTL_BUFSZ];
+            memcpy(early, s->ctl + LINK_TCP_GREETING_LEN, rest);
+            s->ctl_len = 0;
+            s5_connected(s);
+            if (rest && s->state == S5_UP) frame_dec_feed(s->dec, early, rest);
+            return;
         } else { /* S5_UP or waiting for a relay name: the proxy has nothing more to say */
             s->ctl_len = 0;
             return;
@@ -377,6 +473,17 @@ static void ctl_process(struct socks5_link *s)
 
 static void tcp_read(struct socks5_link *s)
 {
+    for (int i = 0; s->cfg.tcp && s->state == S5_UP && i < RX_MAX_PER_EVENT; i++) {
+        ssize_t n = recv(s->tfd, s->buf, sizeof s->buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (n <= 0) {
+            s5_fail(s, "connection to the master %s", n == 0 ? "closed" : strerror(errno));
+            return;
+        }
+        frame_dec_feed(s->dec, s->buf, (size_t)n);
+        if (s->tfd < 0 || s->state != S5_UP || (size_t)n < sizeof s->buf) return;
+    }
+    if (s->cfg.tcp && s->state == S5_UP) return; /* (more next time round the loop) */
     for (;;) {
         if (s->ctl_len == sizeof s->ctl) s->ctl_len = 0; /* only when up: discarded */
         ssize_t n = recv(s->tfd, s->ctl + s->ctl_len, sizeof s->ctl - s->ctl_len, MSG_DONTWAIT);
@@ -397,6 +504,7 @@ static void tcp_read(struct socks5_link *s)
         s->ctl_len += (size_t)n;
         ctl_process(s);
         if (s->tfd < 0 || s->state == S5_IDLE) return;
+        if (s->cfg.tcp && s->state == S5_UP) return; /* frames from here (the next event) */
     }
 }
 
@@ -415,8 +523,8 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
         s->tcp_local.len = sizeof s->tcp_local.ss;
         getsockname(s->tfd, (struct sockaddr *)&s->tcp_local.ss, &s->tcp_local.len);
         addr_unmap(&s->tcp_local);
-        s->ufd = open_udp(s, s->tcp_local.ss.ss_family, &s->tcp_local);
-        if (s->ufd < 0) {
+        if (!s->cfg.tcp) s->ufd = open_udp(s, s->tcp_local.ss.ss_family, &s->tcp_local);
+        if (!s->cfg.tcp && s->ufd < 0) {
             s5_fail(s, "cannot open the UDP socket for the relay: %s", strerror(errno));
             return;
         }
@@ -428,6 +536,14 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (ctl_send(s, g, gl, "greeting") < 0) return;
         s->state = S5_GREETING;
         return;
+    }
+    if (revents & EV_WRITE && s->state == S5_UP) {
+        int rc = sock_frame_flush(s->tfd, s->wbuf, &s->wlen);
+        if (rc < 0) {
+            s5_fail(s, "connection to the master failed: %s", strerror(errno));
+            return;
+        }
+        if (rc) tcp_watch(s, EV_READ);
     }
     if (revents & EV_READ) tcp_read(s);
 }
@@ -487,7 +603,7 @@ static void master_resolved(void *ctx, bool ok, const struct addr *a, const char
     s->master = *a;
     addr_unmap(&s->master);
     s->udp_hdr_len = socks5_udp_header(s->udp_hdr, (struct sockaddr *)&s->master.ss);
-    s->base.overhead = s->udp_hdr_len;
+    s->base.overhead = s->cfg.tcp ? 0 : s->udp_hdr_len;
     s5_connect(s);
 }
 
@@ -524,6 +640,22 @@ static int s5_send(struct link *l, const uint8_t *buf, size_t len)
 {
     struct socks5_link *s = (struct socks5_link *)l;
     if (s->state != S5_UP) return -1;
+    if (s->cfg.tcp) {
+        int rc = sock_frame_send(s->tfd, s->wbuf, &s->wlen, SOCK_FRAME_WBUF, UNSENT_MAX, buf, len);
+        if (rc < 0) {
+            l->c.tx_errors++;
+            s5_fail(s, "connection to the master failed: %s", strerror(errno));
+            return -1;
+        }
+        if (rc == 0) {
+            l->c.tx_dropped++;
+            return 0;
+        }
+        if (s->wlen) tcp_watch(s, EV_READ | EV_WRITE);
+        l->c.tx_packets++;
+        l->c.tx_bytes += len;
+        return 0;
+    }
     struct iovec iov[2] = {{.iov_base = s->udp_hdr, .iov_len = s->udp_hdr_len},
                            {.iov_base = (void *)buf, .iov_len = len}};
     struct msghdr mh = {.msg_name = &s->relay.ss, .msg_namelen = s->relay.len, .msg_iov = iov,
@@ -552,7 +684,10 @@ static void s5_stale(struct link *l)
 {
     struct socks5_link *s = (struct socks5_link *)l;
     if (s->state != S5_UP) return;
-    s5_fail(s, "relay is silent: nothing from the master through it; making a new association");
+    if (s->cfg.tcp)
+        s5_fail(s, "connection is silent: nothing from the master on it; making a new one");
+    else
+        s5_fail(s, "relay is silent: nothing from the master through it; making a new association");
 }
 
 static void s5_describe(const struct link *l, char *buf, size_t len)
@@ -560,12 +695,14 @@ static void s5_describe(const struct link *l, char *buf, size_t len)
     const struct socks5_link *s = (const struct socks5_link *)l;
     char ps[ADDR_STRLEN + 260], rs[ADDR_STRLEN] = "-";
     proxy_str(s, ps, sizeof ps);
+    const char *kind = s->cfg.tcp ? "socks5-tcp" : "socks5";
     if (s->state == S5_UP) {
-        addr_str((const struct sockaddr *)&s->relay.ss, rs, sizeof rs);
-        snprintf(buf, len, "socks5 via %s relay %s%s%s", ps, rs, s->ifname[0] ? " dev " : "",
-                 s->ifname);
+        addr_str((const struct sockaddr *)(s->cfg.tcp ? &s->master.ss : &s->relay.ss), rs,
+                 sizeof rs);
+        snprintf(buf, len, "%s via %s %s %s%s%s", kind, ps, s->cfg.tcp ? "to" : "relay", rs,
+                 s->ifname[0] ? " dev " : "", s->ifname);
     } else {
-        snprintf(buf, len, "socks5 via %s (%s)%s%s", ps, state_names[s->state],
+        snprintf(buf, len, "%s via %s (%s)%s%s", kind, ps, state_names[s->state],
                  s->ifname[0] ? " dev " : "", s->ifname);
     }
 }
@@ -574,11 +711,12 @@ static void s5_status_json(const struct link *l, struct strbuf *sb)
 {
     const struct socks5_link *s = (const struct socks5_link *)l;
     char ps[ADDR_STRLEN + 260], rs[ADDR_STRLEN] = "";
-    sb_printf(sb, "{\"kind\":\"socks5\",\"proxy\":");
+    sb_printf(sb, "{\"kind\":\"%s\",\"proxy\":", s->cfg.tcp ? "socks5-tcp" : "socks5");
     sb_json_str(sb, proxy_str(s, ps, sizeof ps));
     sb_printf(sb, ",\"state\":");
     sb_json_str(sb, state_names[s->state]);
-    if (s->state == S5_UP) addr_str((const struct sockaddr *)&s->relay.ss, rs, sizeof rs);
+    if (s->state == S5_UP && !s->cfg.tcp)
+        addr_str((const struct sockaddr *)&s->relay.ss, rs, sizeof rs);
     sb_printf(sb, ",\"relay\":");
     sb_json_str(sb, rs);
     sb_printf(sb,
@@ -602,6 +740,9 @@ static void s5_destroy(struct link *l)
     s5_close(s);
     ev_timer_stop(s->loop, &s->retry);
     sodium_memzero(s->pass, sizeof s->pass);
+    free(s->dec);
+    free(s->dg);
+    free(s->wbuf);
     free(s);
 }
 
@@ -654,7 +795,20 @@ struct link *socks5_link_new(struct ev_loop *loop, const struct socks5_link_conf
     if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 5.0;
     if (s->cfg.backoff_min_s <= 0) s->cfg.backoff_min_s = 0.5;
     if (s->cfg.backoff_max_s < s->cfg.backoff_min_s) s->cfg.backoff_max_s = 2.0;
-    s->base.overhead = SOCKS5_UDP_HDR_V4;
+    s->base.overhead = cfg->tcp ? 0 : SOCKS5_UDP_HDR_V4;
+    if (cfg->tcp) {
+        s->dec = malloc(sizeof *s->dec);
+        s->dg = malloc(FRAME_MAX_LEN);
+        s->wbuf = malloc(SOCK_FRAME_WBUF);
+        if (!s->dec || !s->dg || !s->wbuf) {
+            free(s->dec);
+            free(s->dg);
+            free(s->wbuf);
+            free(s);
+            return NULL;
+        }
+        frame_dec_init(s->dec, FRAME_MAX_LEN, on_frame, on_bad_frame, s);
+    }
     s->tfd = s->ufd = -1;
     s->state = S5_IDLE;
     ev_timer_init(&s->timeout, timeout_cb, 1., 0.);

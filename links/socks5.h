@@ -1,5 +1,7 @@
 /* socks5.h: the slave's SOCKS5 link: UDP relayed through a SOCKS5 proxy (a phone's proxy app)
- * with UDP ASSOCIATE (RFC 1928) and optional username/password (RFC 1929). */
+ * with UDP ASSOCIATE (RFC 1928) and optional username/password (RFC 1929); or, for a proxy
+ * that only does CONNECT, the datagrams as frames over a TCP connection to the master through
+ * it (PROTOCOL section 11). */
 #ifndef BRAID_LINK_SOCKS5_H
 #define BRAID_LINK_SOCKS5_H
 
@@ -29,6 +31,8 @@ struct socks5_link_config {
                                  * attempt per 1.5-2.5 s does not hammer one that is gone),
                                  * each jittered by +-25 % */
     int sndbuf;               /* UDP socket buffer, 0 = 4 MiB */
+    bool tcp;                 /* CONNECT to the master and carry the datagrams over TCP
+                               * ("socks5-tcp"), instead of UDP ASSOCIATE */
     /* Optional: told every failure, with the reason as logged (probe-socks uses it). */
     void (*failed)(void *ctx, const char *reason);
     void *failed_ctx;

@@ -188,8 +188,8 @@ static int parse_addr(const uint8_t *p, size_t len, uint8_t *atyp, struct addr *
     return -1;
 }
 
-int socks5_parse_reply(const uint8_t *buf, size_t len, struct socks5_reply *r, char *err,
-                       size_t errlen)
+int socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t cmd, struct socks5_reply *r,
+                       char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     if (len < 2) return SOCKS5_NEED_MORE;
@@ -197,10 +197,13 @@ int socks5_parse_reply(const uint8_t *buf, size_t len, struct socks5_reply *r, c
         return err_out(err, errlen, "replied with version byte 0x%02x, expected 0x05", buf[0]);
     r->rep = buf[1];
     if (buf[1] != 0)
-        return err_out(err, errlen, "refused UDP ASSOCIATE: %s (REP=%u)%s",
+        return err_out(err, errlen, "refused %s: %s (REP=%u)%s",
+                       cmd == SOCKS5_CMD_CONNECT ? "CONNECT" : "UDP ASSOCIATE",
                        socks5_rep_str(buf[1]), buf[1],
-                       buf[1] == 7 ? "; the proxy supports TCP (CONNECT) only, braid needs UDP"
-                                   : "");
+                       buf[1] == 7 && cmd != SOCKS5_CMD_CONNECT
+                           ? "; if the proxy does TCP (CONNECT) only, make the link "
+                             "type = \"socks5-tcp\""
+                           : "");
     if (len < 4) return SOCKS5_NEED_MORE;
     /* buf[2] is RSV: RFC 1928 says 0; not checked, it carries nothing. */
     int n = parse_addr(buf + 3, len - 3, &r->atyp, &r->addr, r->domain, &r->port);

@@ -57,10 +57,11 @@ struct socks5_reply {
     char domain[256];       /* BND.ADDR for ATYP domain (NUL-terminated) */
     unsigned port;          /* BND.PORT */
 };
-/* The reply to a request. A reply with REP != 0 is an error as soon as its second byte is in
- * (r->rep tells which; the message names it). A domain BND.ADDR must be a host name. */
-int socks5_parse_reply(const uint8_t *buf, size_t len, struct socks5_reply *r, char *err,
-                       size_t errlen);
+/* The reply to a request of command cmd. A reply with REP != 0 is an error as soon as its second
+ * byte is in (r->rep tells which; the message names it and the command). A domain BND.ADDR
+ * must be a host name. */
+int socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t cmd, struct socks5_reply *r,
+                       char *err, size_t errlen);
 /* "command not supported" and the like for a REP value. */
 const char *socks5_rep_str(uint8_t rep);
 /* "no authentication" and the like for a method value. */

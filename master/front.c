@@ -77,6 +77,7 @@ static const uint8_t *cookie_secret(struct front *f, uint64_t now)
 /* The source's IP address (16 bytes: IPv4 as ::ffff:a.b.c.d), 0; -1 for another family. */
 static int source_ip(const struct sockaddr *from, socklen_t fromlen, uint8_t ip[16])
 {
+    from = addr_ip_of(from, &fromlen); /* (a TCP connection: its peer) */
     if (from->sa_family == AF_INET && fromlen >= sizeof(struct sockaddr_in)) {
         memset(ip, 0, 10);
         ip[10] = ip[11] = 0xff;

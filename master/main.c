@@ -29,7 +29,8 @@ struct master {
     struct sites *sites;
     struct control *ctl;
     struct httpd *http;
-    struct lane_server *lane; /* the TCP lane's listener (NULL: tcp_lane = "off") */
+    struct tcp_server *tcp;   /* TCP on the listen address and port (NULL: none) */
+    struct lane_server *lane; /* the TCP lane's opening (NULL: tcp_lane = "off") */
 };
 
 static struct lane_peer *lane_session(void *ctx, uint32_t index, uint8_t tx[32], uint8_t rx[32])
@@ -124,6 +125,18 @@ static void status(void *ctx, const char *line, struct strbuf *out)
         sites_status_json(M->sites, out);
         sb_printf(out, ",\"tundev\":");
         daemon_tundev_json(M->tun, out);
+        if (M->tcp) {
+            const struct tcp_server_stats *t = tcp_server_stats(M->tcp);
+            sb_printf(out,
+                      ",\"tcp\":{\"accepted\":%llu,\"refused\":%llu,\"to_lane\":%llu,"
+                      "\"dgram_open\":%llu,\"dgram_opened\":%llu,\"dgram_rx\":%llu,"
+                      "\"dgram_tx\":%llu,\"dgram_dropped\":%llu}",
+                      (unsigned long long)t->accepted, (unsigned long long)t->refused,
+                      (unsigned long long)t->handed,
+                      (unsigned long long)(t->dgram_opened - t->dgram_closed),
+                      (unsigned long long)t->dgram_opened, (unsigned long long)t->dgram_rx,
+                      (unsigned long long)t->dgram_tx, (unsigned long long)t->dgram_dropped);
+        }
         sb_printf(out, "}\n");
     } else {
         sites_status_text(M->sites, out);
@@ -184,16 +197,30 @@ int main(int argc, char **argv)
     M->sites = sites_new(M->loop, &mc, cfg->sites, cfg->nsites, udp_server_listener(M->srv), &io);
     sodium_memzero(&mc, sizeof mc);
     if (!M->sites) goto out;
-    if (cfg->tcp_lane != CFG_LANE_OFF) {
-        if (daemon_lane_congestion(cfg, prog) != 0) goto out;
-        const struct addr *la = udp_server_local(M->srv);
-        struct lane_server_cb lcb = {.session = lane_session, .ctx = M};
-        M->lane = lane_server_new(M->loop, (const struct sockaddr *)&la->ss, la->len, &lcb, err,
-                                  sizeof err);
-        if (!M->lane) {
-            fprintf(stderr, "%s: %s: %s\n", prog, cfg->path, err);
+    if (cfg->tcp_links || cfg->tcp_lane != CFG_LANE_OFF) {
+        M->tcp = tcp_server_new(M->loop, M->srv, cfg->tcp_links, err, sizeof err);
+        if (!M->tcp && (cfg->tcp_links_set || cfg->tcp_lane != CFG_LANE_OFF)) {
+            fprintf(stderr, "%s: %s: %s (another program has that TCP port? %s)\n", prog,
+                    cfg->path, err,
+                    cfg->tcp_lane != CFG_LANE_OFF ? "tcp_lane = \"off\" turns the TCP lane off"
+                                                  : "tcp_links = false turns TCP off");
             goto out;
         }
+        if (!M->tcp) /* (the default: a master that starts as before) */
+            LOGW("%s: no links over TCP (type \"socks5-tcp\") until a restart; set tcp_links "
+                 "= false to say so", err);
+    }
+    if (cfg->tcp_lane != CFG_LANE_OFF) {
+        if (daemon_lane_congestion(cfg, prog) != 0) goto out;
+        struct lane_server_cb lcb = {.session = lane_session, .ctx = M};
+        M->lane = lane_server_new(M->loop, &lcb);
+        if (!M->lane) {
+            fprintf(stderr, "%s: out of memory\n", prog);
+            goto out;
+        }
+        /* (accepted link connections inherit it, set before privileges are dropped) */
+        lane_apply_congestion(tcp_server_fd(M->tcp));
+        tcp_server_set_stream_handler(M->tcp, lane_server_adopt, M->lane);
         sites_set_lane(M->sites, cfg->tcp_lane_connections);
     }
     if (cfg->control_socket[0]) {
@@ -229,6 +256,7 @@ int main(int argc, char **argv)
 out:
     httpd_close(M->http);
     control_close(M->ctl);
+    tcp_server_free(M->tcp);
     lane_server_free(M->lane);
     sites_free(M->sites);
     udp_server_free(M->srv);

@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "../common/addr.h"
 #include "../common/util.h"
 
 #define LABEL_MAC1 "braid-v3 mac1"
@@ -183,6 +184,7 @@ void hs_cookie(const uint8_t secret[32], const struct sockaddr *from, socklen_t 
     /* address and port only (a sockaddr's padding and scope fields are not the source's) */
     uint8_t buf[18] = {0};
     size_t n = 0;
+    from = addr_ip_of(from, &fromlen); /* (a TCP connection: its peer) */
     if (from->sa_family == AF_INET && fromlen >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)from;
         memcpy(buf, &a->sin_addr, 4);

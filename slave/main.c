@@ -160,7 +160,7 @@ static struct link *make_link(struct slave *S, const struct cfg *cfg, const stru
 {
     const char *mh = cl->has_master ? cl->master_host : cfg->master_host;
     unsigned mp = cl->has_master ? cl->master_port : cfg->master_port;
-    if (cl->type == CFG_LINK_SOCKS5) {
+    if (cl->type == CFG_LINK_SOCKS5 || cl->type == CFG_LINK_SOCKS5_TCP) {
         struct socks5_link_config sc = {
             .id = cl->id,
             .name = cl->name,
@@ -176,6 +176,7 @@ static struct link *make_link(struct slave *S, const struct cfg *cfg, const stru
             .resolver = S->res,
             .timeout_s = cl->proxy_timeout_ms / 1000.0,
             .sndbuf = cfg->socket_buffer,
+            .tcp = cl->type == CFG_LINK_SOCKS5_TCP,
         };
         return socks5_link_new(S->loop, &sc);
     }
@@ -198,7 +199,7 @@ static struct link *make_link(struct slave *S, const struct cfg *cfg, const stru
 
 static void start_link(struct link *l, const struct cfg_link *cl)
 {
-    if (cl->type == CFG_LINK_SOCKS5) socks5_link_start(l);
+    if (cl->type != CFG_LINK_UDP) socks5_link_start(l);
     else udp_link_start(l);
 }
 

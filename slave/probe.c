@@ -259,7 +259,7 @@ static int parse_auth(const uint8_t *b, size_t n, void *o, char *e, size_t el)
 }
 static int parse_reply(const uint8_t *b, size_t n, void *o, char *e, size_t el)
 {
-    return socks5_parse_reply(b, n, o, e, el);
+    return socks5_parse_reply(b, n, SOCKS5_CMD_CONNECT, o, e, el);
 }
 
 /* CONNECT through the proxy to a TCP socket of the probe's own, and 5 bytes through it: 0, or

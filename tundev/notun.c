@@ -11,7 +11,7 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
-#include "frame.h"
+#include "../common/frame.h"
 #include "tundev.h"
 
 const char tundev_kind[] = "notun";

@@ -4,14 +4,16 @@
 # behind the master are terminated and carried over the links' TCP connections. Exact bytes
 # both ways (many connections, half-close), an HTTP download checked by its digest, a refused
 # port, iperf3 both ways, a link through a SOCKS5 proxy (Dante: CONNECT for its lane connection),
-# and a link that dies in the middle of a transfer.
+# a link of type socks5-tcp through a proxy that only does CONNECT (its datagrams and its lane
+# connection both over TCP), and a link that dies in the middle of a transfer.
 #
 # Layout (all addresses from 198.18.0.0/15):
 #   slave ns  vs0 198.18.1.2/24 <-> vm0 198.18.1.1/24  master ns
 #             vs1 198.18.2.2/24 <-> vm1 198.18.2.1/24
 #   master's public address 198.18.0.1 on its lo; "the internet" 198.18.50.1 on its lo too,
 #   routed from the slave through the tunnel (master braid0 198.18.100.1, slave .2).
-#   Link "phone" goes through Dante on 198.18.2.1:1080 in the master ns (a phone's proxy).
+#   Link "phone" goes through Dante on 198.18.2.1:1080 in the master ns (a phone's proxy);
+#   link "phone2" (socks5-tcp) through another on 198.18.1.1:1081 that refuses UDP ASSOCIATE.
 set -u
 cd "$(dirname "$0")/../.."
 B=${BRAID_TUN_BUILD:-build}
@@ -45,6 +47,10 @@ socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }
 EOF
 ip netns exec "$M" "$DANTED" -f "$T"/danted.conf -p "$T"/danted.pid -N 1 >"$T"/danted.log 2>&1 &
 pids+=($!)
+sed -e 's/^internal: .*/internal: 198.18.1.1 port = 1081/' \
+    -e 's/command: connect udpassociate udpreply/command: connect/' "$T"/danted.conf >"$T"/danted2.conf
+ip netns exec "$M" "$DANTED" -f "$T"/danted2.conf -p "$T"/danted2.pid -N 1 >"$T"/danted2.log 2>&1 &
+pids+=($!)
 
 e2e_keys
 cat >"$T"/master.conf <<EOF
@@ -61,7 +67,8 @@ master_public_key = "$MPUB";
 master = "198.18.0.1:7000";
 links = ( { name = "wan0"; interface = "vs0"; },
           { name = "wan1"; interface = "vs1"; },
-          { name = "phone"; type = "socks5"; proxy = "198.18.2.1:1080"; } );
+          { name = "phone"; type = "socks5"; proxy = "198.18.2.1:1080"; },
+          { name = "phone2"; type = "socks5-tcp"; proxy = "198.18.1.1:1081"; } );
 tunnel = { name = "braid0"; address = "198.18.100.2/30"; };
 control_socket = "$T/slave.sock";
 tcp_lane = "on";
@@ -75,11 +82,13 @@ pids+=($!)
 inS ip route add 198.18.50.0/24 dev braid0 2>/dev/null || true
 
 echo "e2e lane: TUN build, 2 namespaces, 2 veth links, tcp_lane = on"
-DESC="slave: session and the three links up within 10 s"
-check wait_for 10 slave "m['session'] and m['links_up'] == 3"
+DESC="slave: session and the four links up within 10 s"
+check wait_for 10 slave "m['session'] and m['links_up'] == 4"
+DESC="phone2 is a socks5-tcp link (its proxy refuses UDP ASSOCIATE)"
+check test "$(jget slave "[l for l in m['links'] if l['name'] == 'phone2'][0]['transport'].startswith('socks5-tcp via 198.18.1.1:1081 to')")" = True
 inS ip route replace 198.18.50.0/24 dev braid0
-DESC="the three links' lane connections are up within 5 s (the phone's through the proxy)"
-check wait_for 5 slave "sorted(l['id'] for l in j['lane']['peer']['links']) == [0, 1, 2]"
+DESC="the four links' lane connections are up within 5 s (the phones' through their proxies)"
+check wait_for 5 slave "sorted(l['id'] for l in j['lane']['peer']['links']) == [0, 1, 2, 3]"
 DESC="the phone's lane connection goes through the proxy (CONNECT): the master sees it from Dante's address"
 check bash -c "ip netns exec $M ss -Htn state established src 198.18.0.1:7000 | grep -q '198.18.0.1:[0-9]*\s*\$'" 
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tundev/frame.h"
+#include "../../common/frame.h"
 
 /* Events are folded into a running hash so whole-input and chunked decoding can be compared
  * without storing them. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../links/server.h"
 #include "../../lane/lane.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     open_frame(data, size);
     /* the opening messages' clear parts */
     uint8_t ch[16];
-    int pc = lane_challenge_parse(data, size, ch);
-    CHECK(pc >= -1 && pc <= 1 && (pc != 0 || size >= LANE_CHALLENGE_MSG));
+    int pc = link_tcp_greeting_parse(data, size, ch);
+    CHECK(pc >= -1 && pc <= 1 && (pc != 0 || size >= LINK_TCP_GREETING_LEN));
     uint32_t index;
     uint8_t link;
     size_t flen = 0;

@@ -12,7 +12,7 @@ static int incremental(const uint8_t *d, size_t n, size_t step, struct socks5_re
 {
     char err[200];
     for (size_t have = step < n ? step : n;; have = have + step < n ? have + step : n) {
-        int rc = socks5_parse_reply(d, have, r, err, sizeof err);
+        int rc = socks5_parse_reply(d, have, SOCKS5_CMD_UDP_ASSOCIATE, r, err, sizeof err);
         if (rc != SOCKS5_NEED_MORE || have == n) return rc;
     }
 }
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc > (int)size || (rc > 0 && rc != 2)) abort();
 
     struct socks5_reply whole, piece;
-    int a = socks5_parse_reply(data, size, &whole, err, sizeof err);
+    int a = socks5_parse_reply(data, size, SOCKS5_CMD_UDP_ASSOCIATE, &whole, err, sizeof err);
     if (a > (int)size || (a > 0 && a > SOCKS5_REPLY_MAX)) abort();
     if (a > 0) {
         if (whole.rep != 0) abort();

@@ -130,6 +130,59 @@ class DanteTest(unittest.TestCase):
             mlinks = b.links("master")
             self.assertNotEqual(mlinks[0]["transport"], mlinks[1]["transport"])
 
+    def test_connect_only_proxy_carries_a_socks5_tcp_link(self):
+        """A phone whose proxy only does CONNECT (this Dante refuses UDP ASSOCIATE): a link of
+        type "socks5-tcp" carries braid's datagrams over one TCP connection through it to the
+        master, beside a UDP link. Both links carry traffic both ways and 5000 frames each way
+        arrive complete; the master knows the link as a TCP connection. Then the UDP
+        link's path goes black: delivery goes on over the TCP link alone. Then Dante is killed:
+        the TCP link goes down, and comes back on a new connection when Dante is back."""
+        with braid.Braid(nlinks=2, emu=[None, PHONE]) as b:
+            d = self.dante(b, "connect-only", connect=True, udp=False)
+            b.link_extra = {0: 'type = "socks5-tcp"; proxy = "127.0.0.1:%d";' % d.port}
+            b.start()
+            t = b.links("slave")[0]
+            self.assertTrue(t["transport"].startswith("socks5-tcp via 127.0.0.1:%d to 127.0.0.1:"
+                                                      % d.port), t["transport"])
+            self.assertEqual(info(b, 0)["kind"], "socks5-tcp")
+            self.assertTrue(b.links("master")[0]["transport"].startswith("peer TCP 127.0.0.1:"),
+                            b.links("master")[0]["transport"])
+            res = run_transfer(b, 5000, window=16)
+            self.assertComplete(res)
+            for who in ("master", "slave"):
+                # (the TCP link has no emulator: it is the faster one and carries most)
+                links = b.mux(who)["links"]
+                total = sum(l["tx_data"] for l in links)
+                self.assertGreater(links[0]["tx_data"], 0.5 * total, "%s: %r" % (who, links))
+                self.assertGreater(links[1]["tx_data"], 0, "%s: %r" % (who, links))
+                c = b.mux(who)["counters"]
+                for k in DROP_COUNTERS:
+                    self.assertEqual(c[k], 0, "%s counted %s: %r" % (who, k, c))
+            tcp = b.status("master")["tcp"]
+            self.assertEqual(tcp["dgram_open"], 1, tcp)
+            self.assertGreater(tcp["dgram_rx"], 2000, tcp)
+            self.assertGreater(tcp["dgram_tx"], 2000, tcp)
+            # the UDP link's path goes black: the TCP link alone
+            b.emu_by_link[1].cmd("blackhole both")
+            b.wait_link_state("slave", 1, False, timeout=5)
+            b.wait_link_state("master", 1, False, timeout=5)
+            before = b.links("slave")[0]["tx_data"]
+            res = run_transfer(b, 2000)
+            assert_delivered(self, res)
+            self.assertGreaterEqual(b.links("slave")[0]["tx_data"] - before, 2000)
+            b.emu_by_link[1].cmd("clear both")
+            b.wait_link_state("slave", 1, True, timeout=10)
+            # the proxy dies: the TCP link goes down; back on a new connection with the proxy
+            d.kill()
+            b.wait_link_state("slave", 0, False, timeout=5)
+            d.start()
+            b.wait_link_state("slave", 0, True, timeout=10)
+            b.wait_link_state("master", 0, True, timeout=5)
+            self.assertGreaterEqual(info(b, 0)["established"], 2, info(b, 0))
+            res = run_transfer(b, 2000)
+            assert_delivered(self, res)
+            self.assertIn("datagram connection from TCP 127.0.0.1:", b.master.output())
+
     def test_dante_killed_and_restarted(self):
         """A Dante killed mid-run: its link is down within 1 s, delivery continues over the
         others; while it is away braid retries every 2 s at most; Dante restarted on the same
@@ -325,6 +378,60 @@ class FakeProxyTest(unittest.TestCase):
                 self.assertEqual(c["replay"], 0, c)  # the copies never reached the mux
         finally:
             frag.stop()
+
+
+class MasterTcpTest(unittest.TestCase):
+    def test_hostile_tcp_connections(self):
+        """The master's TCP port (datagram connections of socks5-tcp links, and the TCP lane's)
+        against hostile clients: every connection is greeted with "BRL" 1 and 16 random bytes
+        (new ones each time); a connection that is not a datagram connection is closed (this
+        master's TCP lane is off); a datagram connection's garbage frames are dropped as
+        malformed datagrams without touching the site's link; a frame of length 0 closes it;
+        one that says nothing is closed after 10 s. The site's tunnel works throughout."""
+        import socket
+        with braid.Braid(nlinks=1) as b:
+            b.start()
+
+            def conn():
+                c = socket.create_connection(("127.0.0.1", b.master_port), timeout=5)
+                g = b""
+                while len(g) < 20:
+                    chunk = c.recv(20 - len(g))
+                    self.assertTrue(chunk, "closed before the greeting")
+                    g += chunk
+                self.assertEqual(g[:4], b"BRL\x01")
+                return c, g[4:]
+
+            def closed(c, timeout):
+                c.settimeout(timeout)
+                try:
+                    return c.recv(100) == b""
+                except ConnectionResetError:
+                    return True
+
+            c1, ch1 = conn()
+            c2, ch2 = conn()
+            self.assertNotEqual(ch1, ch2)
+            c1.sendall(b"GET / HTTP/1.0\r\n\r\n")  # not braid: closed
+            self.assertTrue(closed(c1, 5))
+            c2.sendall(b"BRD\x01")
+            junk = bytes(range(256)) * 4
+            for n in (1, 3, 40, 200, 1024):  # frames of junk
+                c2.sendall(bytes([n >> 8, n & 255]) + junk[:n])
+            c2.sendall(b"\x00\x00")  # a frame of length 0: closed
+            self.assertTrue(closed(c2, 5))
+            c3, _ = conn()  # says nothing: closed after 10 s
+            t0 = time.monotonic()
+            self.assertTrue(closed(c3, 15))
+            self.assertLess(time.monotonic() - t0, 14)
+            for c in (c1, c2, c3):
+                c.close()
+            self.assertTrue(b.master.alive())
+            res = run_transfer(b, 500)
+            assert_delivered(self, res)
+            out = b.master.output()
+            self.assertIn("tcp_lane is \"off\"", out)
+            self.assertIn("dropped a datagram from TCP 127.0.0.1:", out)
 
 
 class NameResolutionTest(unittest.TestCase):

@@ -35,12 +35,13 @@ class Dante:
     """One danted on 127.0.0.1:port. auth: False for no authentication, True to require an
     RFC 1929 login, which Dante checks against the system's users (so: root only)."""
 
-    def __init__(self, name, logdir, port=None, auth=None, connect=False):
+    def __init__(self, name, logdir, port=None, auth=None, connect=False, udp=True):
         self.name = name
         self.logdir = logdir
         self.port = port or braid.free_port(socket.SOCK_STREAM)
         self.auth = auth
         self.connect = connect  # also allow CONNECT (TCP), as the TCP lane's links use
+        self.udp = udp  # allow UDP ASSOCIATE (False: a CONNECT-only proxy, like many phone apps)
         self.conf = os.path.join(logdir, name + ".conf")
         self.pidfile = os.path.join(logdir, name + ".pid")
         self.log_path = os.path.join(logdir, name + ".log")
@@ -59,10 +60,11 @@ class Dante:
             lines += ["user.privileged: root", "user.unprivileged: nobody"]
         # Debian's example config refuses loopback destinations: allow them explicitly (the
         # master runs on 127.0.0.1 in the tests), for UDP ASSOCIATE and the replies.
+        commands = (["udpassociate", "udpreply"] if self.udp else []) + \
+            (["connect"] if self.connect else [])
         lines += [
             "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
-            "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: udpassociate udpreply%s }"
-            % (" connect" if self.connect else ""),
+            "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: %s }" % " ".join(commands),
             "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 }",
         ]
         with open(self.conf, "w") as f:

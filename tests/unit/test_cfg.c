@@ -899,6 +899,21 @@ static void test_link_socks5(void **state)
                 "t.conf:3: links[0].proxy: \"192.168.43.1\": missing \":port\"", "host:port");
     expect_fail(load_links("( { type = \"socks4\"; } )"),
                 "t.conf:3: links[0].type: \"socks4\" is not a link type", NULL);
+    /* socks5-tcp: a proxy needed, like socks5; tcp_links on the master: a boolean, default on */
+    expect_ok(load_links("( { type = \"socks5-tcp\"; proxy = \"192.168.43.1:1080\"; } )"));
+    assert_int_equal(C.links[0].type, CFG_LINK_SOCKS5_TCP);
+    assert_int_equal(C.links[0].proxy_port, 1080);
+    expect_fail(load_links("( { type = \"socks5-tcp\"; } )"),
+                "t.conf:3: links[0]: type \"socks5-tcp\" needs \"proxy\"", NULL);
+    expect_ok(load_m(""));
+    assert_true(C.tcp_links);
+    assert_false(C.tcp_links_set);
+    expect_ok(load_m("tcp_links = false;"));
+    assert_false(C.tcp_links);
+    assert_true(C.tcp_links_set);
+    expect_fail(load_m("tcp_links = \"no\";"),
+                "t.conf:3: tcp_links: got a string; expected true or false", NULL);
+    expect_fail(load_s("tcp_links = true;"), "t.conf:4: tcp_links:", "socks5-tcp");
 
     char u255[256], u256[257], text[1024];
     memset(u255, 'u', 255);

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "../../tundev/frame.h"
+#include "../../common/frame.h"
 
 #define MAX_EVENTS 16384
 #define BODY_CAP (1u << 20)

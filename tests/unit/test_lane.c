@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "../../links/server.h"
 #include "../../lane/lane.h"
 
 static struct lane_rec R[64];
@@ -394,18 +395,18 @@ static void test_open_exchange(void **state)
     memset(b, 0x22, 32);
     for (int i = 0; i < 16; i++) ch[i] = (uint8_t)(i * 9);
     /* 1. the challenge, read in pieces */
-    assert_int_equal(lane_challenge_put(msg, ch), LANE_CHALLENGE_MSG);
-    for (size_t n = 0; n < LANE_CHALLENGE_MSG; n++)
-        assert_int_equal(lane_challenge_parse(msg, n, got), 1);
-    assert_int_equal(lane_challenge_parse(msg, LANE_CHALLENGE_MSG, got), 0);
+    link_tcp_greeting_put(msg, ch);
+    for (size_t n = 0; n < LINK_TCP_GREETING_LEN; n++)
+        assert_int_equal(link_tcp_greeting_parse(msg, n, got), 1);
+    assert_int_equal(link_tcp_greeting_parse(msg, LINK_TCP_GREETING_LEN, got), 0);
     assert_memory_equal(got, ch, 16);
-    uint8_t bad[LANE_CHALLENGE_MSG];
+    uint8_t bad[LINK_TCP_GREETING_LEN];
     memcpy(bad, msg, sizeof bad);
     bad[3] = 2; /* another version */
-    assert_int_equal(lane_challenge_parse(bad, sizeof bad, got), -1);
-    assert_int_equal(lane_challenge_parse(bad, 4, got), -1);
-    assert_int_equal(lane_challenge_parse((const uint8_t *)"HTTP/1.1", 8, got), -1);
-    assert_int_equal(lane_challenge_parse((const uint8_t *)"H", 1, got), -1);
+    assert_int_equal(link_tcp_greeting_parse(bad, sizeof bad, got), -1);
+    assert_int_equal(link_tcp_greeting_parse(bad, 4, got), -1);
+    assert_int_equal(link_tcp_greeting_parse((const uint8_t *)"HTTP/1.1", 8, got), -1);
+    assert_int_equal(link_tcp_greeting_parse((const uint8_t *)"H", 1, got), -1);
     /* 2. the HELLO: index 0x01020304, link 3 */
     struct lane_keys slave, master;
     lane_keys_derive(a, b, ch, &slave);

@@ -20,7 +20,7 @@
 
 #include "../../common/addr.h"
 #include "../../common/util.h"
-#include "../../tundev/frame.h"
+#include "../../common/frame.h"
 #include "../../tundev/tundev.h"
 
 #define DEADLINE_S 5.0

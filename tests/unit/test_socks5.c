@@ -13,6 +13,8 @@
 #include "../../links/sock.h"
 #include "../../links/socks5_proto.h"
 
+#define UA SOCKS5_CMD_UDP_ASSOCIATE /* (the replies below answer one) */
+
 static struct addr ip(const char *s, unsigned port)
 {
     struct addr a;
@@ -122,8 +124,8 @@ static void test_reply_ipv4_and_every_prefix(void **state)
     struct socks5_reply r;
     /* every strict prefix needs more; the whole is consumed exactly */
     for (size_t n = 0; n < sizeof r4; n++)
-        assert_int_equal(socks5_parse_reply(r4, n, &r, err, sizeof err), SOCKS5_NEED_MORE);
-    assert_int_equal(socks5_parse_reply(r4, sizeof r4, &r, err, sizeof err), 10);
+        assert_int_equal(socks5_parse_reply(r4, n, UA, &r, err, sizeof err), SOCKS5_NEED_MORE);
+    assert_int_equal(socks5_parse_reply(r4, sizeof r4, UA, &r, err, sizeof err), 10);
     assert_int_equal(r.rep, 0);
     assert_int_equal(r.atyp, SOCKS5_ATYP_IPV4);
     assert_int_equal(r.port, 0xd0d4);
@@ -133,7 +135,7 @@ static void test_reply_ipv4_and_every_prefix(void **state)
     uint8_t more[14];
     memcpy(more, r4, 10);
     memset(more + 10, 0xee, 4);
-    assert_int_equal(socks5_parse_reply(more, sizeof more, &r, err, sizeof err), 10);
+    assert_int_equal(socks5_parse_reply(more, sizeof more, UA, &r, err, sizeof err), 10);
 }
 
 static void test_reply_ipv6_domain_unspecified(void **state)
@@ -145,20 +147,20 @@ static void test_reply_ipv6_domain_unspecified(void **state)
     r6[4 + 15] = 1; /* ::1 */
     r6[20] = 0x04;
     r6[21] = 0x38;
-    assert_int_equal(socks5_parse_reply(r6, 21, &r, err, sizeof err), SOCKS5_NEED_MORE);
-    assert_int_equal(socks5_parse_reply(r6, 22, &r, err, sizeof err), 22);
+    assert_int_equal(socks5_parse_reply(r6, 21, UA, &r, err, sizeof err), SOCKS5_NEED_MORE);
+    assert_int_equal(socks5_parse_reply(r6, 22, UA, &r, err, sizeof err), 22);
     assert_string_equal(addr_str((struct sockaddr *)&r.addr.ss, s, sizeof s), "[::1]:1080");
 
     const uint8_t rd[] = {5, 0, 0, 3, 9, 'r', 'e', 'l', 'a', 'y', '.', 'l', 'a', 'n', 0x10, 0x00};
     for (size_t n = 0; n < sizeof rd; n++)
-        assert_int_equal(socks5_parse_reply(rd, n, &r, err, sizeof err), SOCKS5_NEED_MORE);
-    assert_int_equal(socks5_parse_reply(rd, sizeof rd, &r, err, sizeof err), (int)sizeof rd);
+        assert_int_equal(socks5_parse_reply(rd, n, UA, &r, err, sizeof err), SOCKS5_NEED_MORE);
+    assert_int_equal(socks5_parse_reply(rd, sizeof rd, UA, &r, err, sizeof err), (int)sizeof rd);
     assert_int_equal(r.atyp, SOCKS5_ATYP_DOMAIN);
     assert_string_equal(r.domain, "relay.lan");
     assert_int_equal(r.port, 4096);
 
     const uint8_t r0[] = {5, 0, 0, 1, 0, 0, 0, 0, 0x04, 0x38};
-    assert_int_equal(socks5_parse_reply(r0, sizeof r0, &r, err, sizeof err), 10);
+    assert_int_equal(socks5_parse_reply(r0, sizeof r0, UA, &r, err, sizeof err), 10);
     assert_true(addr_is_unspecified((struct sockaddr *)&r.addr.ss));
     assert_int_equal(r.port, 1080);
 }
@@ -168,46 +170,52 @@ static void test_reply_hostile(void **state)
     (void)state;
     struct socks5_reply r;
     /* REP != 0 is an error as soon as it is known, with the RFC's words */
-    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x07", 2, &r, err, sizeof err),
+    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x07", 2, UA, &r, err, sizeof err),
                      SOCKS5_ERROR);
     assert_int_equal(r.rep, 7);
     assert_non_null(strstr(err, "refused UDP ASSOCIATE: command not supported (REP=7)"));
+    assert_non_null(strstr(err, "type = \"socks5-tcp\""));
+    /* the same to a CONNECT (a socks5-tcp link, the TCP lane) names that command */
+    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x05", 2, SOCKS5_CMD_CONNECT, &r,
+                                        err, sizeof err),
+                     SOCKS5_ERROR);
+    assert_non_null(strstr(err, "refused CONNECT: connection refused (REP=5)"));
     for (unsigned rep = 1; rep < 256; rep++) {
         uint8_t b[2] = {5, (uint8_t)rep};
-        assert_int_equal(socks5_parse_reply(b, 2, &r, err, sizeof err), SOCKS5_ERROR);
+        assert_int_equal(socks5_parse_reply(b, 2, UA, &r, err, sizeof err), SOCKS5_ERROR);
         assert_non_null(strstr(err, "REP="));
     }
-    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x04\x00", 2, &r, err, sizeof err),
+    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x04\x00", 2, UA, &r, err, sizeof err),
                      SOCKS5_ERROR);
     assert_non_null(strstr(err, "version byte 0x04"));
     /* unknown ATYP */
-    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x02\x00\x00", 6, &r, err,
+    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x02\x00\x00", 6, UA, &r, err,
                                         sizeof err),
                      SOCKS5_ERROR);
     assert_non_null(strstr(err, "unknown address type 2"));
     /* empty domain */
-    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x03\x00\x00\x50", 7, &r, err,
-                                        sizeof err),
+    assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x03\x00\x00\x50", 7, UA,
+                                        &r, err, sizeof err),
                      SOCKS5_ERROR);
     /* a domain that is not a host name (binary, spaces, NUL) */
     uint8_t bad[4 + 1 + 255 + 2] = {5, 0, 0, 3, 255};
     memset(bad + 5, 0x01, 255);
-    assert_int_equal(socks5_parse_reply(bad, sizeof bad, &r, err, sizeof err), SOCKS5_ERROR);
+    assert_int_equal(socks5_parse_reply(bad, sizeof bad, UA, &r, err, sizeof err), SOCKS5_ERROR);
     assert_non_null(strstr(err, "not a host name"));
     memset(bad + 5, 'a', 255);
     bad[5 + 100] = '\0';
-    assert_int_equal(socks5_parse_reply(bad, sizeof bad, &r, err, sizeof err), SOCKS5_ERROR);
+    assert_int_equal(socks5_parse_reply(bad, sizeof bad, UA, &r, err, sizeof err), SOCKS5_ERROR);
     /* the longest valid domain fits the buffer and is NUL-terminated */
     memset(bad + 5, 'a', 255);
     bad[5 + 255] = 0;
     bad[5 + 256] = 80;
-    assert_int_equal(socks5_parse_reply(bad, sizeof bad, &r, err, sizeof err), (int)sizeof bad);
+    assert_int_equal(socks5_parse_reply(bad, sizeof bad, UA, &r, err, sizeof err), (int)sizeof bad);
     assert_int_equal(strlen(r.domain), 255);
     /* a domain length pointing past what arrived: need more, never a read past the end */
-    assert_int_equal(socks5_parse_reply(bad, 100, &r, err, sizeof err), SOCKS5_NEED_MORE);
+    assert_int_equal(socks5_parse_reply(bad, 100, UA, &r, err, sizeof err), SOCKS5_NEED_MORE);
     /* port 0 */
     assert_int_equal(socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00",
-                                        10, &r, err, sizeof err),
+                                        10, UA, &r, err, sizeof err),
                      SOCKS5_ERROR);
     assert_non_null(strstr(err, "port 0"));
     /* random bytes never crash and never claim more than they were given */
@@ -218,7 +226,7 @@ static void test_reply_hostile(void **state)
         for (size_t j = 0; j < n; j++) rnd[j] = (uint8_t)rand();
         if (n > 0 && (i & 1)) rnd[0] = 5;
         if (n > 1 && (i & 2)) rnd[1] = 0;
-        int rc = socks5_parse_reply(rnd, n, &r, err, sizeof err);
+        int rc = socks5_parse_reply(rnd, n, UA, &r, err, sizeof err);
         assert_true(rc >= SOCKS5_ERROR && rc <= (int)n);
     }
 }

@@ -1,4 +1,5 @@
-/* frame.h: incremental decoder for the notun frame stream (2-byte big-endian length + packet).
+/* frame.h: incremental decoder for a stream of frames (2-byte big-endian length + packet): the
+ * notun tunnel device's and the datagram connections over TCP.
  * Pure: bytes go in, in arbitrary chunks; whole frames come out through a callback. Bounded. */
 #ifndef BRAID_FRAME_H
 #define BRAID_FRAME_H

@@ -1,4 +1,5 @@
-/* frame.c: incremental decoder for the notun frame stream (2-byte big-endian length + packet).
+/* frame.c: incremental decoder for a stream of length-prefixed frames (2-byte big-endian
+ * length + packet).
  * Frames split across chunks are buffered (at most FRAME_MAX_LEN bytes); rejected ones skipped. */
 #include "frame.h"
 

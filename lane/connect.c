@@ -123,6 +123,8 @@ static void finish(struct lane_connect *c, const char *err)
     if (!err) {
         if (lane_peer_add_link(c->peer, fd, c->id, &c->keys, c->buf, c->len) != 0)
             err = "out of memory";
+        else if (c->t.proxylen)
+            lane_peer_link_proxied(c->peer, c->id);
     } else if (fd >= 0) {
         close(fd);
     }

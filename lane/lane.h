@@ -20,6 +20,7 @@ enum lane_rec_type {
     LANE_FIN = 4,    /* the stream ends at an offset (half-close) */
     LANE_RST = 5,    /* the connection is reset */
     LANE_ACK = 6,    /* the receiver has every byte below an offset */
+    LANE_RCVD = 7,   /* of a link connection: the frame bytes its receiver read (conn 0) */
 };
 #define LANE_REC_HDR 3          /* type (1) and body length (2) */
 #define LANE_DATA_MAX 16384     /* bytes of data in one DATA record */
@@ -49,7 +50,8 @@ struct lane_rec {
     uint8_t status;
     /* DATA, FIN, ACK */
     uint64_t offset;
-    uint64_t received;   /* ACK: every byte below it is held (>= offset, which was delivered) */
+    uint64_t received;   /* ACK: every byte below it is held (>= offset, which was delivered);
+                          * RCVD: the frame bytes read from the connection it came on */
     const uint8_t *data; /* DATA: points into the decoded buffer */
     size_t len;
 };
@@ -195,6 +197,10 @@ struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_st
 void lane_peer_free(struct lane_peer *p);
 /* A link connection whose opening checked (open.c): the peer owns fd from now on (also on
  * error: -1). keys: the connection's, counters past the opening; rest: bytes read after it. */
+/* Link id's connection goes through a proxy (the slave's SOCKS5 CONNECT): the kernel's view of
+ * it (TCP_INFO, its queues) ends at the proxy, so its rate, RTT and what it holds come from the
+ * far end's RCVD records instead. */
+void lane_peer_link_proxied(struct lane_peer *p, uint8_t id);
 int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lane_keys *keys,
                        const uint8_t *rest, size_t nrest);
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why);

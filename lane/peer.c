@@ -38,6 +38,14 @@
 #define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
 #define STALL_CHECK_S 0.025
 #define ORPHAN_S 60             /* streams without any link connection this long are reset */
+#define RCVD_EVERY 16384        /* the master's RCVD after this many frame bytes read, else
+                                 * after ACK_DELAY */
+#define MARKS 256               /* (when the bytes written to a link connection passed where) */
+#define MARK_EVERY_US 2000
+#define E2E_RATE_WIN_US 50000   /* a delivery rate sample spans at least this */
+#define E2E_RATE_KEEP_US 1000000 /* the highest sample is kept this long */
+#define E2E_MIN_KEEP_US 10000000 /* the lowest RTT sample is kept this long */
+#define E2E_RATE_FIRST 125000.0 /* (bytes/s) a proxied link's rate until it is measured */
 
 struct lane_stream {
     struct lane_peer *p;
@@ -95,6 +103,18 @@ struct plink {
     unsigned log_head, log_n;
     bool log_overflow; /* it forgot an entry the receiver might not have held */
     struct lane_link_stats st;
+    /* end to end (RCVD records): frame bytes read here and told in the last RCVD (master);
+     * frame bytes written to the socket and the far end's last RCVD (slave). For a connection
+     * through a proxy, rate and RTT come from these (the kernel sees the hop to the proxy). */
+    uint64_t rx_count, rcvd_told, tx_count, rcvd;
+    bool proxied;
+    struct mark {
+        uint64_t off, us;
+    } mark[MARKS];
+    unsigned mark_head, mark_n;
+    uint64_t prev_rcvd, prev_rcvd_us;
+    double e2e_rate, e2e_min_rtt, e2e_srtt;
+    uint64_t e2e_rate_us, e2e_min_us;
 };
 #define LOG_CAP 4096
 
@@ -264,7 +284,12 @@ static void link_info(struct plink *l, uint64_t now)
     l->rate = ti.tcpi_delivery_rate ? (double)ti.tcpi_delivery_rate : cw;
     l->backoff = ti.tcpi_backoff > 0 || ti.tcpi_ca_state == 4 /* TCP_CA_Loss */;
     l->min_rtt_s = ti.tcpi_min_rtt ? ti.tcpi_min_rtt / 1e6 : l->srtt_s;
-    l->st.rtt_ms = ti.tcpi_rtt / 1000;
+    if (l->proxied) { /* the far end's reports, once there are some; till then a little */
+        l->rate = l->e2e_rate > 0 ? l->e2e_rate : E2E_RATE_FIRST;
+        l->srtt_s = l->e2e_srtt > 0 ? l->e2e_srtt : l->srtt_s;
+        l->min_rtt_s = l->e2e_min_rtt > 0 ? l->e2e_min_rtt : l->min_rtt_s;
+    }
+    l->st.rtt_ms = (uint64_t)(l->srtt_s * 1000);
     l->st.cwnd = ti.tcpi_snd_cwnd;
     l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
 }
@@ -288,13 +313,20 @@ static struct lane_link_state link_state(struct plink *l)
 {
     struct lane_link_state x = {.rate_Bps = l->rate, .srtt_s = l->srtt_s,
                                 .notsent = link_notsent(l), .pending = l->wlen - l->woff};
+    size_t held = link_outq(l);
+    if (l->proxied) { /* what the proxy holds too: written, not yet read by the far end */
+        held = (size_t)(l->tx_count - l->rcvd);
+        double pipe = l->rate * l->min_rtt_s, queued = (double)held - pipe;
+        if (queued > (double)x.notsent) x.notsent = (size_t)queued;
+        x.srtt_s = l->min_rtt_s;
+    }
     /* what the connection holds (in flight and unsent) stays within its rate times its
      * minimum RTT plus QUEUE_S: its TCP does not fill the link's queue (everything else on
      * the link would wait behind it); as the link allows more, the measured rate rises and so
      * does the bound */
     double cap = (l->rate > 1000 ? l->rate : 1000) * (l->min_rtt_s + QUEUE_S);
     if (cap < INFLIGHT_MIN) cap = INFLIGHT_MIN;
-    x.ready = x.pending == 0 && x.notsent <= NOTSENT_LOWAT && (double)link_outq(l) <= cap;
+    x.ready = x.pending == 0 && link_notsent(l) <= NOTSENT_LOWAT && (double)held <= cap;
     return x;
 }
 
@@ -362,15 +394,26 @@ static void link_write(struct plink *l)
         }
         l->woff += (size_t)n;
         l->st.tx_bytes += (uint64_t)n;
+        l->tx_count += (uint64_t)n;
+        if (l->proxied) {
+            uint64_t now = mono_us();
+            unsigned last = (l->mark_head + l->mark_n + MARKS - 1) % MARKS;
+            if (l->mark_n < MARKS && (!l->mark_n || now - l->mark[last].us >= MARK_EVERY_US)) {
+                l->mark[(l->mark_head + l->mark_n) % MARKS] = (struct mark){l->tx_count, now};
+                l->mark_n++;
+            } else if (l->mark_n) {
+                l->mark[last].off = l->tx_count; /* (the latest time it passed) */
+                l->mark[last].us = now;
+            }
+        }
     }
     if (l->woff == l->wlen) l->woff = l->wlen = 0;
     if (l->woff < l->wlen && !ev_is_active(&l->wio)) ev_io_start(l->p->loop, &l->wio);
 }
 
-/* Seal the peer's plain buffer as one frame on l. */
-static int link_send_frame(struct plink *l)
+/* Seal plain[0..plen) as one frame on l. */
+static int link_seal(struct plink *l, const uint8_t *plain, size_t plen)
 {
-    struct lane_peer *p = l->p;
     if (l->woff > 0 && l->woff == l->wlen) l->woff = l->wlen = 0;
     if (l->woff > 0) { /* (room at the end: move what is left to the front) */
         memmove(l->wbuf, l->wbuf + l->woff, l->wlen - l->woff);
@@ -378,8 +421,7 @@ static int link_send_frame(struct plink *l)
         l->woff = 0;
     }
     size_t cap = 2 * (LANE_FRAME_HDR + LANE_FRAME_MAX);
-    int n = lane_seal(&l->keys.tx, p->plain, p->plen, l->wbuf + l->wlen, cap - l->wlen);
-    p->plen = 0;
+    int n = lane_seal(&l->keys.tx, plain, plen, l->wbuf + l->wlen, cap - l->wlen);
     if (n < 0) {
         link_close(l, l->keys.tx.counter == UINT64_MAX ? "its frame counter is used up"
                                                        : "internal: no room for a frame");
@@ -392,6 +434,61 @@ static int link_send_frame(struct plink *l)
     return fd < 0 ? -1 : 0;
 }
 
+/* Seal the peer's plain buffer as one frame on l. */
+static int link_send_frame(struct plink *l)
+{
+    struct lane_peer *p = l->p;
+    size_t n = p->plen;
+    p->plen = 0;
+    return link_seal(l, p->plain, n);
+}
+
+/* The master tells how many frame bytes it read from l (when there is room for it). */
+static void link_send_rcvd(struct plink *l)
+{
+    if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) return; /* (next time) */
+    uint8_t plain[16];
+    size_t n = 0;
+    struct lane_rec r = {.type = LANE_RCVD, .received = l->rx_count};
+    if (lane_rec_put(plain, sizeof plain, &n, &r) != 0) return;
+    l->rcvd_told = l->rx_count;
+    link_seal(l, plain, n);
+}
+
+/* The far end read v frame bytes of l: samples of its rate and its RTT end to end. */
+static void link_rcvd(struct plink *l, uint64_t v)
+{
+    if (v > l->tx_count || v <= l->rcvd) return; /* (more than was written, or old news) */
+    uint64_t now = mono_us(), at = 0;
+    while (l->mark_n && l->mark[l->mark_head].off <= v) {
+        at = l->mark[l->mark_head].us;
+        l->mark_head = (l->mark_head + 1) % MARKS;
+        l->mark_n--;
+    }
+    if (at) {
+        double rtt = (double)(now - at) / 1e6;
+        if (l->e2e_min_rtt <= 0 || rtt <= l->e2e_min_rtt || now - l->e2e_min_us > E2E_MIN_KEEP_US) {
+            l->e2e_min_rtt = rtt;
+            l->e2e_min_us = now;
+        }
+        l->e2e_srtt = l->e2e_srtt > 0 ? 0.875 * l->e2e_srtt + 0.125 * rtt : rtt;
+    }
+    if (!l->prev_rcvd_us) {
+        l->prev_rcvd = v;
+        l->prev_rcvd_us = now;
+    } else if (now - l->prev_rcvd_us >= E2E_RATE_WIN_US) {
+        double r = (double)(v - l->prev_rcvd) / ((double)(now - l->prev_rcvd_us) / 1e6);
+        if (r >= l->e2e_rate || now - l->e2e_rate_us > E2E_RATE_KEEP_US) {
+            l->e2e_rate = r;
+            l->e2e_rate_us = now;
+        }
+        l->prev_rcvd = v;
+        l->prev_rcvd_us = now;
+    }
+    l->rcvd = v;
+    l->info_us = 0; /* (read again) */
+    want_flush(l->p);
+}
 static struct lane_stream *find(struct lane_peer *p, uint32_t id);
 static void data_push(struct lane_stream *s);
 
@@ -620,6 +717,9 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct lane_peer *p = w->data;
+    for (int i = 0; i < LANE_MAX_LINKS && p->is_master; i++)
+        if (p->links[i] && p->links[i]->rx_count > p->links[i]->rcvd_told)
+            link_send_rcvd(p->links[i]); /* (may close it) */
     struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all)
         if ((s->rx.next > s->ack_sent || s->rx.next + lane_reasm_ready(&s->rx) > s->ack_held) &&
@@ -796,6 +896,7 @@ static int on_record(struct lane_peer *p, const struct lane_rec *r)
         on_open(p, r);
         return 0;
     }
+    if (r->type == LANE_RCVD) return 0; /* (of a link connection: link_read takes it) */
     struct lane_stream *s = find(p, r->conn);
     if (!s) {
         /* a stream that is gone (or was never): a RST, unless it is one */
@@ -883,15 +984,21 @@ static void link_read(struct plink *l)
                 return;
             }
             l->st.rx_frames++;
+            l->rx_count += LANE_FRAME_HDR + blen;
             uint8_t id = l->id;
-            for (int i = 0; i < nr; i++) on_record(p, &p->recs[i]);
-            if (p->links[id] != l) return; /* (closed meanwhile) */
+            for (int i = 0; i < nr; i++) {
+                if (p->recs[i].type == LANE_RCVD) link_rcvd(l, p->recs[i].received);
+                else on_record(p, &p->recs[i]);
+                if (p->links[id] != l) return; /* (closed meanwhile) */
+            }
             pos += LANE_FRAME_HDR + blen;
         }
         memmove(l->rbuf, l->rbuf + pos, l->rlen - pos);
         l->rlen -= pos;
         if ((size_t)n < cap) break;
     }
+    if (p->is_master && l->rx_count - l->rcvd_told >= RCVD_EVERY) link_send_rcvd(l);
+    else if (p->is_master && l->rx_count > l->rcvd_told) ack_later(p);
 }
 
 static void on_link_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -1034,6 +1141,15 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
     want_flush(p);
     if (nrest) link_read(l);
     return 0;
+}
+
+void lane_peer_link_proxied(struct lane_peer *p, uint8_t id)
+{
+    struct plink *l = p->links[id];
+    if (!l) return;
+    l->proxied = true;
+    l->rate = E2E_RATE_FIRST; /* (the proxy's hop is not the link) */
+    l->info_us = 0;
 }
 
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why)

@@ -12,9 +12,11 @@
 #define FIN_LEN 12u
 #define RST_LEN 5u
 #define ACK_LEN 20u
+#define RCVD_LEN 8u
 
 static bool valid(const struct lane_rec *r)
 {
+    if (r->type == LANE_RCVD) return r->conn == 0; /* (of the connection, not of a stream) */
     if (r->conn == 0) return false;
     switch (r->type) {
     case LANE_OPEN:
@@ -42,6 +44,7 @@ static size_t body_len(const struct lane_rec *r)
     case LANE_DATA: return DATA_HDR + r->len;
     case LANE_FIN: return FIN_LEN;
     case LANE_RST: return RST_LEN;
+    case LANE_RCVD: return RCVD_LEN;
     default: return ACK_LEN;
     }
 }
@@ -55,6 +58,11 @@ int lane_rec_put(uint8_t *buf, size_t cap, size_t *pos, const struct lane_rec *r
     p[0] = r->type;
     put_be16(p + 1, (uint16_t)bl);
     uint8_t *b = p + LANE_REC_HDR;
+    if (r->type == LANE_RCVD) {
+        put_be64(b, r->received);
+        *pos += LANE_REC_HDR + bl;
+        return 0;
+    }
     put_be32(b, r->conn);
     switch (r->type) {
     case LANE_OPEN:
@@ -93,11 +101,17 @@ int lane_rec_decode(const uint8_t *p, size_t len, struct lane_rec *out, int max)
         const uint8_t *b = p + off + LANE_REC_HDR;
         if (bl > len - off - LANE_REC_HDR) return -1;
         off += LANE_REC_HDR + bl;
-        if (type < LANE_OPEN || type > LANE_ACK) continue; /* unknown: skipped */
+        if (type < LANE_OPEN || type > LANE_RCVD) continue; /* unknown: skipped */
         if (n >= max || bl < 4) return -1;
         struct lane_rec *r = &out[n];
         memset(r, 0, sizeof *r);
         r->type = type;
+        if (type == LANE_RCVD) {
+            if (bl != RCVD_LEN) return -1;
+            r->received = get_be64(b);
+            n++;
+            continue;
+        }
         r->conn = get_be32(b);
         switch (type) {
         case LANE_OPEN:

@@ -149,8 +149,27 @@ static void test_record_hostile(void **state)
     assert_int_equal(decode(toolong, sizeof toolong), -1);
     const uint8_t past[] = {LANE_ACK, 0xff, 0xff, 0, 0, 0, 1};
     assert_int_equal(decode(past, sizeof past), -1); /* length past the end */
-    /* unknown types (0, 7, 255) are skipped, with any body */
-    const uint8_t unknown[] = {0, 0, 0, 7, 0, 2, 9, 9, 255, 0, 1, 1,
+    /* RCVD (7): 8 bytes, no connection id; any other length is malformed */
+    const uint8_t rcvd[] = {LANE_RCVD, 0, 8, 0, 0, 0, 0, 0, 1, 0, 2};
+    assert_int_equal(decode(rcvd, sizeof rcvd), 1);
+    assert_int_equal(R[0].type, LANE_RCVD);
+    assert_int_equal(R[0].conn, 0);
+    assert_true(R[0].received == 0x10002);
+    const uint8_t rcvd4[] = {LANE_RCVD, 0, 4, 0, 0, 0, 1};
+    assert_int_equal(decode(rcvd4, sizeof rcvd4), -1);
+    const uint8_t rcvd9[] = {LANE_RCVD, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    assert_int_equal(decode(rcvd9, sizeof rcvd9), -1);
+    uint8_t rb[32];
+    size_t rpos = 0;
+    struct lane_rec rr = {.type = LANE_RCVD, .received = 77};
+    assert_int_equal(lane_rec_put(rb, sizeof rb, &rpos, &rr), 0);
+    assert_int_equal(rpos, 11);
+    assert_int_equal(decode(rb, rpos), 1);
+    assert_true(R[0].received == 77);
+    rr.conn = 5; /* (an RCVD is of the connection, not of a stream) */
+    assert_int_equal(lane_rec_put(rb, sizeof rb, &rpos, &rr), -1);
+    /* unknown types (0, 8, 255) are skipped, with any body */
+    const uint8_t unknown[] = {0, 0, 0, 8, 0, 2, 9, 9, 255, 0, 1, 1,
                                LANE_ACK, 0, 20, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3,
                                0, 0, 0, 0, 0, 0, 0, 5};
     assert_int_equal(decode(unknown, sizeof unknown), 1);

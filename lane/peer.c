@@ -107,7 +107,8 @@ struct plink {
      * frame bytes written to the socket and the far end's last RCVD (slave). For a connection
      * through a proxy, rate and RTT come from these (the kernel sees the hop to the proxy). */
     uint64_t rx_count, rcvd_told, tx_count, rcvd;
-    bool proxied;
+    bool proxied; /* (slave) it is; it sent an RCVD to say so */
+    bool report;  /* (master) the slave sent an RCVD on it: RCVD reports go back */
     struct mark {
         uint64_t off, us;
     } mark[MARKS];
@@ -443,7 +444,8 @@ static int link_send_frame(struct plink *l)
     return link_seal(l, p->plain, n);
 }
 
-/* The master tells how many frame bytes it read from l (when there is room for it). */
+/* How many frame bytes this end read from l (when there is room for it): the master's report;
+ * the slave's asks for them. */
 static void link_send_rcvd(struct plink *l)
 {
     if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) return; /* (next time) */
@@ -458,7 +460,11 @@ static void link_send_rcvd(struct plink *l)
 /* The far end read v frame bytes of l: samples of its rate and its RTT end to end. */
 static void link_rcvd(struct plink *l, uint64_t v)
 {
-    if (v > l->tx_count || v <= l->rcvd) return; /* (more than was written, or old news) */
+    if (l->p->is_master) { /* the slave's word that the connection goes through a proxy */
+        l->report = true;
+        return;
+    }
+    if (!l->proxied || v > l->tx_count || v <= l->rcvd) return; /* (old news) */
     uint64_t now = mono_us(), at = 0;
     while (l->mark_n && l->mark[l->mark_head].off <= v) {
         at = l->mark[l->mark_head].us;
@@ -717,8 +723,8 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct lane_peer *p = w->data;
-    for (int i = 0; i < LANE_MAX_LINKS && p->is_master; i++)
-        if (p->links[i] && p->links[i]->rx_count > p->links[i]->rcvd_told)
+    for (int i = 0; i < LANE_MAX_LINKS; i++)
+        if (p->links[i] && p->links[i]->report && p->links[i]->rx_count > p->links[i]->rcvd_told)
             link_send_rcvd(p->links[i]); /* (may close it) */
     struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all)
@@ -997,8 +1003,8 @@ static void link_read(struct plink *l)
         l->rlen -= pos;
         if ((size_t)n < cap) break;
     }
-    if (p->is_master && l->rx_count - l->rcvd_told >= RCVD_EVERY) link_send_rcvd(l);
-    else if (p->is_master && l->rx_count > l->rcvd_told) ack_later(p);
+    if (l->report && l->rx_count - l->rcvd_told >= RCVD_EVERY) link_send_rcvd(l);
+    else if (l->report && l->rx_count > l->rcvd_told) ack_later(p);
 }
 
 static void on_link_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -1150,6 +1156,7 @@ void lane_peer_link_proxied(struct lane_peer *p, uint8_t id)
     l->proxied = true;
     l->rate = E2E_RATE_FIRST; /* (the proxy's hop is not the link) */
     l->info_us = 0;
+    link_send_rcvd(l); /* (asks the master for its reports; may close it) */
 }
 
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why)

@@ -184,12 +184,17 @@ static void become_dconn(struct tcp_pending *q)
         pending_free(q);
         return;
     }
-    int s = -1;
-    for (int i = 0; i < DCONN_MAX; i++)
-        if (!t->slot[i]) {
-            s = i;
-            break;
-        }
+    int s = -1, oldest = -1;
+    for (int i = 0; i < DCONN_MAX && s < 0; i++) {
+        if (!t->slot[i]) s = i;
+        else if (!t->slot[i]->authed &&
+                 (oldest < 0 || t->slot[i]->opened < t->slot[oldest]->opened))
+            oldest = i;
+    }
+    if (s < 0 && oldest >= 0) { /* full: the oldest that never proved anything makes room */
+        dconn_kill(t->slot[oldest], "room needed for a newer connection");
+        s = oldest;
+    }
     struct dconn *c = s < 0 ? NULL : calloc(1, sizeof *c);
     if (c) {
         c->dec = malloc(sizeof *c->dec);
@@ -202,7 +207,7 @@ static void become_dconn(struct tcp_pending *q)
             free(c);
         }
         log_limited(&t->lim, LOG_WARN, "a datagram connection refused: %s",
-                    s < 0 ? "this master holds " "256 already" : "out of memory");
+                    s < 0 ? "this master holds 256 authenticated ones already" : "out of memory");
         t->st.refused++;
         pending_free(q);
         return;

@@ -97,6 +97,30 @@ static int metrics(void *ctx, const char *path, struct strbuf *out)
     }
     daemon_metrics_head(&M->cfg, M->tun, out);
     sites_metrics(M->sites, out);
+    if (M->tcp) {
+        const struct tcp_server_stats *t = tcp_server_stats(M->tcp);
+        sb_printf(out,
+                  "# HELP braid_tcp_accepted_total TCP connections accepted on the listen port\n"
+                  "# TYPE braid_tcp_accepted_total counter\nbraid_tcp_accepted_total %llu\n"
+                  "# HELP braid_tcp_refused_total TCP connections closed before they were "
+                  "anything (silent, not braid, refused)\n"
+                  "# TYPE braid_tcp_refused_total counter\nbraid_tcp_refused_total %llu\n"
+                  "# HELP braid_tcp_datagram_connections datagram connections open (socks5-tcp "
+                  "links)\n# TYPE braid_tcp_datagram_connections gauge\n"
+                  "braid_tcp_datagram_connections %llu\n"
+                  "# HELP braid_tcp_datagram_frames_total datagrams carried on them\n"
+                  "# TYPE braid_tcp_datagram_frames_total counter\n"
+                  "braid_tcp_datagram_frames_total{direction=\"rx\"} %llu\n"
+                  "braid_tcp_datagram_frames_total{direction=\"tx\"} %llu\n"
+                  "# HELP braid_tcp_datagram_dropped_total datagrams not sent: their connection "
+                  "held 64 KiB unsent\n"
+                  "# TYPE braid_tcp_datagram_dropped_total counter\n"
+                  "braid_tcp_datagram_dropped_total %llu\n",
+                  (unsigned long long)t->accepted, (unsigned long long)t->refused,
+                  (unsigned long long)(t->dgram_opened - t->dgram_closed),
+                  (unsigned long long)t->dgram_rx, (unsigned long long)t->dgram_tx,
+                  (unsigned long long)t->dgram_dropped);
+    }
     return 200;
 }
 

@@ -238,8 +238,9 @@ def run(key, scenario, default_links, doc, default_duration=20):
             key, len(links), " ".join(l.label() + (" (socks5-tcp via a CONNECT-only proxy)"
                                                    if l.connect_only else "") for l in links),
             sum_mbit)
-        print("%s, TCP (%s) %g s, %d repeat(s)%s, bounded to %.0f s"
-              % (title, args.cc, args.duration, args.repeat, sched_note(args), bound))
+        print("%s, TCP (%s)%s %g s, %d repeat(s)%s, bounded to %.0f s"
+              % (title, args.cc, " x %d flows" % args.flows if args.flows > 1 else "",
+                 args.duration, args.repeat, sched_note(args), bound))
         tb = B.Testbed(args.build, args.tools, out, cc=args.cc)
         reps = repeats(tb, args, out, links, dirs, title, {d: best for d in dirs},
                        no_single=args.no_single)
@@ -257,7 +258,7 @@ def run(key, scenario, default_links, doc, default_duration=20):
                                                         "repeats": reps})
         print("  results: %s" % out)
         ok = all(rp["bond"][d]["ok"] for rp in reps for d in dirs)
-        B.kv_line(key, [("sum_mbit", sum_mbit)] + kv + [("cc", args.cc),
+        B.kv_line(key, [("sum_mbit", sum_mbit)] + kv + [("cc", args.cc), ("flows", args.flows),
                                                          ("repeats", args.repeat), ("ok", ok)])
         return 0 if ok else 1
 

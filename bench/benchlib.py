@@ -49,6 +49,7 @@ LINK_MASTER = "198.18.4.%d"  # --tun emulators: the master's address as reached 
 LANE_VARIANTS = ("packet", "lane")
 EMU_TUN = False  # set by parse_schedulers when a lane variant is named
 IPERF_PORT = 5201
+FLOWS = 1                    # parallel TCP flows of each iperf3 test (--flows)
 DANTE_PORT = 1080            # a CONNECT-only SOCKS5 proxy in the slave ns (Testbed.start_dante)
 
 VERBOSE = False
@@ -782,6 +783,8 @@ def iperf(tb, duration, reverse=False, server=TUN_MASTER, udp_size=None, interva
             argv += ["-C", tb.cc]
         if udp_size:
             argv += ["-u", "-b", str(udp_rate), "-l", str(udp_size)]
+        elif FLOWS > 1:
+            argv += ["-P", str(FLOWS)]
         argv += list(extra)
         procs = {"master": tb.master, "slave": tb.slave}
         cpu0 = {w: proc_cpu_s(p.pid) for w, p in procs.items() if p is not None}
@@ -1110,6 +1113,9 @@ def common_args(desc, duration, repeat, scenario):
     ap.add_argument("--max-time", type=float, default=0,
                     help="hard time bound in seconds; everything is stopped and cleaned up "
                          "when it is reached (default: computed from duration and repeats)")
+    ap.add_argument("--flows", type=int, default=1,
+                    help="parallel TCP flows in each measured transfer (iperf3 -P); goodput is "
+                         "their sum (default %(default)s)")
     ap.add_argument("--cc", default="cubic",
                     help="TCP congestion control of the iperf3 flows (iperf3 -C; default "
                          "%(default)s, Linux's default)")
@@ -1271,8 +1277,9 @@ def sched_report(scheds, reps, summarise, title, header, ratio_of=()):
 
 def prepare(args, scenario, est_seconds):
     """Checks (root, programs), handlers and the time bound; returns the output directory."""
-    global VERBOSE
+    global VERBOSE, FLOWS
     VERBOSE = args.verbose
+    FLOWS = max(1, getattr(args, "flows", 1))
     if os.geteuid() != 0:
         print("SKIP %s: needs root (network namespaces and TUN devices)" % scenario)
         sys.exit(0)

@@ -27,7 +27,7 @@
 #define ACK_EVERY 32768         /* an ACK once this many bytes were delivered since the last */
 #define ACK_DELAY 0.02          /* else after this (s) */
 #define NOTSENT_LOWAT 16384     /* a link takes a record while it has at most this unsent */
-#define QUEUE_S 0.04            /* ... and holds at most rate x (min RTT + this) */
+#define QUEUE_S 0.01            /* ... and holds at most rate x (min RTT + this) */
 #define INFLIGHT_MIN 65536
 #define INFO_EVERY_US 2000      /* TCP_INFO read again after */
 #define READS_PER_EVENT 8

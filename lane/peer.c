@@ -107,7 +107,8 @@ struct plink {
      * frame bytes written to the socket and the far end's last RCVD (slave). For a connection
      * through a proxy, rate and RTT come from these (the kernel sees the hop to the proxy). */
     uint64_t rx_count, rcvd_told, tx_count, rcvd;
-    bool proxied; /* (slave) it is; it sent an RCVD to say so */
+    bool proxied; /* (slave) it is; it sends an RCVD to say so (ask: not yet) */
+    bool ask;
     bool report;  /* (master) the slave sent an RCVD on it: RCVD reports go back */
     struct mark {
         uint64_t off, us;
@@ -444,16 +445,22 @@ static int link_send_frame(struct plink *l)
     return link_seal(l, p->plain, n);
 }
 
+static void ack_later(struct lane_peer *p);
+
 /* How many frame bytes this end read from l (when there is room for it): the master's report;
  * the slave's asks for them. */
 static void link_send_rcvd(struct plink *l)
 {
-    if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) return; /* (next time) */
+    if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) { /* no room: a little later */
+        ack_later(l->p);
+        return;
+    }
     uint8_t plain[16];
     size_t n = 0;
     struct lane_rec r = {.type = LANE_RCVD, .received = l->rx_count};
     if (lane_rec_put(plain, sizeof plain, &n, &r) != 0) return;
     l->rcvd_told = l->rx_count;
+    l->ask = false;
     link_seal(l, plain, n);
 }
 
@@ -723,9 +730,11 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct lane_peer *p = w->data;
-    for (int i = 0; i < LANE_MAX_LINKS; i++)
-        if (p->links[i] && p->links[i]->report && p->links[i]->rx_count > p->links[i]->rcvd_told)
-            link_send_rcvd(p->links[i]); /* (may close it) */
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        struct plink *l = p->links[i];
+        if (l && ((l->report && l->rx_count > l->rcvd_told) || l->ask))
+            link_send_rcvd(l); /* (may close it) */
+    }
     struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all)
         if ((s->rx.next > s->ack_sent || s->rx.next + lane_reasm_ready(&s->rx) > s->ack_held) &&
@@ -1156,7 +1165,8 @@ void lane_peer_link_proxied(struct lane_peer *p, uint8_t id)
     l->proxied = true;
     l->rate = E2E_RATE_FIRST; /* (the proxy's hop is not the link) */
     l->info_us = 0;
-    link_send_rcvd(l); /* (asks the master for its reports; may close it) */
+    l->ask = true; /* (the RCVD that asks the master for its reports goes from the timer) */
+    ack_later(p);
 }
 
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why)

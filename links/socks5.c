@@ -471,9 +471,10 @@ static void ctl_process(struct socks5_link *s)
     }
 }
 
-static void tcp_read(struct socks5_link *s)
+/* socks5-tcp, up: the master's frames. */
+static void frames_read(struct socks5_link *s)
 {
-    for (int i = 0; s->cfg.tcp && s->state == S5_UP && i < RX_MAX_PER_EVENT; i++) {
+    for (int i = 0; i < RX_MAX_PER_EVENT; i++) {
         ssize_t n = recv(s->tfd, s->buf, sizeof s->buf, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (n <= 0) {
@@ -483,7 +484,10 @@ static void tcp_read(struct socks5_link *s)
         frame_dec_feed(s->dec, s->buf, (size_t)n);
         if (s->tfd < 0 || s->state != S5_UP || (size_t)n < sizeof s->buf) return;
     }
-    if (s->cfg.tcp && s->state == S5_UP) return; /* (more next time round the loop) */
+}
+
+static void tcp_read(struct socks5_link *s)
+{
     for (;;) {
         if (s->ctl_len == sizeof s->ctl) s->ctl_len = 0; /* only when up: discarded */
         ssize_t n = recv(s->tfd, s->ctl + s->ctl_len, sizeof s->ctl - s->ctl_len, MSG_DONTWAIT);
@@ -510,6 +514,7 @@ static void tcp_read(struct socks5_link *s)
 
 static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+    (void)loop;
     struct socks5_link *s = w->data;
     if (s->state == S5_CONNECTING) {
         if (!(revents & EV_WRITE)) return;
@@ -528,9 +533,7 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
             s5_fail(s, "cannot open the UDP socket for the relay: %s", strerror(errno));
             return;
         }
-        ev_io_stop(loop, &s->tio);
-        ev_io_set(&s->tio, s->tfd, EV_READ);
-        ev_io_start(loop, &s->tio);
+        tcp_watch(s, EV_READ);
         uint8_t g[4];
         size_t gl = socks5_build_greeting(g, s->user[0] != '\0');
         if (ctl_send(s, g, gl, "greeting") < 0) return;
@@ -545,7 +548,10 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (rc) tcp_watch(s, EV_READ);
     }
-    if (revents & EV_READ) tcp_read(s);
+    if (revents & EV_READ) {
+        if (s->cfg.tcp && s->state == S5_UP) frames_read(s);
+        else tcp_read(s);
+    }
 }
 
 static void s5_connect(struct socks5_link *s)

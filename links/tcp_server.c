@@ -151,6 +151,7 @@ static bool flush(struct dconn *c)
 
 static void on_dconn(struct ev_loop *loop, ev_io *w, int revents)
 {
+    (void)loop;
     struct dconn *c = w->data;
     struct tcp_server *t = c->t;
     if (revents & EV_WRITE && !flush(c)) return;
@@ -171,7 +172,6 @@ static void on_dconn(struct ev_loop *loop, ev_io *w, int revents)
         }
         if ((size_t)n < sizeof t->rbuf) return;
     }
-    (void)loop;
 }
 
 static void become_dconn(struct tcp_pending *q)
@@ -206,8 +206,11 @@ static void become_dconn(struct tcp_pending *q)
             free(c->wbuf);
             free(c);
         }
-        log_limited(&t->lim, LOG_WARN, "a datagram connection refused: %s",
-                    s < 0 ? "this master holds 256 authenticated ones already" : "out of memory");
+        if (s < 0)
+            log_limited(&t->lim, LOG_WARN, "a datagram connection refused: this master holds "
+                        "%d authenticated ones already", DCONN_MAX);
+        else
+            log_limited(&t->lim, LOG_WARN, "a datagram connection refused: out of memory");
         t->st.refused++;
         pending_free(q);
         return;

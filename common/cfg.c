@@ -61,6 +61,7 @@ static const struct known known_top[] = {
     {"tcp_lane", R_BOTH, NULL},
     {"tcp_lane_connections", R_BOTH, NULL},
     {"tcp_lane_congestion", R_BOTH, NULL},
+    {"tcp_lane_fast_open", R_SLAVE, "the slave answers the site's new TCP connections"},
     {"tcp_links", R_MASTER, "a slave's link takes TCP with type = \"socks5-tcp\""},
     {NULL, R_BOTH, NULL},
 };
@@ -1274,6 +1275,8 @@ static int do_root(struct ld *l, const config_setting_t *root)
                             "or \"cubic\"",
                             v);
             memcpy(c->tcp_lane_congestion, v, vn + 1);
+        } else if (strcmp(name, "tcp_lane_fast_open") == 0) {
+            if (want_bool(l, s, path, &c->tcp_lane_fast_open) < 0) return -1;
         } else if (strcmp(name, "tcp_links") == 0) {
             if (want_bool(l, s, path, &c->tcp_links) < 0) return -1;
             c->tcp_links_set = true;
@@ -1379,6 +1382,7 @@ static void defaults(struct cfg *c, bool is_master)
     c->socket_buffer = 4194304;
     c->tcp_lane_connections = 1024;
     c->tcp_links = true;
+    c->tcp_lane_fast_open = true;
     memcpy(c->tcp_lane_congestion, "cubic", 6); /* measured better than BBR on S3 (RESULTS) */
 }
 

@@ -104,6 +104,7 @@ struct cfg {
     int tcp_lane;                        /* "tcp_lane": CFG_LANE_*, default off */
     int tcp_lane_connections;            /* "tcp_lane_connections": default 1024 */
     char tcp_lane_congestion[16];        /* "tcp_lane_congestion": default "cubic" */
+    bool tcp_lane_fast_open;             /* "tcp_lane_fast_open" (slave): default true */
     bool tcp_links, tcp_links_set;       /* "tcp_links" (master): datagram connections over
                                           * TCP accepted, default true; set in the file */
     int socket_buffer;                   /* "socket_buffer" bytes, default 4 MiB */

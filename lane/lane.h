@@ -186,10 +186,15 @@ struct lane_peer_stats {
     uint64_t tx_data_bytes, rx_data_bytes, rx_dup_bytes, resent_bytes;
     uint64_t acks_sent, rst_sent, rst_received, rst_local, rx_unknown, link_losses;
     uint64_t stalls, reinjected_bytes; /* streams whose ACKs stopped; bytes sent again for them */
+    uint64_t early_sent;    /* slave: streams whose bytes went before the OPENED (fast open) */
+    uint64_t early_refused; /* slave: of those, refused by the destination (client reset) */
+    uint64_t prio_records;  /* records sent ahead of bulk bytes (interactive exchanges) */
+    uint64_t early_kept;    /* master: streams whose bytes came before their OPEN */
 };
 struct lane_link_stats {
     uint64_t tx_bytes, rx_bytes, tx_frames, rx_frames;
     uint64_t rtt_ms, cwnd, rate_kbit;
+    bool suspended, backoff; /* the link is down in the multiplexer; its TCP in an RTO backoff */
 };
 struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_streams,
                                 const struct lane_peer_cb *cb);
@@ -220,6 +225,9 @@ const struct lane_link_stats *lane_peer_link_stats(const struct lane_peer *p, ui
 /* Slave: a new stream to addr:port for owner (OPEN goes out); NULL at the limit. */
 struct lane_stream *lane_stream_open(struct lane_peer *p, void *owner, int family,
                                      const uint8_t addr[16], uint16_t port);
+/* Slave: the stream's bytes go from now on, before the master answers the OPEN (the client
+ * was answered at once: fast open); a refused OPEN then ends it with opened(error). */
+void lane_stream_early(struct lane_stream *s);
 /* Master: the outcome of open(): LANE_OPEN_OK and the endpoint's owner, or an error (the
  * stream ends once the answer is out). */
 void lane_stream_opened(struct lane_stream *s, void *owner, int status);
@@ -292,8 +300,9 @@ struct lane_slave_cb {
     void *ctx;
 };
 /* mode AUTO: new TCP connections use the lane while two or more link connections are up; ON:
- * while one is. At most max_conns terminated connections. NULL with err. */
-struct lane_slave *lane_slave_new(struct ev_loop *loop, int mode, int max_conns,
+ * while one is. At most max_conns terminated connections. fast_open: a connection to a
+ * destination the master reached lately is answered at once (slave.c). NULL with err. */
+struct lane_slave *lane_slave_new(struct ev_loop *loop, int mode, int max_conns, bool fast_open,
                                   const struct lane_slave_cb *cb, char *err, size_t errlen);
 void lane_slave_free(struct lane_slave *ls);
 /* A tunnel packet: true when the lane took it (the packet path must not carry it). */
@@ -400,7 +409,8 @@ void lane_conn_proceed(struct lane_conn *c, int status);
 void lane_conn_recved(struct lane_conn *c, size_t len);
 /* The far end closed its side: a FIN to the client. */
 void lane_conn_shutdown(struct lane_conn *c);
-/* A reset to the client; the lane_conn is freed (no closed() for it). */
+/* A reset to the client (before the handshake ended: as soon as it does; a held SYN: refused);
+ * the lane_conn is the stack's from now on (no closed() for it). */
 void lane_conn_reset(struct lane_conn *c);
 const struct lane_stack_counters *lane_stack_counters(const struct lane_stack *s);
 

@@ -37,6 +37,11 @@
 #define USER_TIMEOUT_MS 30000   /* unacknowledged this long: the link connection closes */
 #define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
 #define STALL_CHECK_S 0.025
+#define PRIO_FIRST 32768        /* a stream's first bytes go ahead of bulk bytes, ... */
+#define PRIO_AGAIN 16384        /* ... and what it writes after all it sent was acknowledged */
+#define EARLY_AHEAD 65536       /* master: DATA for an unknown stream this close above the last
+                                 * OPEN is kept for its OPEN (the slave sent it early) ... */
+#define EARLY_KEEP_US 10000000  /* ... this long; then the stream is reset */
 #define ORPHAN_S 60             /* streams without any link connection this long are reset */
 #define RCVD_EVERY 16384        /* the master's RCVD after this many frame bytes read, else
                                  * after ACK_DELAY */
@@ -52,10 +57,14 @@ struct lane_stream {
     uint32_t id;
     void *owner;              /* NULL: released by the endpoint */
     struct lane_stream *hnext;
-    TAILQ_ENTRY(lane_stream) all, ctl, data;
-    bool in_ctl, in_data;
+    TAILQ_ENTRY(lane_stream) all, ctl, data, prio;
+    bool in_ctl, in_data, in_prio;
+    uint64_t prio_end;        /* bytes below go ahead of bulk bytes (an interactive exchange) */
     /* opening */
     bool opened;              /* the connection to the destination is up */
+    bool early;               /* slave: its bytes go before the OPENED (lane_stream_early) */
+    bool awaiting_open;       /* master: its DATA came before its OPEN (kept EARLY_KEEP_US) */
+    uint64_t created_us;
     bool need_open;           /* slave: OPEN to send (again) */
     uint8_t open_family, open_addr[16];
     uint16_t open_port;
@@ -126,11 +135,13 @@ struct lane_peer {
     bool is_master;
     int max_streams, nstreams;
     uint32_t next_id;
+    uint32_t open_top;        /* master: the highest stream id an OPEN named (serial) */
+    bool open_seen;
     struct plink *links[LANE_MAX_LINKS];
     int nlinks;
     struct lane_stream *bucket[BUCKETS];
     struct lane_stream *grave; /* freed, memory not yet (by hnext) */
-    TAILQ_HEAD(, lane_stream) all, ctlq, dataq;
+    TAILQ_HEAD(, lane_stream) all, ctlq, dataq, prioq;
     struct {
         uint32_t id;
         uint8_t reason;
@@ -172,14 +183,28 @@ static void ctl_push(struct lane_stream *s)
 
 static bool has_data(const struct lane_stream *s)
 {
-    if (!s->opened || s->dead) return false;
+    if ((!s->opened && !s->early) || s->dead) return false;
     if (s->rs_next < s->rs_end) return true;
     if (s->tx_next < s->tx_end && s->tx_next < s->tx_acked + LANE_WINDOW) return true;
     return s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end;
 }
 
+/* New bytes of s within its window below prio_end: they go first, on the link that delivers
+ * them first (whatever it holds: they are few). */
+static bool has_prio(const struct lane_stream *s)
+{
+    if ((!s->opened && !s->early) || s->dead) return false;
+    return s->tx_next < s->prio_end && s->tx_next < s->tx_end &&
+           s->tx_next < s->tx_acked + LANE_WINDOW;
+}
+
 static void data_push(struct lane_stream *s)
 {
+    if (!s->in_prio && has_prio(s)) {
+        TAILQ_INSERT_TAIL(&s->p->prioq, s, prio);
+        s->in_prio = true;
+        want_flush(s->p);
+    }
     if (s->in_data || !has_data(s)) return;
     TAILQ_INSERT_TAIL(&s->p->dataq, s, data);
     s->in_data = true;
@@ -198,6 +223,8 @@ static struct lane_stream *stream_new(struct lane_peer *p, uint32_t id)
     }
     s->p = p;
     s->id = id;
+    s->created_us = mono_us();
+    s->prio_end = PRIO_FIRST;
     unsigned b = id & (BUCKETS - 1);
     s->hnext = p->bucket[b];
     p->bucket[b] = s;
@@ -219,7 +246,8 @@ static void stream_free(struct lane_stream *s)
     TAILQ_REMOVE(&p->all, s, all);
     if (s->in_ctl) TAILQ_REMOVE(&p->ctlq, s, ctl);
     if (s->in_data) TAILQ_REMOVE(&p->dataq, s, data);
-    s->in_ctl = s->in_data = false;
+    if (s->in_prio) TAILQ_REMOVE(&p->prioq, s, prio);
+    s->in_ctl = s->in_data = s->in_prio = false;
     s->dead = true;
     s->owner = NULL;
     s->hnext = p->grave;
@@ -294,6 +322,7 @@ static void link_info(struct plink *l, uint64_t now)
     l->st.rtt_ms = (uint64_t)(l->srtt_s * 1000);
     l->st.cwnd = ti.tcpi_snd_cwnd;
     l->st.rate_kbit = (uint64_t)(l->rate * 8 / 1000);
+    l->st.backoff = l->backoff;
 }
 
 static size_t link_notsent(const struct plink *l)
@@ -546,6 +575,7 @@ void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down)
     struct plink *l = p->links[id];
     if (!l || l->suspended == down) return;
     l->suspended = down;
+    l->st.suspended = down;
     if (down)
         LOGD("TCP lane: link %u is down: nothing new on its connection (kept) until it is up",
              id);
@@ -634,10 +664,68 @@ static uint64_t backlog(const struct lane_peer *p, const struct lane_stream *fir
     return b;
 }
 
+/* How many of s's new bytes one DATA record takes now (below `end`). */
+static size_t data_len(const struct lane_stream *s, uint64_t end)
+{
+    uint64_t lim = s->tx_end < s->tx_acked + LANE_WINDOW ? s->tx_end : s->tx_acked + LANE_WINDOW;
+    if (lim > end) lim = end;
+    size_t n = lim > s->tx_next ? (size_t)(lim - s->tx_next) : 0;
+    if (n > LANE_DATA_MAX) n = LANE_DATA_MAX;
+    size_t at = (size_t)(s->tx_next % TX_CAP);
+    return n > TX_CAP - at ? TX_CAP - at : n;
+}
+
+/* s's next n new bytes (if they fit) and its FIN when they end it, into the plain buffer for
+ * l; s goes to the back of the queues. */
+static void add_data(struct lane_peer *p, struct plink *l, struct lane_stream *s, size_t n)
+{
+    if (s->dead) return;
+    if (n) {
+        struct lane_rec r = {.type = LANE_DATA, .conn = s->id, .offset = s->tx_next,
+                             .data = s->tx + (size_t)(s->tx_next % TX_CAP), .len = n};
+        if (p->plen + LANE_REC_HDR + 12 + n <= sizeof p->plain && plain_add(p, &r)) {
+            if (s->tx_next == s->tx_held) s->progress_us = mono_us();
+            log_sent(l, s->id, s->tx_next, s->tx_next + n);
+            s->tx_next += n;
+            p->st.tx_data_bytes += n;
+        }
+    }
+    if (s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end) {
+        struct lane_rec r = {.type = LANE_FIN, .conn = s->id, .offset = s->tx_end};
+        if (plain_add(p, &r)) s->fin_sent = true;
+    }
+    if (s->in_data) { /* round robin: to the back */
+        TAILQ_REMOVE(&p->dataq, s, data);
+        s->in_data = false;
+    }
+    if (s->in_prio) {
+        TAILQ_REMOVE(&p->prioq, s, prio);
+        s->in_prio = false;
+    }
+    data_push(s);
+}
+
 static void flush(struct lane_peer *p)
 {
     for (int guard = 0; guard < 4096; guard++) {
         bool ctl = p->rst_pending || !TAILQ_EMPTY(&p->ctlq);
+        struct lane_stream *q = TAILQ_FIRST(&p->prioq);
+        while (q && !has_prio(q)) {
+            TAILQ_REMOVE(&p->prioq, q, prio);
+            q->in_prio = false;
+            q = TAILQ_FIRST(&p->prioq);
+        }
+        if (q) { /* an interactive exchange's bytes: ahead of the bulk, on the fastest link */
+            struct plink *l = ctl_link(p, true);
+            if (l) {
+                p->plen = 0;
+                if (ctl) add_control(p);
+                add_data(p, l, q, data_len(q, q->prio_end));
+                p->st.prio_records++;
+                if (p->plen) link_send_frame(l);
+                continue;
+            }
+        }
         struct lane_stream *s = TAILQ_FIRST(&p->dataq);
         while (s && !has_data(s)) { /* (the window or the end reached since it was queued) */
             TAILQ_REMOVE(&p->dataq, s, data);
@@ -665,14 +753,7 @@ static void flush(struct lane_peer *p)
             if (p->plen) link_send_frame(l);
             continue;
         }
-        if (s) {
-            uint64_t lim = s->tx_end < s->tx_acked + LANE_WINDOW ? s->tx_end
-                                                                   : s->tx_acked + LANE_WINDOW;
-            n = (size_t)(lim - s->tx_next);
-            if (n > LANE_DATA_MAX) n = LANE_DATA_MAX;
-            size_t at = (size_t)(s->tx_next % TX_CAP);
-            if (n > TX_CAP - at) n = TX_CAP - at;
-        }
+        if (s) n = data_len(s, UINT64_MAX);
         struct plink *l = NULL;
         if (s) {
             struct plink *w;
@@ -689,27 +770,7 @@ static void flush(struct lane_peer *p)
         if (!l) return;
         p->plen = 0;
         if (ctl) add_control(p);
-        if (s && !s->dead) {
-            if (n) {
-                struct lane_rec r = {.type = LANE_DATA, .conn = s->id, .offset = s->tx_next,
-                                     .data = s->tx + (size_t)(s->tx_next % TX_CAP), .len = n};
-                if (p->plen + LANE_REC_HDR + 12 + n <= sizeof p->plain && plain_add(p, &r)) {
-                    if (s->tx_next == s->tx_held) s->progress_us = mono_us();
-                    log_sent(l, s->id, s->tx_next, s->tx_next + n);
-                    s->tx_next += n;
-                    p->st.tx_data_bytes += n;
-                }
-            }
-            if (s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end) {
-                struct lane_rec r = {.type = LANE_FIN, .conn = s->id, .offset = s->tx_end};
-                if (plain_add(p, &r)) s->fin_sent = true;
-            }
-            if (s->in_data) { /* round robin: to the back */
-                TAILQ_REMOVE(&p->dataq, s, data);
-                s->in_data = false;
-            }
-            data_push(s);
-        }
+        if (s) add_data(p, l, s, n);
         if (p->plen == 0) return;
         if (link_send_frame(l) != 0) continue; /* (the link is gone: its records go again) */
     }
@@ -760,13 +821,22 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
     } else if (t - p->nolink_since_us > ORPHAN_S * 1000000ull) {
         log_msg(LOG_INFO, "TCP lane: no link connection for %d s: its %d connections are reset",
                 ORPHAN_S, p->nstreams);
-        struct lane_stream *s;
-        while ((s = TAILQ_FIRST(&p->all))) {
-            void *owner = s->owner;
-            stream_free(s);
+        struct lane_stream *o;
+        while ((o = TAILQ_FIRST(&p->all))) {
+            void *owner = o->owner;
+            stream_free(o);
             if (owner) p->cb.reset(p->cb.ctx, owner, LANE_RST_SHUTDOWN);
         }
         p->nolink_since_us = t;
+    }
+    struct lane_stream *s, *next;
+    for (s = TAILQ_FIRST(&p->all); s; s = next) {
+        next = TAILQ_NEXT(s, all);
+        if (s->awaiting_open && t - s->created_us > EARLY_KEEP_US) {
+            log_limited(&p->lim, LOG_WARN, "TCP lane: connection %u: bytes but no OPEN in %d s: "
+                        "reset", s->id, EARLY_KEEP_US / 1000000);
+            stream_kill(s, true, LANE_RST_PROTOCOL);
+        }
     }
     double rtt = 0;
     for (int i = 0; i < LANE_MAX_LINKS; i++)
@@ -774,7 +844,6 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
             rtt = p->links[i]->srtt_s;
     if (rtt == 0) return;
     uint64_t now = mono_us(), limit = (uint64_t)((2 * rtt + 0.06) * 1e6);
-    struct lane_stream *s;
     TAILQ_FOREACH(s, &p->all, all) {
         if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
             now - s->progress_us < limit)
@@ -841,8 +910,16 @@ static void deliver(struct lane_stream *s)
 
 static void on_open(struct lane_peer *p, const struct lane_rec *r)
 {
-    if (!p->is_master || find(p, r->conn)) return; /* (again: it is being opened) */
-    struct lane_stream *s = NULL;
+    if (!p->is_master) return;
+    if (!p->open_seen || (int32_t)(r->conn - p->open_top) > 0) p->open_top = r->conn;
+    p->open_seen = true;
+    struct lane_stream *s = find(p, r->conn);
+    if (s && !s->awaiting_open) return; /* (again: it is being opened) */
+    if (s) { /* its early bytes came first: kept */
+        s->awaiting_open = false;
+        p->cb.open(p->cb.ctx, s, r->family, r->addr, r->port);
+        return;
+    }
     if (p->nstreams < p->max_streams) s = stream_new(p, r->conn);
     if (!s) {
         /* answered without a stream: OPENED with the limit, as a one-off */
@@ -867,6 +944,7 @@ static void on_opened(struct lane_peer *p, struct lane_stream *s, const struct l
     s->need_open = false;
     if (r->status != LANE_OPEN_OK) {
         void *owner = s->owner;
+        if (s->early) p->st.early_refused++;
         stream_free(s);
         if (owner) p->cb.opened(p->cb.ctx, owner, r->status);
         return;
@@ -913,6 +991,17 @@ static int on_record(struct lane_peer *p, const struct lane_rec *r)
     }
     if (r->type == LANE_RCVD) return 0; /* (of a link connection: link_read takes it) */
     struct lane_stream *s = find(p, r->conn);
+    if (!s && p->is_master && (r->type == LANE_DATA || r->type == LANE_FIN) &&
+        (!p->open_seen || r->conn - p->open_top - 1 < EARLY_AHEAD)) {
+        /* bytes of a stream whose OPEN has not come yet (the slave sent them early, on
+         * another link): kept for the OPEN; dropped at the limit (the OPEN gets the answer) */
+        if (p->nstreams >= p->max_streams || !(s = stream_new(p, r->conn))) {
+            p->st.rx_unknown++;
+            return 0;
+        }
+        s->awaiting_open = true;
+        p->st.early_kept++;
+    }
     if (!s) {
         /* a stream that is gone (or was never): a RST, unless it is one */
         if (r->type != LANE_RST && r->type != LANE_ACK && r->type != LANE_OPENED) {
@@ -1206,6 +1295,7 @@ struct lane_peer *lane_peer_new(struct ev_loop *loop, bool is_master, int max_st
     TAILQ_INIT(&p->all);
     TAILQ_INIT(&p->ctlq);
     TAILQ_INIT(&p->dataq);
+    TAILQ_INIT(&p->prioq);
     ev_prepare_init(&p->flush_w, on_flush);
     p->flush_w.data = p;
     ev_timer_init(&p->ack_w, on_ack_timer, ACK_DELAY, 0);
@@ -1265,14 +1355,15 @@ void lane_stream_opened(struct lane_stream *s, void *owner, int status)
 {
     s->status = (uint8_t)status;
     s->need_opened = true;
-    if (status == LANE_OPEN_OK) {
-        s->owner = owner;
-        s->opened = true;
-        data_push(s);
-    } else {
-        s->owner = NULL; /* (freed once its OPENED is out) */
-    }
     ctl_push(s);
+    if (status != LANE_OPEN_OK) {
+        s->owner = NULL; /* (freed once its OPENED is out) */
+        return;
+    }
+    s->owner = owner;
+    s->opened = true;
+    data_push(s);
+    deliver(s); /* (bytes that came with the OPEN or before it) */
 }
 
 size_t lane_stream_room(const struct lane_stream *s)
@@ -1288,6 +1379,8 @@ bool lane_stream_in_window(const struct lane_stream *s)
 
 size_t lane_stream_write(struct lane_stream *s, const uint8_t *data, size_t len)
 {
+    if (s->tx_end == s->tx_acked && s->prio_end < s->tx_end + PRIO_AGAIN)
+        s->prio_end = s->tx_end + PRIO_AGAIN; /* (all it sent arrived: an exchange) */
     size_t room = lane_stream_room(s);
     if (len > room) len = room;
     size_t done = 0;
@@ -1324,6 +1417,14 @@ void lane_stream_release(struct lane_stream *s)
 {
     s->owner = NULL;
     maybe_free(s);
+}
+
+void lane_stream_early(struct lane_stream *s)
+{
+    if (s->p->is_master || s->opened || s->early) return;
+    s->early = true;
+    s->p->st.early_sent++;
+    data_push(s);
 }
 
 uint32_t lane_stream_id(const struct lane_stream *s)

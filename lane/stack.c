@@ -48,6 +48,7 @@ struct lane_conn {
     int early;           /* its lane_conn_proceed's status during accept(), else -1 */
     bool rx_fin, tx_fin; /* the client's FIN came; ours went */
     bool closing;        /* closed for the owner; lwIP still ends it (FIN, ACKs, TIME_WAIT) */
+    bool reset_on_accept; /* reset before its handshake ended: a RST once it does */
     struct lane_conn *hnext; /* the next in its hash bucket (by the client's 4-tuple) */
     uint64_t created_us, closed_us;
 };
@@ -422,6 +423,12 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
         tcp_abort(pcb);
         return ERR_ABRT;
     }
+    if (c->reset_on_accept) { /* (the owner let it go already) */
+        tcp_arg(pcb, NULL);
+        tcp_abort(pcb); /* a RST to the client */
+        conn_free(c);
+        return ERR_ABRT;
+    }
     c->pcb = pcb;
     c->closing = c->rx_fin = c->tx_fin = false;
     tcp_arg(pcb, c);
@@ -661,7 +668,17 @@ void lane_conn_shutdown(struct lane_conn *c)
 
 void lane_conn_reset(struct lane_conn *c)
 {
-    if (!c->pcb) return;
+    if (c->syn) { /* never answered: its SYN is refused */
+        lane_conn_proceed(c, 1);
+        return;
+    }
+    if (!c->pcb) { /* answered, but the client has not ended the handshake yet */
+        if (!c->accepted && !c->closing) {
+            c->owner = NULL;
+            c->reset_on_accept = true;
+        }
+        return;
+    }
     struct tcp_pcb *pcb = c->pcb;
     tcp_arg(pcb, NULL);
     tcp_abort(pcb); /* a RST to the client */

@@ -495,8 +495,8 @@ int main(int argc, char **argv)
         if (daemon_lane_congestion(cfg, prog) != 0) goto out;
         struct lane_slave_cb lcb = {.output = lane_output, .session = lane_session,
                                     .target = lane_target, .ctx = S};
-        S->lane = lane_slave_new(S->loop, cfg->tcp_lane, cfg->tcp_lane_connections, &lcb, err,
-                                 sizeof err);
+        S->lane = lane_slave_new(S->loop, cfg->tcp_lane, cfg->tcp_lane_connections,
+                                 cfg->tcp_lane_fast_open, &lcb, err, sizeof err);
         if (!S->lane) {
             fprintf(stderr, "%s: TCP lane: %s\n", prog, err);
             goto out;

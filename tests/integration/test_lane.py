@@ -1,7 +1,7 @@
 # test_lane.py: the TCP lane in the notun build (loopback, no root): TCP connections made by
 # tests/lib/tcphost.py in the slave's tunnel frames are terminated by the slave, carried over the
 # links' TCP connections and opened by the master to a server on loopback (lane_xfer.py serve).
-# Exact bytes both ways, many connections, half-close, a refused port, a link through a
+# Exact bytes both ways, many connections, half-close, a refused port, fast open, a link through a
 # CONNECT-only SOCKS5 proxy (type socks5-tcp) killed in the middle of the transfers, and the
 # lane off (a SYN then takes the packet path).
 import os
@@ -85,6 +85,35 @@ class LaneTest(unittest.TestCase):
             host.run(10)
             self.assertTrue(c.rst, c.result())
             self.assertIsNone(c.first_byte_s)
+
+    def test_fast_open_to_a_destination_reached_before(self):
+        """A new connection to a destination the master reached lately is answered at once
+        (fast open: its bytes go with the OPEN), and gets exactly its bytes. When that port
+        has closed since, the client, already answered, is reset; the next connection there
+        waits for the master again and is refused at its SYN."""
+        with braid.Braid(nlinks=2, master_extra=LANE, slave_extra=LANE) as b:
+            srv, host = self.start(b)
+            first = host.open(("127.0.0.1", srv.port), 1000, 1000)
+            self.assertAllOk(host.run(20))
+            self.assertEqual(lane(b)["peer"]["early_sent"], 0, "the first one waited")
+            for i in range(5):
+                host.open(("127.0.0.1", srv.port), 65536, 65536)
+            res = host.run(30)
+            self.assertAllOk(res)
+            ln = lane(b)["peer"]
+            self.assertEqual(ln["early_sent"], 5, ln)
+            self.assertTrue(first.syn_acked)
+            srv.stop()
+            c = host.open(("127.0.0.1", srv.port), 10, 10)
+            host.run(10)
+            self.assertTrue(c.syn_acked, "answered at once (the port was reached before)")
+            self.assertTrue(c.rst, c.result())
+            self.assertEqual(lane(b)["peer"]["early_refused"], 1, lane(b)["peer"])
+            c2 = host.open(("127.0.0.1", srv.port), 10, 10)
+            host.run(10)
+            self.assertTrue(c2.rst, c2.result())
+            self.assertFalse(c2.syn_acked, "refused at its SYN, not answered first")
+            self.assertEqual(lane(b)["peer"]["early_sent"], 6, lane(b)["peer"])
 
     def test_connect_only_proxy_links_carry_the_lane_and_one_dies_midway(self):
         """Two socks5-tcp links, each through a CONNECT-only Dante: both carry the lane's

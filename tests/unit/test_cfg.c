@@ -914,6 +914,15 @@ static void test_link_socks5(void **state)
     expect_fail(load_m("tcp_links = \"no\";"),
                 "t.conf:3: tcp_links: got a string; expected true or false", NULL);
     expect_fail(load_s("tcp_links = true;"), "t.conf:4: tcp_links:", "socks5-tcp");
+    /* tcp_lane_fast_open: the slave's, a boolean, default on */
+    expect_ok(load_s(""));
+    assert_true(C.tcp_lane_fast_open);
+    expect_ok(load_s("tcp_lane_fast_open = false;"));
+    assert_false(C.tcp_lane_fast_open);
+    expect_fail(load_s("tcp_lane_fast_open = 1;"), "t.conf:4: tcp_lane_fast_open:",
+                "expected true or false");
+    expect_fail(load_m("tcp_lane_fast_open = true;"), "t.conf:3: tcp_lane_fast_open:",
+                "braid-slave only");
 
     char u255[256], u256[257], text[1024];
     memset(u255, 'u', 255);

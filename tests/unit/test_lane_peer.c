@@ -41,6 +41,10 @@ static int nmep;
 static uint8_t *up_data, *down_data;
 static size_t kill_at; /* drop link 1 once the slave got this many bytes (0: never) */
 static bool killed;
+static bool defer_open; /* the master answers OPENs 50 ms late (a destination far away) */
+static struct lane_stream *deferred[NSTREAMS];
+static int ndeferred;
+static ev_timer defer_w;
 
 static void pump(struct ep *e)
 {
@@ -131,6 +135,12 @@ static void on_open(void *ctx, struct lane_stream *s, int family, const uint8_t 
         lane_stream_opened(s, NULL, LANE_OPEN_REFUSED);
         return;
     }
+    if (defer_open) {
+        assert_true(ndeferred < NSTREAMS);
+        deferred[ndeferred++] = s;
+        if (!ev_is_active(&defer_w)) ev_timer_start(loop, &defer_w);
+        return;
+    }
     assert_true(nmep < NSTREAMS);
     struct ep *e = &mep[nmep++];
     e->s = s;
@@ -138,6 +148,19 @@ static void on_open(void *ctx, struct lane_stream *s, int family, const uint8_t 
     e->total = DOWN_BYTES;
     lane_stream_opened(s, e, LANE_OPEN_OK);
     pump(e);
+}
+
+static void on_defer(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)l;
+    (void)w;
+    (void)revents;
+    defer_open = false;
+    for (int i = 0; i < ndeferred; i++) {
+        uint8_t addr[16] = {198, 18, 50, 1};
+        on_open(NULL, deferred[i], 4, addr, 80);
+    }
+    ndeferred = 0;
 }
 
 /* A TCP connection on loopback: its two ends. */
@@ -189,6 +212,9 @@ static void setup_peers(void)
     nmep = 0;
     killed = false;
     kill_at = 0;
+    defer_open = false;
+    ndeferred = 0;
+    ev_timer_init(&defer_w, on_defer, 0.05, 0);
     up_data = malloc(UP_BYTES);
     down_data = malloc(DOWN_BYTES);
     randombytes_buf(up_data, UP_BYTES);
@@ -197,6 +223,7 @@ static void setup_peers(void)
 
 static void teardown_peers(void)
 {
+    ev_timer_stop(loop, &defer_w);
     lane_peer_free(slave);
     lane_peer_free(master);
     for (int i = 0; i < NSTREAMS; i++) {
@@ -236,7 +263,7 @@ static void run(void)
     ev_timer_stop(loop, &limit);
 }
 
-static void open_streams(void)
+static void open_streams_early(bool early)
 {
     uint8_t addr[16] = {198, 18, 50, 1};
     for (int i = 0; i < NSTREAMS; i++) {
@@ -245,8 +272,14 @@ static void open_streams(void)
         sep[i].total = UP_BYTES;
         sep[i].s = lane_stream_open(slave, &sep[i], 4, addr, (uint16_t)(80 + i));
         assert_non_null(sep[i].s);
+        if (early) lane_stream_early(sep[i].s);
         pump(&sep[i]);
     }
+}
+
+static void open_streams(void)
+{
+    open_streams_early(false);
 }
 
 static void check_exact(void)
@@ -283,6 +316,8 @@ static void test_exact_bytes_over_two_links(void **state)
     lane_peer_stats(master, &nm);
     assert_int_equal(ss->streams_opened, NSTREAMS);
     assert_int_equal(ss->resent_bytes, 0);
+    /* each stream's first 32 KiB went ahead of the bulk (two or three records), no more */
+    assert_true(ss->prio_records >= 2 * NSTREAMS && ss->prio_records <= 3 * NSTREAMS);
     teardown_peers();
 }
 
@@ -340,6 +375,122 @@ static void test_no_link_waits(void **state)
     teardown_peers();
 }
 
+/* Fast open: the slave's bytes go before the OPENED, while the master is still reaching the
+ * destination (50 ms): the master holds them and delivers them, exact, once it is open. */
+static void test_early_bytes(void **state)
+{
+    (void)state;
+    setup_peers();
+    join(2);
+    defer_open = true;
+    open_streams_early(true);
+    for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(nmep, 0); /* (not open yet) */
+    assert_true(lane_peer_stats(slave, NULL)->tx_data_bytes > 0); /* but the bytes went */
+    run();
+    check_exact();
+    assert_int_equal(lane_peer_stats(slave, NULL)->early_sent, NSTREAMS);
+    teardown_peers();
+}
+
+/* Fast open to a port that refuses: the slave's endpoint hears the refusal (it resets its
+ * client), and counts it. */
+static void test_early_refused(void **state)
+{
+    (void)state;
+    setup_peers();
+    join(1);
+    uint8_t addr[16] = {198, 18, 50, 1};
+    struct ep e = {.opened = -1};
+    e.s = lane_stream_open(slave, &e, 4, addr, 9);
+    assert_non_null(e.s);
+    lane_stream_early(e.s);
+    assert_int_equal(lane_stream_write(e.s, (const uint8_t *)"GET /", 5), 5);
+    double t0 = ev_time();
+    while (e.opened < 0 && ev_time() - t0 < 5) ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(e.opened, LANE_OPEN_REFUSED);
+    assert_int_equal(lane_peer_stats(slave, NULL)->early_refused, 1);
+    for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
+    int n = -1;
+    lane_peer_stats(master, &n);
+    assert_int_equal(n, 0); /* (the bytes after the refusal were answered with RSTs) */
+    teardown_peers();
+}
+
+/* A frame of records sealed with d, written to fd. */
+static void send_recs(int fd, struct lane_dir *d, const struct lane_rec *r, int n)
+{
+    uint8_t plain[512], out[600];
+    size_t len = 0;
+    for (int i = 0; i < n; i++) assert_int_equal(lane_rec_put(plain, sizeof plain, &len, &r[i]), 0);
+    int m = lane_seal(d, plain, len, out, sizeof out);
+    assert_true(m > 0);
+    assert_int_equal(send(fd, out, (size_t)m, 0), m);
+}
+
+static void spin(void)
+{
+    double t0 = ev_time();
+    while (ev_time() - t0 < 0.1) ev_run(loop, EVRUN_NOWAIT);
+}
+
+/* The master: DATA (and FIN) that come before their stream's OPEN, as they do when the slave's
+ * OPEN went on a slower link, are kept and delivered after it; DATA for a stream below the
+ * last OPEN (one that ended) is answered with a RST as before. */
+static void test_master_data_before_open(void **state)
+{
+    (void)state;
+    setup_peers();
+    uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
+    randombytes_buf(k1, 32);
+    randombytes_buf(k2, 32);
+    randombytes_buf(ch, sizeof ch);
+    struct lane_keys ks, km;
+    lane_keys_derive(k1, k2, ch, &ks);
+    lane_keys_derive(k2, k1, ch, &km);
+    int a, b;
+    tcp_pair(&a, &b);
+    assert_int_equal(lane_peer_add_link(master, b, 0, &km, NULL, 0), 0);
+    const char *req = "GET / HTTP/1.0\r\n\r\n";
+    size_t rlen = strlen(req);
+    struct lane_rec open1 = {.type = LANE_OPEN, .conn = 1000, .family = 4, .port = 80,
+                             .addr = {198, 18, 50, 1}};
+    send_recs(a, &ks.tx, &open1, 1);
+    spin();
+    assert_int_equal(nmep, 1);
+    /* stream 1001's bytes and FIN, second half first; its OPEN later */
+    struct lane_rec early[3] = {
+        {.type = LANE_DATA, .conn = 1001, .offset = 4, .data = (const uint8_t *)req + 4,
+         .len = rlen - 4},
+        {.type = LANE_DATA, .conn = 1001, .offset = 0, .data = (const uint8_t *)req, .len = 4},
+        {.type = LANE_FIN, .conn = 1001, .offset = rlen},
+    };
+    send_recs(a, &ks.tx, early, 3);
+    spin();
+    const struct lane_peer_stats *ms = lane_peer_stats(master, NULL);
+    assert_int_equal(ms->early_kept, 1);
+    assert_int_equal(nmep, 1); /* (kept, not opened) */
+    struct lane_rec open2 = open1;
+    open2.conn = 1001;
+    send_recs(a, &ks.tx, &open2, 1);
+    spin();
+    assert_int_equal(nmep, 2);
+    assert_int_equal(mep[1].ngot, rlen);
+    assert_memory_equal(mep[1].got, req, rlen);
+    assert_true(mep[1].eof);
+    /* a stream below the last OPEN that the master does not know: RST */
+    uint64_t rst0 = ms->rst_sent, unknown0 = ms->rx_unknown;
+    struct lane_rec stale = {.type = LANE_DATA, .conn = 990, .offset = 0,
+                             .data = (const uint8_t *)req, .len = rlen};
+    send_recs(a, &ks.tx, &stale, 1);
+    spin();
+    assert_int_equal(ms->rst_sent, rst0 + 1);
+    assert_int_equal(ms->rx_unknown, unknown0 + 1);
+    assert_int_equal(ms->early_kept, 1);
+    close(a);
+    teardown_peers();
+}
+
 /* The policy with fake link states: 20 Mbit/s at 20 ms, 5 Mbit/s at 120 ms. */
 static void test_pick_policy(void **state)
 {
@@ -390,6 +541,9 @@ int main(void)
         cmocka_unit_test(test_refused_open),
         cmocka_unit_test(test_no_link_waits),
         cmocka_unit_test(test_pick_policy),
+        cmocka_unit_test(test_early_bytes),
+        cmocka_unit_test(test_early_refused),
+        cmocka_unit_test(test_master_data_before_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

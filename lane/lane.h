@@ -186,6 +186,7 @@ struct lane_peer_stats {
     uint64_t tx_data_bytes, rx_data_bytes, rx_dup_bytes, resent_bytes;
     uint64_t acks_sent, rst_sent, rst_received, rst_local, rx_unknown, link_losses;
     uint64_t stalls, reinjected_bytes; /* streams whose ACKs stopped; bytes sent again for them */
+    uint64_t stalls_again; /* stalls at the same point as the stream's last one */
     uint64_t early_sent;    /* slave: streams whose bytes went before the OPENED (fast open) */
     uint64_t early_refused; /* slave: of those, refused by the destination (client reset) */
     uint64_t prio_records;  /* records sent ahead of bulk bytes (interactive exchanges) */

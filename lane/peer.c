@@ -78,6 +78,7 @@ struct lane_stream {
     uint64_t tx_held;         /* the far end holds every byte below (its ACKs' second offset) */
     uint64_t progress_us;     /* when tx_held last moved (or sending began from it) */
     uint64_t rs_next, rs_end; /* [rs_next, rs_end): to send again on the fastest link */
+    uint64_t rs_held;         /* tx_held when it was last sent again (+1: never) */
     /* receive direction */
     struct lane_reasm rx;
     uint64_t ack_sent;        /* the last ACK's offsets */
@@ -225,6 +226,7 @@ static struct lane_stream *stream_new(struct lane_peer *p, uint32_t id)
     s->id = id;
     s->created_us = mono_us();
     s->prio_end = PRIO_FIRST;
+    s->rs_held = UINT64_MAX;
     unsigned b = id & (BUCKETS - 1);
     s->hnext = p->bucket[b];
     p->bucket[b] = s;
@@ -576,9 +578,17 @@ void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down)
     if (!l || l->suspended == down) return;
     l->suspended = down;
     l->st.suspended = down;
-    if (down)
+    if (down) {
         LOGD("TCP lane: link %u is down: nothing new on its connection (kept) until it is up",
              id);
+        /* the ACKs it carried last may be lost with it: each stream's goes again */
+        struct lane_stream *s;
+        TAILQ_FOREACH(s, &p->all, all)
+            if (!s->dead && (s->rx.next > 0 || lane_reasm_ready(&s->rx) > 0)) {
+                s->need_ack = true;
+                ctl_push(s);
+            }
+    }
     want_flush(p);
 }
 
@@ -848,6 +858,8 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
         if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
             now - s->progress_us < limit)
             continue;
+        if (s->tx_held == s->rs_held) p->st.stalls_again++; /* (the last copy did not help) */
+        s->rs_held = s->tx_held;
         s->rs_next = s->tx_held;
         s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
         /* a link that is down (or waits for its retransmission timer) holds what it carried of
@@ -1016,7 +1028,11 @@ static int on_record(struct lane_peer *p, const struct lane_rec *r)
         break;
     case LANE_DATA: {
         int rc = lane_reasm_add(&s->rx, r->offset, r->data, r->len);
-        if (rc == LANE_REASM_DUP) p->st.rx_dup_bytes += r->len;
+        if (rc == LANE_REASM_DUP) { /* (sent again: the sender may have lost our last ACK) */
+            p->st.rx_dup_bytes += r->len;
+            s->need_ack = true;
+            ctl_push(s);
+        }
         if (rc < 0) {
             log_limited(&p->lim, LOG_WARN, "TCP lane: connection %u: DATA at %llu (%zu bytes) "
                         "%s: reset", s->id, (unsigned long long)r->offset, r->len,

@@ -19,12 +19,12 @@ void lane_peer_status_json(const struct lane_peer *p, struct strbuf *sb)
               ",\"link_losses\":%" PRIu64 ",\"stalls\":%" PRIu64
               ",\"reinjected_bytes\":%" PRIu64 ",\"early_sent\":%" PRIu64
               ",\"early_refused\":%" PRIu64 ",\"early_kept\":%" PRIu64
-              ",\"prio_records\":%" PRIu64 ",\"links\":[",
+              ",\"prio_records\":%" PRIu64 ",\"stalls_again\":%" PRIu64 ",\"links\":[",
               n, st->streams_opened, st->streams_closed, st->refused_limit, st->tx_data_bytes,
               st->rx_data_bytes, st->rx_dup_bytes, st->resent_bytes, st->acks_sent, st->rst_sent,
               st->rst_received, st->rx_unknown, st->link_losses, st->stalls,
               st->reinjected_bytes, st->early_sent, st->early_refused, st->early_kept,
-              st->prio_records);
+              st->prio_records, st->stalls_again);
     const char *sep = "";
     for (int id = 0; id < LANE_MAX_LINKS; id++) {
         const struct lane_link_stats *l = lane_peer_link_stats(p, (uint8_t)id);

@@ -147,9 +147,12 @@ inS ip link set vs1 down
 DESC="a link's interface goes down during two transfers of 200 MB: both get exact bytes"
 check wait "$xp"
 cat "$T"/xfer-kill.log
-echo "  master: $(jget master "' '.join('%s %s' % (k, j['sites'][0]['lane'][k]) for k in ('reinjected_bytes', 'resent_bytes', 'stalls', 'link_losses', 'prio_records', 'early_kept'))")"
-DESC="the master sent again on the other links what the dead link held"
-check test "$(jget master "j['sites'][0]['lane']['reinjected_bytes'] + j['sites'][0]['lane']['resent_bytes'] > 0")" = True
+# (whether the dead link held bytes of these transfers at that moment is timing; what is
+# not: a stream that stalled is not stuck at the same point, e.g. waiting for an ACK lost with
+# the link: that took 30 s, until the dead connection timed out, in 1 of 5 runs)
+echo "  master: $(jget master "' '.join('%s %s' % (k, j['sites'][0]['lane'][k]) for k in ('reinjected_bytes', 'resent_bytes', 'stalls', 'stalls_again', 'link_losses'))")"
+DESC="no stream of the master was stuck (a stuck one stalls at the same point 14 times a second)"
+check test "$(jget master "j['sites'][0]['lane']['stalls_again'] < 30")" = True
 inS ip link set vs1 up
 
 kill "${pids[0]}" "${pids[1]}" 2>/dev/null

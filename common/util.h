@@ -67,6 +67,14 @@ static inline void window_roll(uint64_t *start, unsigned *count, uint64_t now_us
     }
 }
 
+/* FNV-1a: h (2166136261 to start) carried over len more bytes (hash tables, not security). */
+#define FNV1A_START 2166136261u
+static inline uint32_t fnv1a(uint32_t h, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
 /* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982 style): a - b as signed. */
 static inline int32_t seq_diff(uint32_t a, uint32_t b)
 {

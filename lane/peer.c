@@ -182,9 +182,15 @@ static void ctl_push(struct lane_stream *s)
     want_flush(s->p);
 }
 
+/* Its bytes may go (the far end is open, or they go early) and it is not gone. */
+static bool may_send(const struct lane_stream *s)
+{
+    return (s->opened || s->early) && !s->dead;
+}
+
 static bool has_data(const struct lane_stream *s)
 {
-    if ((!s->opened && !s->early) || s->dead) return false;
+    if (!may_send(s)) return false;
     if (s->rs_next < s->rs_end) return true;
     if (s->tx_next < s->tx_end && s->tx_next < s->tx_acked + LANE_WINDOW) return true;
     return s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end;
@@ -194,7 +200,7 @@ static bool has_data(const struct lane_stream *s)
  * them first (whatever it holds: they are few). */
 static bool has_prio(const struct lane_stream *s)
 {
-    if ((!s->opened && !s->early) || s->dead) return false;
+    if (!may_send(s)) return false;
     return s->tx_next < s->prio_end && s->tx_next < s->tx_end &&
            s->tx_next < s->tx_acked + LANE_WINDOW;
 }
@@ -923,7 +929,7 @@ static void deliver(struct lane_stream *s)
 static void on_open(struct lane_peer *p, const struct lane_rec *r)
 {
     if (!p->is_master) return;
-    if (!p->open_seen || (int32_t)(r->conn - p->open_top) > 0) p->open_top = r->conn;
+    if (!p->open_seen || seq_lt(p->open_top, r->conn)) p->open_top = r->conn;
     p->open_seen = true;
     struct lane_stream *s = find(p, r->conn);
     if (s && !s->awaiting_open) return; /* (again: it is being opened) */

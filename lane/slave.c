@@ -62,11 +62,8 @@ struct lane_slave {
  * any other waits for the master's answer, so that a refused port is refused to the client. */
 static struct dest *known_slot(struct lane_slave *ls, const struct dest *d)
 {
-    uint32_t h = 2166136261u; /* (FNV-1a) */
-    for (int i = 0; i < 16; i++) h = (h ^ d->addr[i]) * 16777619u;
-    h = (h ^ d->port) * 16777619u;
-    h = (h ^ d->family) * 16777619u;
-    return &ls->known[h % KNOWN_SLOTS];
+    uint8_t tail[3] = {(uint8_t)(d->port >> 8), (uint8_t)d->port, d->family};
+    return &ls->known[fnv1a(fnv1a(FNV1A_START, d->addr, 16), tail, 3) % KNOWN_SLOTS];
 }
 
 static bool same_dest(const struct dest *a, const struct dest *b)

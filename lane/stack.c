@@ -136,12 +136,10 @@ static size_t tcp_at(const uint8_t *pkt, size_t len, int *fam)
 /* The bucket of a segment's connection: FNV-1a over its family, addresses and ports. */
 static unsigned bucket_of(int fam, const uint8_t *pkt, size_t off)
 {
-    uint32_t h = 2166136261u ^ (uint32_t)fam;
-    const uint8_t *parts[3] = {pkt + SRC_AT(fam), pkt + DST_AT(fam), pkt + off};
-    const size_t lens[3] = {ALEN(fam), ALEN(fam), 4};
-    for (int k = 0; k < 3; k++)
-        for (size_t i = 0; i < lens[k]; i++) h = (h ^ parts[k][i]) * 16777619u;
-    return h & (HASH_BUCKETS - 1);
+    uint32_t h = FNV1A_START ^ (uint32_t)fam;
+    h = fnv1a(h, pkt + SRC_AT(fam), ALEN(fam));
+    h = fnv1a(h, pkt + DST_AT(fam), ALEN(fam));
+    return fnv1a(h, pkt + off, 4) & (HASH_BUCKETS - 1);
 }
 
 static struct lane_conn *find(struct lane_stack *s, int fam, const uint8_t *pkt, size_t off)

@@ -339,26 +339,38 @@ static void test_link_lost_midway(void **state)
     teardown_peers();
 }
 
-static void test_refused_open(void **state)
+/* An OPEN to a port that refuses (fast open or not: its bytes went already): the slave's
+ * endpoint hears the refusal, and both ends forget the stream. */
+static void refused_open(bool early)
 {
-    (void)state;
     setup_peers();
     join(1);
     uint8_t addr[16] = {198, 18, 50, 1};
     struct ep e = {.opened = -1};
     e.s = lane_stream_open(slave, &e, 4, addr, 9);
     assert_non_null(e.s);
+    if (early) {
+        lane_stream_early(e.s);
+        assert_int_equal(lane_stream_write(e.s, (const uint8_t *)"GET /", 5), 5);
+    }
     double t0 = ev_time();
     while (e.opened < 0 && ev_time() - t0 < 5) ev_run(loop, EVRUN_ONCE);
     assert_int_equal(e.opened, LANE_OPEN_REFUSED);
     assert_null(e.s);
+    assert_int_equal(lane_peer_stats(slave, NULL)->early_refused, early ? 1 : 0);
     int n = -1;
     lane_peer_stats(slave, &n);
     assert_int_equal(n, 0);
     for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
     lane_peer_stats(master, &n);
-    assert_int_equal(n, 0);
+    assert_int_equal(n, 0); /* (bytes after the refusal are answered with RSTs) */
     teardown_peers();
+}
+
+static void test_refused_open(void **state)
+{
+    (void)state;
+    refused_open(false);
 }
 
 static void test_no_link_waits(void **state)
@@ -393,28 +405,10 @@ static void test_early_bytes(void **state)
     teardown_peers();
 }
 
-/* Fast open to a port that refuses: the slave's endpoint hears the refusal (it resets its
- * client), and counts it. */
 static void test_early_refused(void **state)
 {
     (void)state;
-    setup_peers();
-    join(1);
-    uint8_t addr[16] = {198, 18, 50, 1};
-    struct ep e = {.opened = -1};
-    e.s = lane_stream_open(slave, &e, 4, addr, 9);
-    assert_non_null(e.s);
-    lane_stream_early(e.s);
-    assert_int_equal(lane_stream_write(e.s, (const uint8_t *)"GET /", 5), 5);
-    double t0 = ev_time();
-    while (e.opened < 0 && ev_time() - t0 < 5) ev_run(loop, EVRUN_ONCE);
-    assert_int_equal(e.opened, LANE_OPEN_REFUSED);
-    assert_int_equal(lane_peer_stats(slave, NULL)->early_refused, 1);
-    for (int i = 0; i < 20; i++) ev_run(loop, EVRUN_NOWAIT);
-    int n = -1;
-    lane_peer_stats(master, &n);
-    assert_int_equal(n, 0); /* (the bytes after the refusal were answered with RSTs) */
-    teardown_peers();
+    refused_open(true);
 }
 
 /* A frame of records sealed with d, written to fd. */

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "../links/server.h"
+#include "../links/tcp_server.h"
 #include "../links/socks5_proto.h"
 
 #define OPENING_TIMEOUT_S 10.0

@@ -1,6 +1,6 @@
 /* greeting.c: the master's first bytes on every TCP connection to it (PROTOCOL section 11):
  * "BRL" ‖ version 1 ‖ 16 random bytes (the TCP lane's challenge). */
-#include "server.h"
+#include "tcp_server.h"
 
 #include <string.h>
 

@@ -53,7 +53,7 @@ struct udp_server {
      * the reply op read it) */
     struct local_addr cur;
     struct log_limit lim_err;
-    struct tcp_server *tcp; /* datagram connections over TCP (NULL: none) */
+    struct stream_carrier carrier; /* datagram connections over TCP (send NULL: none) */
 };
 
 struct peer_link {
@@ -248,9 +248,17 @@ const struct addr *udp_server_local(const struct udp_server *s)
     return &s->local;
 }
 
-void udp_server_set_tcp(struct udp_server *s, struct tcp_server *t)
+void udp_server_set_carrier(struct udp_server *s, const struct stream_carrier *c)
 {
-    s->tcp = t;
+    if (c)
+        s->carrier = *c;
+    else
+        memset(&s->carrier, 0, sizeof s->carrier);
+}
+
+static int stream_send(struct udp_server *s, uint32_t conn, const uint8_t *buf, size_t len)
+{
+    return s->carrier.send ? s->carrier.send(s->carrier.ctx, conn, buf, len) : -1;
 }
 
 static uint32_t stream_conn(const struct sockaddr *a)
@@ -263,7 +271,7 @@ static int server_reply(struct listener *ls, const uint8_t *buf, size_t len,
 {
     struct udp_server *s = (struct udp_server *)ls;
     if (to->sa_family == ADDR_FAMILY_STREAM)
-        return tcp_server_send(s->tcp, stream_conn(to), buf, len);
+        return stream_send(s, stream_conn(to), buf, len);
     if (send_from(s, buf, len, to, tolen, &s->cur) < 0) {
         if (errno != EAGAIN && errno != ENOBUFS) {
             char as[ADDR_STRLEN];
@@ -283,7 +291,7 @@ static int peer_send(struct link *l, const uint8_t *buf, size_t len)
         return 0;
     }
     if (p->peer.ss.ss_family == ADDR_FAMILY_STREAM) { /* a datagram connection */
-        if (tcp_server_send(p->s->tcp, stream_conn((struct sockaddr *)&p->peer.ss), buf, len) < 0)
+        if (stream_send(p->s, stream_conn((struct sockaddr *)&p->peer.ss), buf, len) < 0)
             l->c.tx_dropped++;
         else {
             l->c.tx_packets++;
@@ -307,7 +315,8 @@ static int peer_send(struct link *l, const uint8_t *buf, size_t len)
 static void peer_seen(struct link *l, const struct sockaddr *from, socklen_t fromlen)
 {
     struct peer_link *p = (struct peer_link *)l;
-    if (from->sa_family == ADDR_FAMILY_STREAM) tcp_server_seen(p->s->tcp, stream_conn(from));
+    if (from->sa_family == ADDR_FAMILY_STREAM && p->s->carrier.seen)
+        p->s->carrier.seen(p->s->carrier.ctx, stream_conn(from));
     if (p->s->cur.valid) p->local = p->s->cur; /* answer from where the slave sent to */
     if (p->has_addr && addr_equal((struct sockaddr *)&p->peer.ss, from)) return;
     char was[ADDR_STRLEN] = "none", now[ADDR_STRLEN];

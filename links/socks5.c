@@ -19,7 +19,7 @@
 
 #include "../common/frame.h"
 #include "../common/log.h"
-#include "server.h"
+#include "tcp_server.h"
 #include "sock.h"
 #include "socks5_proto.h"
 

@@ -4,7 +4,7 @@
  * stream address (common/addr.h) into the UDP server's listener, and a peer link following that
  * address sends its datagrams back as frames. Anything else goes, with the greeting's random
  * bytes, to the stream handler (the TCP lane), or is closed when there is none. */
-#include "server.h"
+#include "tcp_server.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -356,6 +356,9 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+static int send_dgram(void *ctx, uint32_t conn, const uint8_t *buf, size_t len);
+static void dgram_seen(void *ctx, uint32_t conn);
+
 struct tcp_server *tcp_server_new(struct ev_loop *loop, struct udp_server *udp, bool dgrams,
                                   char *err, size_t errlen)
 {
@@ -393,14 +396,14 @@ struct tcp_server *tcp_server_new(struct ev_loop *loop, struct udp_server *udp, 
     ev_timer_init(&t->sweep, on_sweep, SWEEP_S, SWEEP_S);
     t->sweep.data = t;
     ev_timer_start(loop, &t->sweep);
-    udp_server_set_tcp(udp, t);
+    udp_server_set_carrier(udp, &(struct stream_carrier){send_dgram, dgram_seen, t});
     return t;
 }
 
 void tcp_server_free(struct tcp_server *t)
 {
     if (!t) return;
-    udp_server_set_tcp(t->udp, NULL); /* (its links send nothing on connections from now) */
+    udp_server_set_carrier(t->udp, NULL); /* (its links send nothing on connections from now) */
     while (t->pending) pending_free(t->pending);
     for (int i = 0; i < DCONN_MAX; i++)
         if (t->slot[i]) dconn_free(t->slot[i]);
@@ -432,8 +435,11 @@ static struct dconn *find(struct tcp_server *t, uint32_t id)
     return c && c->id == id && !c->dead ? c : NULL;
 }
 
-int tcp_server_send(struct tcp_server *t, uint32_t conn, const uint8_t *buf, size_t len)
+/* The UDP server's stream carrier: a datagram on connection conn (0, or -1: gone or full, the
+ * datagram dropped); an authenticated datagram came on it. */
+static int send_dgram(void *ctx, uint32_t conn, const uint8_t *buf, size_t len)
 {
+    struct tcp_server *t = ctx;
     struct dconn *c = find(t, conn);
     if (!c) return -1;
     int rc = sock_frame_send(c->fd, c->wbuf, &c->wlen, SOCK_FRAME_WBUF, UNSENT_MAX, buf, len);
@@ -450,8 +456,9 @@ int tcp_server_send(struct tcp_server *t, uint32_t conn, const uint8_t *buf, siz
     return 0;
 }
 
-void tcp_server_seen(struct tcp_server *t, uint32_t conn)
+static void dgram_seen(void *ctx, uint32_t conn)
 {
+    struct tcp_server *t = ctx;
     struct dconn *c = find(t, conn);
     if (c && !c->authed) {
         c->authed = true;

@@ -12,6 +12,7 @@
 #include "../common/httpd.h"
 #include "../common/log.h"
 #include "../links/server.h"
+#include "../links/tcp_server.h"
 #include "../lane/lane.h"
 #include "../mux/mux.h"
 #include "sites.h"

@@ -195,6 +195,10 @@ void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t l
 void send_beat(struct mux *m, struct mux_link *ml, uint64_t now);
 /* Tell the peer on every other usable link that link id is down. */
 void announce_down(struct mux *m, uint8_t id, uint8_t reason, uint64_t now);
+/* The gseq a CTRL (or an unordered DATA) on the link carries: every DATA below it given to the
+ * link was sent before; after packets were moved off the link, at most the lowest of them until
+ * `until` (the peer's reorder buffer then holds their gaps: they arrive on another link). */
+uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now);
 
 /* linkstat.c */
 void rtt_sample(struct mux *m, struct mux_link *ml, double rtt, uint64_t now);
@@ -226,10 +230,6 @@ int txq_offer(struct mux *m, struct mux_link *ml, uint32_t gseq, const uint8_t *
 void txq_drain(struct mux *m, struct mux_link *ml, uint64_t now);
 void txq_flush(struct mux *m, struct mux_link *ml);
 void txq_relocate(struct mux *m, struct mux_link *ml, uint64_t now);
-/* The gseq a CTRL (or an unordered DATA) on the link carries: every DATA below it given to the
- * link was sent before; after packets were moved off the link, at most the lowest of them until
- * `until` (the peer's reorder buffer then holds their gaps: they arrive on another link). */
-uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now);
 
 /* report.c */
 void report_init(struct mux *m);

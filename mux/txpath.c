@@ -35,6 +35,12 @@ static int send_dgram(struct mux *m, struct mux_link *ml, uint8_t type, uint32_t
     return link_send(ml->tl, m->txbuf, (size_t)n);
 }
 
+uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now)
+{
+    uint32_t g = ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
+    return now < ml->mark_cap_until && seq_lt(ml->mark_cap, g) ? ml->mark_cap : g;
+}
+
 void send_ctrl(struct mux *m, struct mux_link *ml, const uint8_t *msgs, size_t len, uint64_t now)
 {
     if (!m->cur.valid || !transport_up(ml)) return;

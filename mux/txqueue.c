@@ -147,12 +147,6 @@ static void note_moved(struct mux_link *ml, uint32_t gseq, uint64_t now, uint64_
     ml->mark_cap_until = until;
 }
 
-uint32_t link_gseq_mark(const struct mux *m, const struct mux_link *ml, uint64_t now)
-{
-    uint32_t g = ml->txq_head ? ml->txq_head->gseq : m->tx_gseq;
-    return now < ml->mark_cap_until && seq_lt(ml->mark_cap, g) ? ml->mark_cap : g;
-}
-
 /* A link that can no longer carry data had packets queued: they go to the other links, in gseq
  * order into their queues (same gseq: the reorder buffer puts them back in place), or are
  * dropped if none can take them. The link's gseq mark stays below them meanwhile: the peer's

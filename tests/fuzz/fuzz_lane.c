@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../links/server.h"
+#include "../../links/tcp_server.h"
 #include "../../lane/lane.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
-#include "../../links/server.h"
+#include "../../links/tcp_server.h"
 #include "../../lane/lane.h"
 
 static struct lane_rec R[64];

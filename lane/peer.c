@@ -108,7 +108,8 @@ struct plink {
     struct sent {
         uint32_t id;
         uint64_t start, end;
-        uint64_t at_us; /* when it was given to the socket */
+        uint64_t at_us;  /* when it was given to the socket */
+        uint64_t due_us; /* when the receiver should have it (link_due_us) */
     } *log;
     unsigned log_head, log_n;
     bool log_overflow; /* it forgot an entry the receiver might not have held */
@@ -542,6 +543,16 @@ static void link_rcvd(struct plink *l, uint64_t v)
 static struct lane_stream *find(struct lane_peer *p, uint32_t id);
 static void data_push(struct lane_stream *s);
 
+/* When the receiver should have n bytes given to l now: after what l's connection holds (in
+ * flight and unsent) and its own buffer, at its rate, plus one way. */
+static uint64_t link_due_us(const struct plink *l, uint64_t now, size_t n)
+{
+    size_t held = l->proxied ? (size_t)(l->tx_count - l->rcvd) : link_outq(l);
+    double rate = l->rate > 1000 ? l->rate : 1000;
+    double t = (double)(held + (l->wlen - l->woff) + n) / rate + l->min_rtt_s / 2;
+    return now + (uint64_t)(t * 1e6);
+}
+
 static void log_sent(struct plink *l, uint32_t id, uint64_t start, uint64_t end)
 {
     if (!l->log) return;
@@ -553,7 +564,9 @@ static void log_sent(struct plink *l, uint32_t id, uint64_t start, uint64_t end)
         l->log_head = (l->log_head + 1) % LOG_CAP;
         l->log_n--;
     }
-    l->log[(l->log_head + l->log_n++) % LOG_CAP] = (struct sent){id, start, end, mono_us()};
+    uint64_t now = mono_us();
+    l->log[(l->log_head + l->log_n++) % LOG_CAP] =
+        (struct sent){id, start, end, now, link_due_us(l, now, (size_t)(end - start))};
 }
 
 /* Link l's DATA that the receiver may not hold goes again (on the other links). */
@@ -821,9 +834,29 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
         }
 }
 
+/* When the receiver should have had s's in-order point (tx_held): the earliest of the links
+ * (up, not backed off) that carry it; 0: none is known to. */
+static uint64_t held_due(const struct lane_peer *p, const struct lane_stream *s)
+{
+    uint64_t due = 0;
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        const struct plink *l = p->links[i];
+        if (!l || l->suspended || l->backoff) continue;
+        for (unsigned k = 0; k < l->log_n; k++) {
+            const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
+            if (e->id == s->id && e->start <= s->tx_held && s->tx_held < e->end &&
+                (due == 0 || e->due_us < due))
+                due = e->due_us;
+        }
+    }
+    return due;
+}
+
 /* A stream whose acknowledgements stopped while bytes are out (a record late or lost on a slow
  * or dying link holds the receiver's in-order delivery): its oldest unacknowledged bytes go
- * again on the fastest link (the receiver drops what it has twice). Every 25 ms. */
+ * again on the fastest link (the receiver drops what it has twice). Not while the record that
+ * holds it is still on its way on a slower link (a copy would cost the fast link more than the
+ * wait costs the stream). Every 25 ms. */
 static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -864,6 +897,9 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
         if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
             now - s->progress_us < limit)
             continue;
+        /* its in-order point is on a link that is slower, not late: it waits for it */
+        uint64_t due = held_due(p, s);
+        if (due && now < due + limit) continue;
         if (s->tx_held == s->rs_held) p->st.stalls_again++; /* (the last copy did not help) */
         s->rs_held = s->tx_held;
         s->rs_next = s->tx_held;

@@ -78,6 +78,7 @@ def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, p
             "shares": {i: per_link[i] / tot for i in link_ids},
             "longest_stall_s": stall[0], "cpu": fl.cpu,
             "mux_counters": poller.counter_deltas(),
+            "lane_link_tx": {w: poller.lane_link_bytes(w) for w in ("slave", "master")},
         }
         if capacity_fn:
             r["capacity_mbit"], r["link_capacity_mbit"] = capacity_fn(d, fl, poller, rx_who,
@@ -101,10 +102,26 @@ def measure(tb, args, out, links, link_ids, directions, tag, capacity_fn=None, p
             tb.save_logs(os.path.join(out, "logs-%s-%s" % (tag, d)))
             print("  warning: %s %s: %s (logs in %s)" % (tag, d, fl.error or "no data",
                                                          os.path.join(out, "logs-%s-%s" % (tag, d))))
+        if (B.variant_sched(tb.scheduler) == "lane" and len(link_ids) >= 2
+                and not r["mux_counters"].get("master", {}).get("streams_opened")):
+            print("  warning: %s %s: the TCP lane carried no connection (the packet path did)"
+                  % (tag, d))
         res[d] = r
-        B.log("%s %s: %.2f Mbit/s" % (tag, d, r["goodput_mbit"]))
+        B.log("%s %s: %.2f Mbit/s%s" % (tag, d, r["goodput_mbit"], lane_line(r, d)))
     tb.down()
     return res
+
+
+def lane_line(r, d):
+    """The TCP lane's sender side of a run: stalls, bytes sent again, bytes per link (MB)."""
+    who = "slave" if d == "up" else "master"
+    c = r["mux_counters"].get(who, {})
+    if "stalls" not in c:
+        return ""
+    tx = r["lane_link_tx"].get(who, {})
+    return " (lane sender: %d stalls, %.1f MB sent again; link MB %s)" % (
+        c["stalls"], c.get("reinjected_bytes", 0) / 1e6,
+        "/".join("%.1f" % (tx[i] / 1e6) for i in sorted(tx)))
 
 
 def repeats(tb, args, out, links, dirs, title, best, capacity_for=None, no_single=False,

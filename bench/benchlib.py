@@ -592,14 +592,21 @@ class Testbed:
                     raise RuntimeError("braid-%s exited (%s): %s" % (who, p.returncode,
                                                                      self.tail(who + ".log")))
                 try:
-                    st = self.mux(who)
+                    full = self.status(who)
+                    st = mux_status(full)
                 except (OSError, ValueError):
                     return False
                 if not st["session"] or st["links_up"] < n:
                     return False
+                # the TCP lane: every link's connection too (else the first flows would take
+                # the packet path: the slave terminates TCP once two link connections are up)
+                if (variant_sched(self.scheduler) == "lane"
+                        and len(lane_peer(full).get("links", [])) < n):
+                    return False
             return True
         try:
-            wait_until(up, 15, "session and %d links up on both ends" % n, 0.1)
+            wait_until(up, 15, "session and %d links (and their lane connections) up on both "
+                       "ends" % n, 0.1)
         except RuntimeError as e:
             raise RuntimeError("%s\n--- master log:\n%s\n--- slave log:\n%s"
                                % (e, self.tail("master.log"), self.tail("slave.log")))
@@ -645,6 +652,23 @@ class Testbed:
 
 # ---------------------------------------------------------------- status poller
 
+def lane_peer(full):
+    """The TCP lane's peer counters in a daemon's status ({} without the lane)."""
+    if "sites" in full:
+        return full["sites"][0].get("lane", {}) if full["sites"] else {}
+    return full.get("lane", {}).get("peer", {})
+
+
+def lane_counters(full):
+    """The lane's numeric counters (stalls, bytes sent again, ...)."""
+    return {k: v for k, v in lane_peer(full).items() if isinstance(v, (int, float))}
+
+
+def lane_link_tx(full):
+    """{link id: bytes the lane's connection on it sent}."""
+    return {l["id"]: l.get("tx_bytes", 0) for l in lane_peer(full).get("links", [])}
+
+
 class Poller(threading.Thread):
     """Polls both daemons' JSON status every `interval` s; keeps per-link counters."""
 
@@ -665,12 +689,15 @@ class Poller(threading.Thread):
         while not self.stop_ev.is_set():
             for who in ("slave", "master"):
                 try:
-                    st = self.tb.mux(who)
+                    full = self.tb.status(who)
+                    st = mux_status(full)
                 except Exception:
                     self.errors += 1
                     continue
                 t = time.monotonic()
-                snap = {"counters": st.get("counters", {}), "reorder": st.get("reorder", {})}
+                snap = {"counters": st.get("counters", {}), "reorder": st.get("reorder", {}),
+                        "lane": lane_counters(full)}
+                snap["lane_links"] = lane_link_tx(full)
                 self.first.setdefault(who, snap)
                 self.last[who] = snap
                 links = {l["id"]: {k: l.get(k) for k in self.FIELDS} for l in st["links"]}
@@ -692,12 +719,18 @@ class Poller(threading.Thread):
         for who, last in self.last.items():
             first = self.first.get(who, last)
             d = {}
-            for group in ("counters", "reorder"):
-                for k, v in last[group].items():
+            for group in ("counters", "reorder", "lane"):
+                for k, v in last.get(group, {}).items():
                     if isinstance(v, (int, float)) and k not in ("timeout_ms", "held"):
                         d[k] = v - first[group].get(k, 0)
             out[who] = d
         return out
+
+    def lane_link_bytes(self, who):
+        """{lane link id: bytes its connection sent over the poll} (the TCP lane's)."""
+        first, last = self.first.get(who, {}), self.last.get(who, {})
+        a = first.get("lane_links", {})
+        return {i: v - a.get(i, 0) for i, v in last.get("lane_links", {}).items()}
 
     def series(self, who, field, link_id):
         return [(t, l[link_id][field]) for t, w, l in self.samples

@@ -108,7 +108,6 @@ struct plink {
     struct sent {
         uint32_t id;
         uint64_t start, end;
-        uint64_t at_us;  /* when it was given to the socket */
         uint64_t due_us; /* when the receiver should have it (link_due_us) */
     } *log;
     unsigned log_head, log_n;
@@ -341,21 +340,23 @@ static size_t link_notsent(const struct plink *l)
     return (size_t)n;
 }
 
-/* What the policy (pick.c) knows of l now. */
-static size_t link_outq(const struct plink *l)
+/* What l's connection holds: written and not acknowledged (in flight and unsent); through a
+ * proxy, what the proxy holds too (written, not yet read by the far end). */
+static size_t link_held_bytes(const struct plink *l)
 {
+    if (l->proxied) return (size_t)(l->tx_count - l->rcvd);
     int n = 0;
     if (ioctl(l->fd, SIOCOUTQ, &n) != 0 || n < 0) return 0;
     return (size_t)n;
 }
 
+/* What the policy (pick.c) knows of l now. */
 static struct lane_link_state link_state(struct plink *l)
 {
     struct lane_link_state x = {.rate_Bps = l->rate, .srtt_s = l->srtt_s,
                                 .notsent = link_notsent(l), .pending = l->wlen - l->woff};
-    size_t held = link_outq(l);
-    if (l->proxied) { /* what the proxy holds too: written, not yet read by the far end */
-        held = (size_t)(l->tx_count - l->rcvd);
+    size_t held = link_held_bytes(l);
+    if (l->proxied) { /* the proxy's share counts as unsent */
         double pipe = l->rate * l->min_rtt_s, queued = (double)held - pipe;
         if (queued > (double)x.notsent) x.notsent = (size_t)queued;
         x.srtt_s = l->min_rtt_s;
@@ -547,7 +548,7 @@ static void data_push(struct lane_stream *s);
  * flight and unsent) and its own buffer, at its rate, plus one way. */
 static uint64_t link_due_us(const struct plink *l, uint64_t now, size_t n)
 {
-    size_t held = l->proxied ? (size_t)(l->tx_count - l->rcvd) : link_outq(l);
+    size_t held = link_held_bytes(l);
     double rate = l->rate > 1000 ? l->rate : 1000;
     double t = (double)(held + (l->wlen - l->woff) + n) / rate + l->min_rtt_s / 2;
     return now + (uint64_t)(t * 1e6);
@@ -564,9 +565,8 @@ static void log_sent(struct plink *l, uint32_t id, uint64_t start, uint64_t end)
         l->log_head = (l->log_head + 1) % LOG_CAP;
         l->log_n--;
     }
-    uint64_t now = mono_us();
     l->log[(l->log_head + l->log_n++) % LOG_CAP] =
-        (struct sent){id, start, end, now, link_due_us(l, now, (size_t)(end - start))};
+        (struct sent){id, start, end, link_due_us(l, mono_us(), (size_t)(end - start))};
 }
 
 /* Link l's DATA that the receiver may not hold goes again (on the other links). */

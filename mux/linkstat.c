@@ -76,6 +76,8 @@ void link_reset(struct mux *m, struct mux_link *ml) /* its send queue must be em
     ml->rx_packets = ml->rx_bytes = ml->rx_highest = 0;
     ml->have_peer_ts = false;
     ml->have_passed = false;
+    ml->fromlen = 0;
+    ml->hold_until = 0;
     ml->have_rtt = false;
     ml->have_owd = false;
     ml->have_fb = false;

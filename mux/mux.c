@@ -197,6 +197,7 @@ static void on_dgram(struct mux *m, struct mux_link *via, uint8_t *buf, size_t l
     replay_mark(&ml->replay, h.counter);
     uint64_t now = mono_us();
     if (ml->tl->ops->peer_seen) ml->tl->ops->peer_seen(ml->tl, from, fromlen);
+    note_path(m, ml, from, fromlen, now);
     bool first = !ml->heard || now - ml->last_rx_us > (uint64_t)m->cfg.dead_timeout_ms * 1000u;
     ml->heard = true;
     ml->last_rx_us = now;

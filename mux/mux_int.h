@@ -66,6 +66,14 @@ struct mux_link {
     bool have_peer_ts;
     uint32_t passed;     /* every DATA gseq below this that was sent on this link has arrived or is lost */
     bool have_passed;
+    /* The peer's packets came from a new address (NAT rebinding, a changed transport): what was
+     * in flight on the old path may arrive after the new path's first packets, so until
+     * hold_until gaps are given up past the link only up to hold_passed, its progress then. */
+    struct sockaddr_storage from;
+    socklen_t fromlen;
+    uint64_t hold_until;
+    uint32_t hold_passed;
+    bool hold_have;
     /* RTT (us) */
     bool have_rtt;
     double srtt, rttvar, last_rtt, min_rtt;
@@ -258,5 +266,9 @@ void reorder_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
 void release_passed(struct mux *m, uint64_t now);
 void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void note_passed(struct mux_link *ml, uint32_t upto);
+/* A datagram came from `from`: when the link's packets came from elsewhere before, the link is
+ * not FIFO for a reorder timeout (see hold_until). */
+void note_path(struct mux *m, struct mux_link *ml, const struct sockaddr *from, socklen_t fromlen,
+               uint64_t now);
 
 #endif

@@ -2,6 +2,9 @@
  * and idle watcher) or when every up link has passed them. */
 #include "mux_int.h"
 
+#include <string.h>
+
+#include "../common/addr.h"
 #include "../common/util.h"
 
 void deliver_in_order(void *ctx, const uint8_t *pkt, size_t len)
@@ -57,8 +60,10 @@ void release_passed(struct mux *m, uint64_t now)
         if (!rx_live(m, ml, now) &&
             (!ml->have_passed || now - ml->last_rx_us >= m->ro_timeout_us))
             continue;
-        if (!ml->have_passed) return;
-        if (!any || seq_lt(ml->passed, min)) min = ml->passed;
+        bool hold = now < ml->hold_until;
+        if (!(hold ? ml->hold_have : ml->have_passed)) return;
+        uint32_t passed = hold ? ml->hold_passed : ml->passed;
+        if (!any || seq_lt(passed, min)) min = passed;
         any = true;
     }
     if (!any) return;
@@ -83,6 +88,22 @@ void reorder_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     double later = (double)(m->ro_timeout_us / 2) / 1e6;
     ev_timer_set(w, later > 0.002 ? later : 0.002, 0);
     ev_timer_start(loop, w);
+}
+
+void note_path(struct mux *m, struct mux_link *ml, const struct sockaddr *from, socklen_t fromlen,
+               uint64_t now)
+{
+    if (fromlen == 0 || fromlen > sizeof ml->from) return;
+    if (ml->fromlen && addr_equal((const struct sockaddr *)&ml->from, from)) return;
+    if (ml->fromlen) {
+        if (now >= ml->hold_until) { /* not already holding: hold where the link is now */
+            ml->hold_passed = ml->passed;
+            ml->hold_have = ml->have_passed;
+        }
+        ml->hold_until = now + m->ro_timeout_us;
+    }
+    memcpy(&ml->from, from, fromlen);
+    ml->fromlen = fromlen;
 }
 
 void note_passed(struct mux_link *ml, uint32_t upto)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,16 +89,15 @@ static void drop_client(struct tundev *t, const char *why)
     discard_queue(t);
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Read the client's bytes, at most reads times; a short read ends it unless to_end (then only
+ * EAGAIN does). The client is dropped at its end of stream or an error. */
+static void read_client(struct tundev *t, int reads, bool to_end)
 {
-    (void)loop;
-    (void)revents;
-    struct tundev *t = w->data;
-    for (int i = 0; i < NOTUN_READS_PER_CB && t->cfd >= 0; i++) {
+    for (int i = 0; i < reads && t->cfd >= 0; i++) {
         ssize_t n = read(t->cfd, t->rbuf, sizeof t->rbuf);
         if (n > 0) {
             frame_dec_feed(&t->dec, t->rbuf, (size_t)n);
-            if ((size_t)n < sizeof t->rbuf) break;
+            if (!to_end && (size_t)n < sizeof t->rbuf) break;
         } else if (n == 0) {
             drop_client(t, "disconnected");
         } else if (errno == EINTR) {
@@ -110,6 +110,13 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             drop_client(t, why);
         }
     }
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    read_client(w->data, NOTUN_READS_PER_CB, false);
 }
 
 /* n bytes of the queue were sent: advance, counting the frames whose last byte went out. */
@@ -176,6 +183,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         char peer[ADDR_STRLEN];
         addr_str((struct sockaddr *)&ss, peer, sizeof peer);
+        /* The client held may have closed a moment ago, its end of stream not read yet (a
+         * client that reconnects at once): take what it sent, and let it go if it is gone. */
+        if (t->cfd >= 0) read_client(t, NOTUN_READS_PER_CB, true);
         if (t->cfd >= 0) {
             log_limited(&t->lim_refuse, LOG_WARN,
                         "notun: refused frame client %s: %s is already connected to %s (one "

@@ -17,6 +17,9 @@ import braid  # noqa: E402
 import frames  # noqa: E402
 
 SLOW = {"up": "rate=8mbit,delay=10ms", "down": "rate=8mbit,delay=10ms"}
+# a link whose path is long: when it changes to a short one, its last packets on the old path
+# arrive well after the first ones on the new path
+LONG = {"up": "rate=8mbit,delay=60ms", "down": "rate=8mbit,delay=60ms"}
 
 
 def run_transfer(b, count, **kw):
@@ -133,14 +136,20 @@ class ServiceTest(unittest.TestCase):
     def test_slave_reload_adds_removes_and_changes_links_without_loss(self):
         """SIGHUP during a transfer: a link removed and one added, then (reload command) a link
         changed: every frame arrives, in order, both ways; the session and the tunnel go on;
-        the status shows the new links and the master learns the added one."""
-        with braid.Braid(nlinks=2, emu=[SLOW, SLOW]) as b:
+        the status shows the new links and the master learns the added one. The changed link's
+        old path is 50 ms longer than its new one and carries data when it changes: what is still
+        on the old path arrives after the new path's first packets, in order all the same."""
+        with braid.Braid(nlinks=2, emu=[LONG, SLOW]) as b:
             b.start()
             conf = os.path.join(b.tmp, "slave.conf")
             fired = {}
+            # wan2 has a path as slow as wan1's, so that wan0 carries data too
+            e2 = braid.Emu("emu2", b.master_port, b.tmp, **SLOW)
+            b.emus.append(e2)
+            b.procs.append(e2.proc)
 
             wan0 = 'name = "wan0"; bind = "127.0.0.1"; master = "127.0.0.1:%d";' % b.emus[0].port
-            wan2 = 'name = "wan2"; bind = "127.0.0.1"; master = "127.0.0.1:%d";' % b.master_port
+            wan2 = 'name = "wan2"; bind = "127.0.0.1"; master = "127.0.0.1:%d";' % e2.port
 
             def progress(direction, received):
                 if direction == "a->b" and received >= 1500 and not fired:
@@ -168,7 +177,8 @@ class ServiceTest(unittest.TestCase):
                     set_links(conf, ['name = "wan0"; bind = "127.0.0.1";', wan2])
                     fired["r"] = ctl(b, "braid-slave", "reload")
 
-            res = run_transfer(b, 6000, on_progress=progress2)
+            # enough in flight that wan0 carries data beside wan2 when it changes
+            res = run_transfer(b, 6000, on_progress=progress2, window=128)
             self.assertComplete(res)
             r = fired["r"]
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

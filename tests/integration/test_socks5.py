@@ -98,7 +98,9 @@ class DanteTest(unittest.TestCase):
 
     def test_two_phones_and_a_direct_link_10000_frames(self):
         """Two SOCKS5 links through two Dante servers and one direct link: all three carry
-        traffic both ways; 10,000 frames each way arrive complete, in order, no duplicates."""
+        traffic both ways (at least 2% of the frames each: the earliest-arrival scheduler puts a
+        packet on the link where it arrives first, so the shares follow the relays' delays, not
+        an even split); 10,000 frames each way arrive complete, in order, no duplicates."""
         with braid.Braid(nlinks=3, emu=[PHONE, PHONE, PHONE]) as b:
             d1 = self.dante(b, "phone1")
             d2 = self.dante(b, "phone2")
@@ -115,7 +117,7 @@ class DanteTest(unittest.TestCase):
                 links = b.mux(who)["links"]
                 total = sum(l["tx_data"] for l in links)
                 for l in links:
-                    self.assertGreater(l["tx_data"], 0.1 * total,
+                    self.assertGreater(l["tx_data"], 0.02 * total,
                                        "%s link %s carried too little: %r" % (who, l["name"], l))
                 c = b.mux(who)["counters"]
                 for k in DROP_COUNTERS:

@@ -519,6 +519,29 @@ static void test_reconnect(void **state)
     fixture_free(f);
 }
 
+/* A client closes and the next connects before the tundev has run: the first one's last frame
+ * is delivered and the second is taken, not refused as a second client. */
+static void test_reconnect_at_once(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(0);
+    struct client *c1 = client_connect(f);
+    exchange(f, c1, 1);
+    uint8_t pkt[80];
+    fill(pkt, sizeof pkt, 4);
+    client_send_frame(c1, sizeof pkt, pkt, sizeof pkt);
+    client_free(c1); /* FIN after the frame; the loop has not read either */
+    struct client *c2 = client_connect(f);
+    assert_true(wait_count(f, &f->rx.n, 2)); /* read when the second one is accepted */
+    assert_int_equal(f->rx.len[1], sizeof pkt);
+    assert_true(is_filled(pkts_get(&f->rx, 1), sizeof pkt, 4));
+    exchange(f, c2, 5);
+    assert_false(c2->eof);
+    assert_int_equal(f->rx.n, 3);
+    client_free(c2);
+    fixture_free(f);
+}
+
 static void test_drop_without_client(void **state)
 {
     (void)state;
@@ -602,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_frames_both_ways),
         cmocka_unit_test(test_rejects_keep_sync),
         cmocka_unit_test(test_second_client_refused),
+        cmocka_unit_test(test_reconnect_at_once),
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_drop_without_client),
         cmocka_unit_test(test_queue_limit),

@@ -187,6 +187,7 @@ struct lane_peer_stats {
     uint64_t acks_sent, rst_sent, rst_received, rst_local, rx_unknown, link_losses;
     uint64_t stalls, reinjected_bytes; /* streams whose ACKs stopped; bytes sent again for them */
     uint64_t stalls_again; /* stalls at the same point as the stream's last one */
+    uint64_t probes;       /* stalls where the far end had every record (its ACKs missing) */
     uint64_t early_sent;    /* slave: streams whose bytes went before the OPENED (fast open) */
     uint64_t early_refused; /* slave: of those, refused by the destination (client reset) */
     uint64_t prio_records;  /* records sent ahead of bulk bytes (interactive exchanges) */
@@ -194,6 +195,7 @@ struct lane_peer_stats {
 };
 struct lane_link_stats {
     uint64_t tx_bytes, rx_bytes, tx_frames, rx_frames;
+    uint64_t copied_bytes; /* stream bytes it carried again (late or lost on another link) */
     uint64_t rtt_ms, cwnd, rate_kbit;
     bool suspended, backoff; /* the link is down in the multiplexer; its TCP in an RTO backoff */
 };
@@ -212,7 +214,7 @@ int lane_peer_add_link(struct lane_peer *p, int fd, uint8_t id, const struct lan
 void lane_peer_drop_link(struct lane_peer *p, uint8_t id, const char *why);
 /* The multiplexer has link id down (true) or up again: while down its connection carries no new
  * records (it is kept: a short outage does not cost a new connection), and the DATA it carried
- * that the receiver may not hold goes again on the others at once. */
+ * goes again on the others for a stream whose receiver waits for it (the stall check). */
 void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down);
 int lane_peer_links(const struct lane_peer *p);
 /* The TCP congestion control of every link connection from now on ("" or NULL: the system's);
@@ -260,6 +262,8 @@ struct lane_link_state {
     size_t notsent;       /* bytes in the socket not yet sent */
     size_t pending;       /* bytes of frames not yet written to the socket */
     bool ready;           /* it takes a record now (nothing pending, little unsent) */
+    bool late;            /* a record on it is overdue and its far end acknowledged nothing
+                           * since: when it is not ready, nothing waits for it */
 };
 /* When a record of size bytes given to the link now would arrive (s from now). */
 double lane_eta(const struct lane_link_state *l, size_t size);

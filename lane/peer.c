@@ -37,6 +37,8 @@
 #define USER_TIMEOUT_MS 30000   /* unacknowledged this long: the link connection closes */
 #define REINJECT_MAX 65536      /* bytes sent again on the fastest link when a stream stalls */
 #define STALL_CHECK_S 0.025
+#define STALL_SLACK_S 0.03      /* a record this late (after its due time and ACK) is lost */
+#define SPANS 128               /* parts of a stream a stall check looks at, at most */
 #define PRIO_FIRST 32768        /* a stream's first bytes go ahead of bulk bytes, ... */
 #define PRIO_AGAIN 16384        /* ... and what it writes after all it sent was acknowledged */
 #define EARLY_AHEAD 65536       /* master: DATA for an unknown stream this close above the last
@@ -75,10 +77,15 @@ struct lane_stream {
     uint8_t *tx;
     uint64_t tx_acked, tx_next, tx_end;
     bool tx_fin, fin_sent, fin_acked;
+    uint64_t fin_us;          /* when the FIN went (the last time) */
     uint64_t tx_held;         /* the far end holds every byte below (its ACKs' second offset) */
     uint64_t progress_us;     /* when tx_held last moved (or sending began from it) */
-    uint64_t rs_next, rs_end; /* [rs_next, rs_end): to send again on the fastest link */
+    uint64_t rs_next, rs_end; /* [rs_next, rs_end): to send again on the fastest link, but
+                               * what a link that is not late carries (copy_next) */
+    int rs_late;              /* the late link (its id; -1: none but those down or backed off) */
     uint64_t rs_held;         /* tx_held when it was last sent again (+1: never) */
+    bool rs_probe;            /* [rs_next, rs_end) is one byte the receiver may hold already
+                               * (to make it ACK again), not a copy of a late record */
     /* receive direction */
     struct lane_reasm rx;
     uint64_t ack_sent;        /* the last ACK's offsets */
@@ -101,20 +108,28 @@ struct plink {
     double rate;   /* bytes/s: cwnd x MSS / smoothed RTT */
     double srtt_s;
     double min_rtt_s; /* the kernel's minimum RTT of the connection */
+    double rttvar_s;  /* how much its RTT varies (the kernel's; through a proxy, smoothed less
+                       * minimum RTT end to end) */
     bool suspended; /* the multiplexer has the link down: no new records (it may come back) */
     bool backoff;   /* its TCP is in a retransmission timeout's backoff: no new records */
+    bool late;      /* a stream stalled on a record overdue on it, and its far end has
+                     * acknowledged nothing since (acked: then): nothing waits for it */
+    uint64_t acked, late_acked; /* bytes its far end acknowledged (TCP_INFO, or its RCVDs) */
     /* what DATA it carried, oldest first (a ring; the oldest is forgotten when it is full):
      * sent again on the others when the link goes down */
     struct sent {
         uint32_t id;
         uint64_t start, end;
         uint64_t due_us; /* when the receiver should have it (link_due_us) */
+        uint64_t txend;  /* the link's frame bytes up to the end of the frame that carries it
+                          * (0: not sealed yet): its far end has it once it has these */
     } *log;
     unsigned log_head, log_n;
     bool log_overflow; /* it forgot an entry the receiver might not have held */
     struct lane_link_stats st;
     /* end to end (RCVD records): frame bytes read here and told in the last RCVD (master);
-     * frame bytes written to the socket and the far end's last RCVD (slave). For a connection
+     * frame bytes written to the socket and the far end's last RCVD (slave; on the master, what
+     * the slave's last ask said it read, for link_delivered). For a connection
      * through a proxy, rate and RTT come from these (the kernel sees the hop to the proxy). */
     uint64_t rx_count, rcvd_told, tx_count, rcvd;
     bool proxied; /* (slave) it is; it sends an RCVD to say so (ask: not yet) */
@@ -233,6 +248,7 @@ static struct lane_stream *stream_new(struct lane_peer *p, uint32_t id)
     s->created_us = mono_us();
     s->prio_end = PRIO_FIRST;
     s->rs_held = UINT64_MAX;
+    s->rs_late = -1;
     unsigned b = id & (BUCKETS - 1);
     s->hnext = p->bucket[b];
     p->bucket[b] = s;
@@ -321,11 +337,15 @@ static void link_info(struct plink *l, uint64_t now)
     double cw = (double)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss / l->srtt_s;
     l->rate = ti.tcpi_delivery_rate ? (double)ti.tcpi_delivery_rate : cw;
     l->backoff = ti.tcpi_backoff > 0 || ti.tcpi_ca_state == 4 /* TCP_CA_Loss */;
+    l->acked = l->proxied ? l->rcvd : ti.tcpi_bytes_acked;
+    if (l->late && l->acked > l->late_acked) l->late = false;
     l->min_rtt_s = ti.tcpi_min_rtt ? ti.tcpi_min_rtt / 1e6 : l->srtt_s;
+    l->rttvar_s = ti.tcpi_rttvar / 1e6;
     if (l->proxied) { /* the far end's reports, once there are some; till then a little */
         l->rate = l->e2e_rate > 0 ? l->e2e_rate : E2E_RATE_FIRST;
         l->srtt_s = l->e2e_srtt > 0 ? l->e2e_srtt : l->srtt_s;
         l->min_rtt_s = l->e2e_min_rtt > 0 ? l->e2e_min_rtt : l->min_rtt_s;
+        l->rttvar_s = l->srtt_s > l->min_rtt_s ? l->srtt_s - l->min_rtt_s : 0;
     }
     l->st.rtt_ms = (uint64_t)(l->srtt_s * 1000);
     l->st.cwnd = ti.tcpi_snd_cwnd;
@@ -350,11 +370,29 @@ static size_t link_held_bytes(const struct plink *l)
     return (size_t)n;
 }
 
+/* The frame bytes of l its far end has: acknowledged by its TCP (or, through a proxy, reported
+ * read by the far end). A record whose frame ends within them is there (sent again, it would
+ * only cost); what is missing when the receiver does not say so is its ACK. */
+static uint64_t link_delivered(const struct plink *l)
+{
+    /* (master) the slave's side goes through a proxy: the kernel's acknowledgements come from
+     * the proxy, which may hold the bytes (its phone's radio gone): only what the slave said it
+     * read is there */
+    if (l->report) return l->rcvd;
+    return l->tx_count - link_held_bytes(l);
+}
+
+static bool sent_there(const struct sent *e, uint64_t delivered)
+{
+    return e->txend && e->txend <= delivered;
+}
+
 /* What the policy (pick.c) knows of l now. */
 static struct lane_link_state link_state(struct plink *l)
 {
     struct lane_link_state x = {.rate_Bps = l->rate, .srtt_s = l->srtt_s,
-                                .notsent = link_notsent(l), .pending = l->wlen - l->woff};
+                                .notsent = link_notsent(l), .pending = l->wlen - l->woff,
+                                .late = l->late};
     size_t held = link_held_bytes(l);
     if (l->proxied) { /* the proxy's share counts as unsent */
         double pipe = l->rate * l->min_rtt_s, queued = (double)held - pipe;
@@ -372,22 +410,23 @@ static struct lane_link_state link_state(struct plink *l)
 }
 
 /* The link that would deliver a small record first (whether it is ready or not), for control
- * records and for bytes sent again. */
-/* With room for a frame; a link that is down only for control records, and only when no other
- * link has room (it may come back; what is sent again never goes there). */
-static struct plink *ctl_link(struct lane_peer *p, bool data)
+ * records and for bytes sent again. With room for a frame; a link that is down only for control
+ * records, and only when no other link has room (it may come back; what is sent again never
+ * goes there); never avoid (a link id, or -1: the late one, a copy would queue behind). */
+static struct plink *ctl_link(struct lane_peer *p, bool data, int avoid)
 {
     struct plink *best = NULL;
     double best_eta = 0;
     uint64_t now = mono_us();
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         struct plink *l = p->links[i];
-        if (!l || (data && l->suspended)) continue;
+        if (!l || (data && l->suspended) || l->id == avoid) continue;
         link_info(l, now);
         if (data && l->backoff) continue;
         if (l->wlen - l->woff > LANE_FRAME_HDR + LANE_FRAME_MAX) continue; /* no room for a frame */
         struct lane_link_state x = link_state(l);
-        double eta = lane_eta(&x, 64) + (l->suspended || l->backoff ? 1e6 : 0); /* (last resort) */
+        bool last = l->suspended || l->backoff || l->late; /* (last resort) */
+        double eta = lane_eta(&x, 64) + (last ? 1e6 : 0);
         if (!best || eta < best_eta) {
             best = l;
             best_eta = eta;
@@ -470,6 +509,11 @@ static int link_seal(struct plink *l, const uint8_t *plain, size_t plen)
     }
     l->wlen += (size_t)n;
     l->st.tx_frames++;
+    for (unsigned k = l->log_n; k > 0; k--) { /* the records this frame carries */
+        struct sent *e = &l->log[(l->log_head + k - 1) % LOG_CAP];
+        if (e->txend) break;
+        e->txend = l->tx_count + (l->wlen - l->woff);
+    }
     int fd = l->fd;
     link_write(l);
     return fd < 0 ? -1 : 0;
@@ -506,8 +550,10 @@ static void link_send_rcvd(struct plink *l)
 /* The far end read v frame bytes of l: samples of its rate and its RTT end to end. */
 static void link_rcvd(struct plink *l, uint64_t v)
 {
-    if (l->p->is_master) { /* the slave's word that the connection goes through a proxy */
+    if (l->p->is_master) { /* the slave's word that the connection goes through a proxy,
+                            * and how much of it the slave read */
         l->report = true;
+        if (v <= l->tx_count && v > l->rcvd) l->rcvd = v;
         return;
     }
     if (!l->proxied || v > l->tx_count || v <= l->rcvd) return; /* (old news) */
@@ -566,7 +612,7 @@ static void log_sent(struct plink *l, uint32_t id, uint64_t start, uint64_t end)
         l->log_n--;
     }
     l->log[(l->log_head + l->log_n++) % LOG_CAP] =
-        (struct sent){id, start, end, link_due_us(l, mono_us(), (size_t)(end - start))};
+        (struct sent){id, start, end, link_due_us(l, mono_us(), (size_t)(end - start)), 0};
 }
 
 /* Link l's DATA that the receiver may not hold goes again (on the other links). */
@@ -585,10 +631,123 @@ static void resend_logged(struct plink *l)
             s->rs_end = e->end;
         }
         s->rs_next = a;
+        s->rs_probe = false;
         p->st.resent_bytes += e->end - a;
         data_push(s);
     }
     l->log_head = l->log_n = 0;
+}
+
+/* s has bytes to send again: it goes first (they hold its receiver's delivery; the stream at
+ * the head may be waiting for a link that cannot carry its copy). */
+static void copy_first(struct lane_stream *s)
+{
+    struct lane_peer *p = s->p;
+    if (s->in_data) TAILQ_REMOVE(&p->dataq, s, data);
+    TAILQ_INSERT_HEAD(&p->dataq, s, data);
+    s->in_data = true;
+    want_flush(p);
+}
+
+/* Is there a link for data (up, not backed off) but the one with id late? */
+static bool other_link(const struct lane_peer *p, int late)
+{
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        const struct plink *l = p->links[i];
+        if (l && !l->suspended && !l->backoff && l->id != late) return true;
+    }
+    return false;
+}
+
+/* A link whose DATA of s will arrive as it is: up, not backed off, not the late one. */
+static bool carries(const struct plink *l, const struct lane_stream *s)
+{
+    return l && !l->suspended && !l->backoff && l->id != s->rs_late;
+}
+
+/* The parts of s's bytes from `from` on that need no copy (the SPANS that start first; the
+ * others are left out, which only means more copies): records whose link's far end has them,
+ * and with carry, records on links that carry them (carries). Then, from `from`: past those
+ * that cover it, where the next starts (*next; UINT64_MAX: none). */
+static uint64_t skip_spans(const struct lane_peer *p, const struct lane_stream *s, uint64_t from,
+                           bool carry, uint64_t *next)
+{
+    struct { uint64_t a, b; } sp[SPANS];
+    int n = 0;
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        const struct plink *l = p->links[i];
+        if (!l) continue;
+        bool c = carry && carries(l, s);
+        uint64_t dl = link_delivered(l);
+        for (unsigned k = 0; k < l->log_n; k++) {
+            const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
+            if (e->id != s->id || e->end <= from || !(c || sent_there(e, dl))) continue;
+            if (n == SPANS) { /* full: it replaces the last, if it starts before */
+                if (e->start >= sp[n - 1].a) continue;
+                n--;
+            }
+            int m = n++;
+            while (m > 0 && sp[m - 1].a > e->start) { /* (insertion, by start) */
+                sp[m] = sp[m - 1];
+                m--;
+            }
+            sp[m].a = e->start;
+            sp[m].b = e->end;
+        }
+    }
+    uint64_t at = from;
+    *next = UINT64_MAX;
+    for (int k = 0; k < n; k++) {
+        if (sp[k].a > at) {
+            *next = sp[k].a;
+            break;
+        }
+        if (sp[k].b > at) at = sp[k].b;
+    }
+    return at;
+}
+
+/* Where s's copy goes on from rs_next: past what links that are not late carry and what the
+ * far end has already (a copy of it would only cost), up to where such a part starts next or a
+ * record's size (*end). rs_end: nothing left to copy. */
+static uint64_t copy_next(const struct lane_peer *p, const struct lane_stream *s, uint64_t *end)
+{
+    uint64_t at = s->rs_next, next;
+    if (s->rs_probe) return *end = s->rs_end, at;
+    at = skip_spans(p, s, at, true, &next);
+    if (at >= s->rs_end) return *end = s->rs_end;
+    uint64_t stop = s->rs_end - at > LANE_DATA_MAX ? at + LANE_DATA_MAX : s->rs_end;
+    *end = next < stop ? next : stop;
+    return at;
+}
+
+/* s's bytes beyond its in-order point that the late link (an id, or -1) and the links down or
+ * backed off carry go again on the others: TCP delivers a link's records in order, so all that
+ * a late link carried after the record that holds s is late too. false: none is known. */
+static bool copy_late(struct lane_stream *s, int late)
+{
+    struct lane_peer *p = s->p;
+    uint64_t a = s->tx_held, b = 0; /* (from the in-order point: copy_next skips the rest) */
+    for (int i = 0; i < LANE_MAX_LINKS; i++) {
+        const struct plink *l = p->links[i];
+        if (!l || (l->id != late && !l->suspended && !l->backoff)) continue;
+        for (unsigned k = 0; k < l->log_n; k++) {
+            const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
+            if (e->id == s->id && e->end > b) b = e->end;
+        }
+    }
+    if (b > s->tx_next) b = s->tx_next;
+    if (b <= a) return false;
+    if (s->rs_next < s->rs_end) { /* (one range per stream: the union's hull) */
+        if (s->rs_next < a) a = s->rs_next;
+        if (s->rs_end > b) b = s->rs_end;
+    }
+    s->rs_next = a;
+    s->rs_end = b;
+    s->rs_late = late;
+    s->rs_probe = false;
+    copy_first(s);
+    return true;
 }
 
 void lane_peer_suspend_link(struct lane_peer *p, uint8_t id, bool down)
@@ -721,7 +880,10 @@ static void add_data(struct lane_peer *p, struct plink *l, struct lane_stream *s
     }
     if (s->tx_fin && !s->fin_sent && s->tx_next == s->tx_end) {
         struct lane_rec r = {.type = LANE_FIN, .conn = s->id, .offset = s->tx_end};
-        if (plain_add(p, &r)) s->fin_sent = true;
+        if (plain_add(p, &r)) {
+            s->fin_sent = true;
+            s->fin_us = mono_us();
+        }
     }
     if (s->in_data) { /* round robin: to the back */
         TAILQ_REMOVE(&p->dataq, s, data);
@@ -745,7 +907,7 @@ static void flush(struct lane_peer *p)
             q = TAILQ_FIRST(&p->prioq);
         }
         if (q) { /* an interactive exchange's bytes: ahead of the bulk, on the fastest link */
-            struct plink *l = ctl_link(p, true);
+            struct plink *l = ctl_link(p, true, -1);
             if (l) {
                 p->plen = 0;
                 if (ctl) add_control(p);
@@ -763,13 +925,19 @@ static void flush(struct lane_peer *p)
         }
         if (!ctl && !s) return;
         size_t n = 0;
-        if (s && s->rs_next < s->rs_end) { /* a stalled stream's oldest bytes, again */
-            size_t k = (size_t)(s->rs_end - s->rs_next);
-            if (k > LANE_DATA_MAX) k = LANE_DATA_MAX;
+        if (s && s->rs_next < s->rs_end) { /* a stalled stream's late bytes, again */
+            uint64_t end;
+            s->rs_next = copy_next(p, s, &end);
+            if (s->rs_next == s->rs_end) continue;
+            size_t k = (size_t)(end - s->rs_next);
             size_t at = (size_t)(s->rs_next % TX_CAP);
             if (k > TX_CAP - at) k = TX_CAP - at;
-            struct plink *l = ctl_link(p, true);
-            if (!l) return;
+            struct plink *l = ctl_link(p, true, s->rs_late);
+            if (!l && s->rs_late >= 0 && !other_link(p, s->rs_late)) {
+                s->rs_next = s->rs_end; /* (only the late link: it delivers them first) */
+                continue;
+            }
+            if (!l) return; /* (the others' buffers are full: they want a flush when not) */
             p->plen = 0;
             if (ctl) add_control(p);
             struct lane_rec rr = {.type = LANE_DATA, .conn = s->id, .offset = s->rs_next,
@@ -778,6 +946,7 @@ static void flush(struct lane_peer *p)
                 log_sent(l, s->id, s->rs_next, s->rs_next + k);
                 s->rs_next += k;
                 p->st.reinjected_bytes += k;
+                l->st.copied_bytes += k;
             }
             if (p->plen) link_send_frame(l);
             continue;
@@ -795,7 +964,7 @@ static void flush(struct lane_peer *p)
                 n = 0;
             }
         }
-        if (!l) l = ctl_link(p, false);
+        if (!l) l = ctl_link(p, false, -1);
         if (!l) return;
         p->plen = 0;
         if (ctl) add_control(p);
@@ -834,29 +1003,44 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *w, int revents)
         }
 }
 
-/* When the receiver should have had s's in-order point (tx_held): the earliest of the links
- * (up, not backed off) that carry it; 0: none is known to. */
-static uint64_t held_due(const struct lane_peer *p, const struct lane_stream *s)
+/* Where s's receiver is held (*at): from its in-order point (tx_held), past records whose link's
+ * far end has them (their ACK is what did not come: lost, or still on its way), the first byte
+ * no such record covers. When the receiver should have had it: the latest of the records there
+ * (on links up, not backed off), the original or a copy (*late: the link of the earliest, the
+ * one that is late first); 0 (and -1): none is known to hold it. */
+static uint64_t held_due(const struct lane_peer *p, const struct lane_stream *s, int *late,
+                         uint64_t *at)
 {
-    uint64_t due = 0;
+    uint64_t next, a = skip_spans(p, s, s->tx_held, false, &next);
+    *at = a;
+    uint64_t due = 0, first = 0;
+    *late = -1;
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         const struct plink *l = p->links[i];
         if (!l || l->suspended || l->backoff) continue;
+        uint64_t dl = link_delivered(l);
         for (unsigned k = 0; k < l->log_n; k++) {
             const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
-            if (e->id == s->id && e->start <= s->tx_held && s->tx_held < e->end &&
-                (due == 0 || e->due_us < due))
-                due = e->due_us;
+            if (e->id != s->id || e->start > a || a >= e->end || sent_there(e, dl)) continue;
+            if (e->due_us > due) due = e->due_us;
+            if (first == 0 || e->due_us < first) {
+                first = e->due_us;
+                *late = l->id;
+            }
         }
     }
     return due;
 }
 
-/* A stream whose acknowledgements stopped while bytes are out (a record late or lost on a slow
- * or dying link holds the receiver's in-order delivery): its oldest unacknowledged bytes go
- * again on the fastest link (the receiver drops what it has twice). Not while the record that
- * holds it is still on its way on a slower link (a copy would cost the fast link more than the
- * wait costs the stream). Every 25 ms. */
+/* A stream whose in-order point stopped while bytes are out (a record late or lost on a slow or
+ * dying link holds the receiver's delivery). Once the record that holds it is late, past its due
+ * time by 4 x its link's RTT variation, the ACK's way back (half the fastest link's smoothed
+ * RTT), the ACK delay and STALL_SLACK_S, it and what its link carried after it go again on the
+ * other links (copy_late; the receiver drops what it has twice). Not before: a record still on
+ * its way on a slower link is waited for (a copy would cost the fast link more than the wait
+ * costs the stream). With no record known to hold it, its oldest 64 KiB go again after twice
+ * the fastest RTT + 60 ms; when the far end has every record, one byte (it then ACKs again).
+ * Every 25 ms. */
 static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -893,31 +1077,55 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
             rtt = p->links[i]->srtt_s;
     if (rtt == 0) return;
     uint64_t now = mono_us(), limit = (uint64_t)((2 * rtt + 0.06) * 1e6);
+    uint64_t slack = (uint64_t)((rtt / 2 + ACK_DELAY + STALL_SLACK_S) * 1e6);
     TAILQ_FOREACH(s, &p->all, all) {
-        if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
-            now - s->progress_us < limit)
+        if (!s->dead && s->fin_sent && !s->fin_acked && s->tx_acked == s->tx_end &&
+            now - s->fin_us >= limit) { /* every byte delivered, the FIN not: it goes again */
+            s->fin_sent = false;
+            p->st.stalls++;
+            data_push(s);
             continue;
-        /* its in-order point is on a link that is slower, not late: it waits for it */
-        uint64_t due = held_due(p, s);
-        if (due && now < due + limit) continue;
+        }
+        if (s->dead || s->tx_next <= s->tx_held || s->rs_next < s->rs_end ||
+            now - s->progress_us < slack)
+            continue;
+        /* its in-order point is on a link that is slower, not late: it waits for it; with no
+         * record known to hold it, it waits for the longer limit */
+        int late;
+        uint64_t at;
+        uint64_t due = held_due(p, s, &late, &at);
+        if (due && late >= 0 && p->links[late]) /* (a link whose RTT varies: more patience) */
+            due += (uint64_t)(4 * p->links[late]->rttvar_s * 1e6);
+        if (due ? now < due + slack : now - s->progress_us < limit) continue;
         if (s->tx_held == s->rs_held) p->st.stalls_again++; /* (the last copy did not help) */
         s->rs_held = s->tx_held;
-        s->rs_next = s->tx_held;
-        s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
-        /* a link that is down (or waits for its retransmission timer) holds what it carried of
-         * this stream: all of it goes again */
-        for (int i = 0; i < LANE_MAX_LINKS; i++) {
-            const struct plink *l = p->links[i];
-            if (!l || (!l->suspended && !l->backoff)) continue;
-            for (unsigned k = 0; k < l->log_n; k++) {
-                const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
-                if (e->id == s->id && e->end > s->tx_held && e->end > s->rs_end) s->rs_end = e->end;
-            }
-        }
-        if (s->rs_end > s->tx_next) s->rs_end = s->tx_next;
         s->progress_us = now;
         p->st.stalls++;
-        data_push(s);
+        /* what the late link carried from the record that holds it, and what links that are
+         * down (or wait for their retransmission timer) carried, goes again; when no log knows
+         * of it, the oldest bytes */
+        if (late >= 0 && p->links[late]) { /* (its far end may be gone: see link_info) */
+            struct plink *ll = p->links[late];
+            link_info(ll, now);
+            ll->late = true;
+            ll->late_acked = ll->acked;
+        }
+        if (at >= s->tx_next) { /* the far end has every record: its ACKs went missing (on a
+                                 * link that died); a byte it holds makes it ACK again at once */
+            s->rs_late = -1;
+            s->rs_next = s->tx_held;
+            s->rs_end = s->tx_held + 1;
+            s->rs_probe = true;
+            p->st.probes++;
+            copy_first(s);
+            continue;
+        }
+        if (copy_late(s, late)) continue;
+        s->rs_probe = false;
+        s->rs_late = -1;
+        s->rs_next = s->tx_held;
+        s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
+        copy_first(s);
     }
 }
 

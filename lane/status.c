@@ -19,23 +19,25 @@ void lane_peer_status_json(const struct lane_peer *p, struct strbuf *sb)
               ",\"link_losses\":%" PRIu64 ",\"stalls\":%" PRIu64
               ",\"reinjected_bytes\":%" PRIu64 ",\"early_sent\":%" PRIu64
               ",\"early_refused\":%" PRIu64 ",\"early_kept\":%" PRIu64
-              ",\"prio_records\":%" PRIu64 ",\"stalls_again\":%" PRIu64 ",\"links\":[",
+              ",\"prio_records\":%" PRIu64 ",\"stalls_again\":%" PRIu64
+              ",\"probes\":%" PRIu64 ",\"links\":[",
               n, st->streams_opened, st->streams_closed, st->refused_limit, st->tx_data_bytes,
               st->rx_data_bytes, st->rx_dup_bytes, st->resent_bytes, st->acks_sent, st->rst_sent,
               st->rst_received, st->rx_unknown, st->link_losses, st->stalls,
               st->reinjected_bytes, st->early_sent, st->early_refused, st->early_kept,
-              st->prio_records, st->stalls_again);
+              st->prio_records, st->stalls_again, st->probes);
     const char *sep = "";
     for (int id = 0; id < LANE_MAX_LINKS; id++) {
         const struct lane_link_stats *l = lane_peer_link_stats(p, (uint8_t)id);
         if (!l) continue;
         sb_printf(sb,
                   "%s{\"id\":%d,\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
-                  ",\"tx_frames\":%" PRIu64 ",\"rx_frames\":%" PRIu64 ",\"rtt_ms\":%" PRIu64
+                  ",\"tx_frames\":%" PRIu64 ",\"rx_frames\":%" PRIu64
+                  ",\"copied_bytes\":%" PRIu64 ",\"rtt_ms\":%" PRIu64
                   ",\"cwnd\":%" PRIu64 ",\"rate_kbit\":%" PRIu64
                   ",\"suspended\":%s,\"backoff\":%s}",
-                  sep, id, l->tx_bytes, l->rx_bytes, l->tx_frames, l->rx_frames, l->rtt_ms,
-                  l->cwnd, l->rate_kbit, l->suspended ? "true" : "false",
+                  sep, id, l->tx_bytes, l->rx_bytes, l->tx_frames, l->rx_frames, l->copied_bytes,
+                  l->rtt_ms, l->cwnd, l->rate_kbit, l->suspended ? "true" : "false",
                   l->backoff ? "true" : "false");
         sep = ",";
     }
@@ -75,7 +77,7 @@ static void mlabels(struct strbuf *sb, const char *site, int id)
     X(rx_data_bytes, "stream bytes delivered to the endpoints")                                  \
     X(rx_dup_bytes, "stream bytes that arrived twice")                                           \
     X(resent_bytes, "stream bytes sent again for a link connection that closed or went down")    \
-    X(reinjected_bytes, "stream bytes sent again on the fastest link")                           \
+    X(reinjected_bytes, "stream bytes sent again (copies of late or lost records)")                \
     X(stalls, "times a stream's receiver stopped reporting progress")                           \
     X(early_kept, "connections whose bytes came before their OPEN (kept for it)")                \
     X(rst_sent, "resets sent")                                                                   \
@@ -84,7 +86,8 @@ static void mlabels(struct strbuf *sb, const char *site, int id)
 
 #define LINK_COUNTERS(X)                                                                           \
     X(tx_bytes, "bytes written to the link connection")                                          \
-    X(rx_bytes, "bytes read from the link connection")
+    X(rx_bytes, "bytes read from the link connection")                                           \
+    X(copied_bytes, "stream bytes it carried again (records late or lost on another link)")
 
 void lane_metrics(const struct lane_peer *const *p, const char *const *site, int n,
                   struct strbuf *sb)

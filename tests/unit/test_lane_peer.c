@@ -1,6 +1,7 @@
 /* test_lane_peer.c: the two ends of the TCP lane (lane/peer.c) joined by real TCP connections
  * on loopback, with endpoints in memory: streams carry exact bytes both ways (beyond the window,
- * over several links, half-closed), a link connection lost in the middle loses nothing, a
+ * over several links, half-closed), a link connection lost in the middle loses nothing, nor does
+ * one that falls silent (its late records are copied to the other link, never to it), a
  * refused OPEN reaches the slave's endpoint, and the sender picks links by their state. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,8 @@
 #include <ev.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +44,9 @@ static int nmep;
 static uint8_t *up_data, *down_data;
 static size_t kill_at; /* drop link 1 once the slave got this many bytes (0: never) */
 static bool killed;
+static size_t silence_at; /* link 1's relay stops carrying the slave's bytes once the master got
+                           * this many (0: never) */
+static bool relay_silence(void);
 static bool defer_open; /* the master answers OPENs 50 ms late (a destination far away) */
 static struct lane_stream *deferred[NSTREAMS];
 static int ndeferred;
@@ -163,10 +169,12 @@ static void on_defer(struct ev_loop *l, ev_timer *w, int revents)
     ndeferred = 0;
 }
 
-/* A TCP connection on loopback: its two ends. */
-static void tcp_pair(int *a, int *b)
+/* A TCP connection on loopback: its two ends (b's receive buffer rcvbuf bytes; 0: the
+ * default). */
+static void tcp_pair_buf(int *a, int *b, int rcvbuf)
 {
     int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf) assert_int_equal(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof sa;
     assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -177,6 +185,139 @@ static void tcp_pair(int *a, int *b)
     *b = accept4(l, NULL, NULL, SOCK_NONBLOCK);
     assert_true(*b >= 0);
     close(l);
+}
+
+static void tcp_pair(int *a, int *b)
+{
+    tcp_pair_buf(a, b, 0);
+}
+
+/* A relay in the middle of a link connection: slave - fd[0] | fd[1] - master. Direction d copies
+ * fd[d] to fd[1 - d]; silent: it stops reading the slave's side (the path drops its bytes while
+ * the connection stays open and the multiplexer sees nothing; the master's bytes still pass). */
+static struct relay {
+    int fd[2];
+    ev_io rw[2], ww[2];
+    uint8_t buf[2][65536];
+    size_t len[2], off[2];
+    bool silent;
+    int sd;         /* the direction that falls silent: 0 the slave's bytes, 1 the master's */
+    int slave_fd;   /* (the slave's end) */
+    size_t stuck;   /* bytes inside when it fell silent */
+    uint64_t tx_at; /* the slave's link 1 bytes written by then */
+} relay;
+
+static void relay_pump(int d)
+{
+    while (relay.off[d] < relay.len[d]) {
+        const uint8_t *b = relay.buf[d] + relay.off[d];
+        ssize_t n = write(relay.fd[1 - d], b, relay.len[d] - relay.off[d]);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN) return; /* (the far end went: the test ends) */
+            ev_io_start(loop, &relay.ww[d]);
+            return;
+        }
+        relay.off[d] += (size_t)n;
+    }
+    ev_io_stop(loop, &relay.ww[d]);
+    relay.len[d] = relay.off[d] = 0;
+    if (!(d == relay.sd && relay.silent)) ev_io_start(loop, &relay.rw[d]);
+}
+
+static void on_relay_read(struct ev_loop *l, ev_io *w, int revents)
+{
+    (void)l;
+    (void)revents;
+    int d = w == &relay.rw[0] ? 0 : 1;
+    ssize_t n = read(relay.fd[d], relay.buf[d], sizeof relay.buf[d]);
+    if (n <= 0) {
+        if (n == 0 || errno != EAGAIN) ev_io_stop(loop, w);
+        return;
+    }
+    relay.len[d] = (size_t)n;
+    relay.off[d] = 0;
+    ev_io_stop(loop, w);
+    relay_pump(d);
+}
+
+static void on_relay_write(struct ev_loop *l, ev_io *w, int revents)
+{
+    (void)l;
+    (void)revents;
+    relay_pump(w == &relay.ww[0] ? 0 : 1);
+}
+
+/* Bytes on their way through the relay's slave side: in the slave's socket and unread in the
+ * relay's. */
+static size_t relay_inside(void)
+{
+    int out = 0, in = 0;
+    if (relay.sd == 0) assert_int_equal(ioctl(relay.slave_fd, SIOCOUTQ, &out), 0);
+    assert_int_equal(ioctl(relay.fd[relay.sd], FIONREAD, &in), 0);
+    return (size_t)out + (size_t)in;
+}
+
+static bool relay_silence(void)
+{
+    if (relay_inside() < 1024) return false; /* (a moment when DATA is inside it) */
+    relay.silent = true;
+    relay.stuck = relay_inside();
+    relay.tx_at = lane_peer_link_stats(relay.sd ? master : slave, 1)->tx_bytes;
+    ev_io_stop(loop, &relay.rw[relay.sd]);
+    return true;
+}
+
+/* Link 1 through the relay, a proxy as far as the slave can tell (its rate, RTT and what its far
+ * end has come from the master's RCVD reports, as through a phone's SOCKS5 proxy); the relay's
+ * side of the slave's connection takes little (its receive buffer 8 KiB). */
+static void join_relayed(void)
+{
+    uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
+    randombytes_buf(k1, 32);
+    randombytes_buf(k2, 32);
+    randombytes_buf(ch, sizeof ch);
+    struct lane_keys ks, km;
+    lane_keys_derive(k1, k2, ch, &ks);
+    lane_keys_derive(k2, k1, ch, &km);
+    int a, b;
+    memset(&relay, 0, sizeof relay);
+    tcp_pair_buf(&a, &relay.fd[0], 8192);
+    relay.slave_fd = a;
+    tcp_pair(&relay.fd[1], &b);
+    for (int d = 0; d < 2; d++) {
+        ev_io_init(&relay.rw[d], on_relay_read, relay.fd[d], EV_READ);
+        ev_io_init(&relay.ww[d], on_relay_write, relay.fd[1 - d], EV_WRITE);
+        ev_io_start(loop, &relay.rw[d]);
+    }
+    assert_int_equal(lane_peer_add_link(slave, a, 1, &ks, NULL, 0), 0);
+    assert_int_equal(lane_peer_add_link(master, b, 1, &km, NULL, 0), 0);
+    lane_peer_link_proxied(slave, 1); /* (the slave's kernel sees the relay, not the master) */
+}
+
+/* (every loop iteration) once the master got silence_at bytes, link 0 is taken out of use for
+ * a moment (the multiplexer's view), so that the slave's records go to link 1; link 1 falls
+ * silent when some are inside the relay, and link 0 is back */
+static void on_relay_check(struct ev_loop *l, ev_check *w, int revents)
+{
+    (void)revents;
+    size_t n = 0;
+    for (int i = 0; i < nmep; i++) n += relay.sd ? sep[i].ngot : mep[i].ngot;
+    if (n < silence_at) return;
+    struct lane_peer *sender = relay.sd ? master : slave;
+    lane_peer_suspend_link(sender, 0, true);
+    if (!relay_silence()) return;
+    lane_peer_suspend_link(sender, 0, false);
+    if (relay.sd) lane_peer_suspend_link(sender, 1, true); /* (and the multiplexer saw it) */
+    ev_check_stop(l, w);
+}
+
+static void relay_free(void)
+{
+    for (int d = 0; d < 2; d++) {
+        ev_io_stop(loop, &relay.rw[d]);
+        ev_io_stop(loop, &relay.ww[d]);
+        close(relay.fd[d]);
+    }
 }
 
 static void join(int nlinks)
@@ -212,6 +353,7 @@ static void setup_peers(void)
     nmep = 0;
     killed = false;
     kill_at = 0;
+    silence_at = 0;
     defer_open = false;
     ndeferred = 0;
     ev_timer_init(&defer_w, on_defer, 0.05, 0);
@@ -337,6 +479,77 @@ static void test_link_lost_midway(void **state)
     assert_true(ss->link_losses == 1 && ms->link_losses == 1);
     assert_true(ms->resent_bytes > 0); /* what was in flight went again */
     teardown_peers();
+}
+
+/* Link 1 falls silent in the middle of three uploads (its path drops the slave's bytes; the
+ * connection stays open; no multiplexer says it is down; link 0 is out of use for the moment
+ * before, so that link 1 holds records): each stream held by a record on it gets that record
+ * and what link 1 carried after it copied to link 0, never to link 1 (where a copy would wait
+ * behind them), and no more than that (not the bytes around them that link 0 carried); nothing
+ * waits for link 1 after that, and every byte and FIN arrives. */
+/* Link 1 falls silent in one direction with records inside it, its connection open. sd 0: the
+ * slave's uploads, the multiplexer sees nothing. sd 1: the master's downloads, the link is down
+ * for the multiplexer (as when a phone's radio goes); a proxy's TCP acknowledged what it holds,
+ * so the master's kernel says those records arrived. */
+static void silent_link(int sd)
+{
+    setup_peers();
+    join(1);
+    join_relayed();
+    relay.sd = sd;
+    silence_at = 1 << 20;
+    ev_check chk;
+    ev_check_init(&chk, on_relay_check);
+    ev_check_start(loop, &chk);
+    uint8_t addr[16] = {198, 18, 50, 1};
+    for (int i = 0; i < NSTREAMS; i++) { /* (port 7: nothing comes back) */
+        sep[i].opened = -1;
+        sep[i].data = up_data;
+        sep[i].total = sd ? 0 : UP_BYTES;
+        sep[i].s = lane_stream_open(slave, &sep[i], 4, addr, sd ? (uint16_t)(80 + i) : 7);
+        assert_non_null(sep[i].s);
+        pump(&sep[i]);
+    }
+    run();
+    ev_check_stop(loop, &chk);
+    assert_true(relay.silent);
+    assert_true(all_done());
+    for (int i = 0; i < NSTREAMS; i++) {
+        assert_false(sep[i].reset || mep[i].reset);
+        const struct ep *rx = sd ? &sep[i] : &mep[i];
+        size_t want = sd ? DOWN_BYTES : UP_BYTES;
+        assert_int_equal(rx->ngot, want);
+        assert_memory_equal(rx->got, sd ? down_data : up_data, want);
+    }
+    struct lane_peer *sender = sd ? master : slave;
+    const struct lane_link_stats *l0 = lane_peer_link_stats(sender, 0);
+    const struct lane_link_stats *l1 = lane_peer_link_stats(sender, 1);
+    assert_non_null(l1); /* (still open) */
+    print_message("inside the relay when it fell silent %zu, written to link 1 after %llu, "
+                  "copied to link 0 %llu bytes\n", relay.stuck,
+                  (unsigned long long)(l1->tx_bytes - relay.tx_at),
+                  (unsigned long long)l0->copied_bytes);
+    /* the records inside the silent link went again on link 0, and no more than they (not
+     * the bytes around them that link 0 carried) */
+    assert_true(l0->copied_bytes > 0);
+    assert_true(l0->copied_bytes <= relay.stuck + (l1->tx_bytes - relay.tx_at) + 2 * LANE_DATA_MAX);
+    assert_int_equal(l1->copied_bytes, 0);
+    assert_true(lane_peer_stats(sender, NULL)->stalls > 0);
+    assert_int_equal(lane_peer_stats(sender, NULL)->link_losses, 0);
+    relay_free();
+    teardown_peers();
+}
+
+static void test_silent_link(void **state)
+{
+    (void)state;
+    silent_link(0);
+}
+
+static void test_silent_link_behind_a_proxy(void **state)
+{
+    (void)state;
+    silent_link(1);
 }
 
 /* An OPEN to a port that refuses (fast open or not: its bytes went already): the slave's
@@ -520,6 +733,26 @@ static void test_pick_policy(void **state)
     /* no links: nothing to wait for */
     assert_int_equal(lane_pick(l, 0, 100, 0, &w), -1);
     assert_int_equal(w, -1);
+    /* a late link (a record on it overdue, its far end silent since) that is not ready is not
+     * waited for: the next takes the record; not late, it would be waited for */
+    struct lane_link_state d[2] = {
+        {.rate_Bps = 2.5e6, .srtt_s = 0.02, .notsent = 20000, .late = true},
+        {.rate_Bps = 1.25e6, .srtt_s = 0.04, .ready = true},
+    };
+    assert_int_equal(lane_pick(d, 2, 16384, 0, &w), 1);
+    d[0].late = false;
+    assert_int_equal(lane_pick(d, 2, 16384, 0, &w), -1);
+    assert_int_equal(w, 0);
+    /* late, and the other one busy: the wait is for the other one */
+    d[0].late = true;
+    d[1].ready = false;
+    d[1].notsent = 20000;
+    assert_int_equal(lane_pick(d, 2, 16384, 0, &w), -1);
+    assert_int_equal(w, 1);
+    /* late but ready: it may take a record */
+    d[0].ready = true;
+    d[0].notsent = 0;
+    assert_int_equal(lane_pick(d, 2, 16384, 0, &w), 0);
     /* three links, the middle one (by arrival) ready: used only when the first cannot deliver
      * the backlog before it */
     struct lane_link_state t[3] = {
@@ -538,6 +771,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_bytes_over_two_links),
         cmocka_unit_test(test_link_lost_midway),
+        cmocka_unit_test(test_silent_link),
+        cmocka_unit_test(test_silent_link_behind_a_proxy),
         cmocka_unit_test(test_refused_open),
         cmocka_unit_test(test_no_link_waits),
         cmocka_unit_test(test_pick_policy),

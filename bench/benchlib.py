@@ -701,6 +701,9 @@ class Poller(threading.Thread):
                 self.first.setdefault(who, snap)
                 self.last[who] = snap
                 links = {l["id"]: {k: l.get(k) for k in self.FIELDS} for l in st["links"]}
+                for i, v in snap["lane_links"].items():  # the lane's link connection's bytes
+                    if i in links:
+                        links[i]["lane_tx"] = v
                 self.samples.append((t, who, links))
             nxt += self.interval
             d = nxt - time.monotonic()
@@ -734,7 +737,7 @@ class Poller(threading.Thread):
 
     def series(self, who, field, link_id):
         return [(t, l[link_id][field]) for t, w, l in self.samples
-                if w == who and link_id in l and l[link_id][field] is not None]
+                if w == who and link_id in l and l[link_id].get(field) is not None]
 
     def rates(self, who, field, link_id):
         """[(t_mid, bit/s)] from a byte counter."""

@@ -638,36 +638,39 @@ static void resend_logged(struct plink *l)
     l->log_head = l->log_n = 0;
 }
 
-/* s has bytes to send again: it goes first (they hold its receiver's delivery; the stream at
- * the head may be waiting for a link that cannot carry its copy). */
-static void copy_first(struct lane_stream *s)
+/* [a, b) of s goes again, ahead of other streams (it holds its receiver's delivery; the stream
+ * at the head may be waiting for a link that cannot carry its copy); not on the link late (an
+ * id, or -1); probe: one byte the receiver may hold already, to make it ACK again. */
+static void copy_range(struct lane_stream *s, uint64_t a, uint64_t b, int late, bool probe)
 {
     struct lane_peer *p = s->p;
+    s->rs_next = a;
+    s->rs_end = b;
+    s->rs_late = late;
+    s->rs_probe = probe;
     if (s->in_data) TAILQ_REMOVE(&p->dataq, s, data);
     TAILQ_INSERT_HEAD(&p->dataq, s, data);
     s->in_data = true;
     want_flush(p);
 }
 
-/* Is there a link for data (up, not backed off) but the one with id late? */
-static bool other_link(const struct lane_peer *p, int late)
+/* A link whose DATA arrives as it is: up, not backed off, not the one with id avoid. */
+static bool data_link(const struct plink *l, int avoid)
 {
-    for (int i = 0; i < LANE_MAX_LINKS; i++) {
-        const struct plink *l = p->links[i];
-        if (l && !l->suspended && !l->backoff && l->id != late) return true;
-    }
-    return false;
+    return l && !l->suspended && !l->backoff && l->id != avoid;
 }
 
-/* A link whose DATA of s will arrive as it is: up, not backed off, not the late one. */
-static bool carries(const struct plink *l, const struct lane_stream *s)
+/* Is there a link for data but the one with id late? */
+static bool other_link(const struct lane_peer *p, int late)
 {
-    return l && !l->suspended && !l->backoff && l->id != s->rs_late;
+    for (int i = 0; i < LANE_MAX_LINKS; i++)
+        if (data_link(p->links[i], late)) return true;
+    return false;
 }
 
 /* The parts of s's bytes from `from` on that need no copy (the SPANS that start first; the
  * others are left out, which only means more copies): records whose link's far end has them,
- * and with carry, records on links that carry them (carries). Then, from `from`: past those
+ * and with carry, records on links that carry them (data_link). Then, from `from`: past those
  * that cover it, where the next starts (*next; UINT64_MAX: none). */
 static uint64_t skip_spans(const struct lane_peer *p, const struct lane_stream *s, uint64_t from,
                            bool carry, uint64_t *next)
@@ -677,7 +680,7 @@ static uint64_t skip_spans(const struct lane_peer *p, const struct lane_stream *
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         const struct plink *l = p->links[i];
         if (!l) continue;
-        bool c = carry && carries(l, s);
+        bool c = carry && data_link(l, s->rs_late);
         uint64_t dl = link_delivered(l);
         for (unsigned k = 0; k < l->log_n; k++) {
             const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
@@ -730,7 +733,7 @@ static bool copy_late(struct lane_stream *s, int late)
     uint64_t a = s->tx_held, b = 0; /* (from the in-order point: copy_next skips the rest) */
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         const struct plink *l = p->links[i];
-        if (!l || (l->id != late && !l->suspended && !l->backoff)) continue;
+        if (!l || data_link(l, late)) continue;
         for (unsigned k = 0; k < l->log_n; k++) {
             const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
             if (e->id == s->id && e->end > b) b = e->end;
@@ -742,11 +745,7 @@ static bool copy_late(struct lane_stream *s, int late)
         if (s->rs_next < a) a = s->rs_next;
         if (s->rs_end > b) b = s->rs_end;
     }
-    s->rs_next = a;
-    s->rs_end = b;
-    s->rs_late = late;
-    s->rs_probe = false;
-    copy_first(s);
+    copy_range(s, a, b, late, false);
     return true;
 }
 
@@ -1017,7 +1016,7 @@ static uint64_t held_due(const struct lane_peer *p, const struct lane_stream *s,
     *late = -1;
     for (int i = 0; i < LANE_MAX_LINKS; i++) {
         const struct plink *l = p->links[i];
-        if (!l || l->suspended || l->backoff) continue;
+        if (!data_link(l, -1)) continue;
         uint64_t dl = link_delivered(l);
         for (unsigned k = 0; k < l->log_n; k++) {
             const struct sent *e = &l->log[(l->log_head + k) % LOG_CAP];
@@ -1112,20 +1111,14 @@ static void on_stall_timer(struct ev_loop *loop, ev_timer *w, int revents)
         }
         if (at >= s->tx_next) { /* the far end has every record: its ACKs went missing (on a
                                  * link that died); a byte it holds makes it ACK again at once */
-            s->rs_late = -1;
-            s->rs_next = s->tx_held;
-            s->rs_end = s->tx_held + 1;
-            s->rs_probe = true;
             p->st.probes++;
-            copy_first(s);
+            copy_range(s, s->tx_held, s->tx_held + 1, -1, true);
             continue;
         }
         if (copy_late(s, late)) continue;
-        s->rs_probe = false;
-        s->rs_late = -1;
-        s->rs_next = s->tx_held;
-        s->rs_end = s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX;
-        copy_first(s);
+        copy_range(s, s->tx_held,
+                   s->tx_next < s->tx_held + REINJECT_MAX ? s->tx_next : s->tx_held + REINJECT_MAX,
+                   -1, false);
     }
 }
 

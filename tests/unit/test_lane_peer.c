@@ -267,18 +267,24 @@ static bool relay_silence(void)
     return true;
 }
 
-/* Link 1 through the relay, a proxy as far as the slave can tell (its rate, RTT and what its far
- * end has come from the master's RCVD reports, as through a phone's SOCKS5 proxy); the relay's
- * side of the slave's connection takes little (its receive buffer 8 KiB). */
-static void join_relayed(void)
+/* Keys for both ends of one link connection (the slave sends with the first). */
+static void link_keys(struct lane_keys *ks, struct lane_keys *km)
 {
     uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
     randombytes_buf(k1, 32);
     randombytes_buf(k2, 32);
     randombytes_buf(ch, sizeof ch);
+    lane_keys_derive(k1, k2, ch, ks);
+    lane_keys_derive(k2, k1, ch, km);
+}
+
+/* Link 1 through the relay, a proxy as far as the slave can tell (its rate, RTT and what its far
+ * end has come from the master's RCVD reports, as through a phone's SOCKS5 proxy); the relay's
+ * side of the slave's connection takes little (its receive buffer 8 KiB). */
+static void join_relayed(void)
+{
     struct lane_keys ks, km;
-    lane_keys_derive(k1, k2, ch, &ks);
-    lane_keys_derive(k2, k1, ch, &km);
+    link_keys(&ks, &km);
     int a, b;
     memset(&relay, 0, sizeof relay);
     tcp_pair_buf(&a, &relay.fd[0], 8192);
@@ -322,14 +328,9 @@ static void relay_free(void)
 
 static void join(int nlinks)
 {
-    uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
-    randombytes_buf(k1, 32);
-    randombytes_buf(k2, 32);
     for (int id = 0; id < nlinks; id++) {
-        randombytes_buf(ch, sizeof ch);
         struct lane_keys ks, km;
-        lane_keys_derive(k1, k2, ch, &ks); /* the slave sends with k1 */
-        lane_keys_derive(k2, k1, ch, &km);
+        link_keys(&ks, &km);
         int a, b;
         tcp_pair(&a, &b);
         assert_int_equal(lane_peer_add_link(slave, a, (uint8_t)id, &ks, NULL, 0), 0);
@@ -648,13 +649,8 @@ static void test_master_data_before_open(void **state)
 {
     (void)state;
     setup_peers();
-    uint8_t k1[32], k2[32], ch[LANE_CHALLENGE_LEN];
-    randombytes_buf(k1, 32);
-    randombytes_buf(k2, 32);
-    randombytes_buf(ch, sizeof ch);
     struct lane_keys ks, km;
-    lane_keys_derive(k1, k2, ch, &ks);
-    lane_keys_derive(k2, k1, ch, &km);
+    link_keys(&ks, &km);
     int a, b;
     tcp_pair(&a, &b);
     assert_int_equal(lane_peer_add_link(master, b, 0, &km, NULL, 0), 0);

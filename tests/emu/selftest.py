@@ -34,6 +34,26 @@ def now_ns():
     return time.monotonic_ns()
 
 
+# Arrival times come from the kernel (SO_TIMESTAMPNS: when the datagram reached the socket), not
+# from when this script woke up to read it: on a busy host a late wake-up of the test would
+# otherwise count as the emulator's delay. Linux's value (asm-generic); a socket that gives no
+# stamp falls back to the wake-up time.
+SO_TIMESTAMPNS = 35
+TS = struct.Struct("@qq")  # struct timespec (64-bit): CLOCK_REALTIME seconds, nanoseconds
+ANC = socket.CMSG_SPACE(TS.size)
+
+
+def arrival_ns(anc):
+    """The kernel's arrival stamp of a datagram as a time.monotonic_ns() value (or now)."""
+    now = now_ns()
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TS.size:
+            sec, nsec = TS.unpack_from(data)
+            t = sec * SEC + nsec - (time.time_ns() - now)
+            return min(t, now)
+    return now
+
+
 class Emu:
     """One braid-emu process with a control socket; listen port learned from "stats"."""
 
@@ -107,6 +127,7 @@ def udp_socket():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.bind(("127.0.0.1", 0))
     s.setblocking(False)
     return s
@@ -146,10 +167,10 @@ class Stream:
         got = 0
         while True:
             try:
-                n, src = self.tgt.recvfrom_into(self.buf)
+                n, anc, _, src = self.tgt.recvmsg_into([self.buf], ANC)
             except BlockingIOError:
                 break
-            t = now_ns()
+            t = arrival_ns(anc)
             seq, ts, _ = HDR.unpack_from(self.buf, 0)
             self.up.append((seq, ts, t, src[1], n))
             got += 1
@@ -161,10 +182,10 @@ class Stream:
                     pass
         while True:
             try:
-                n = self.cli.recv_into(self.buf)
+                n, anc, _, _ = self.cli.recvmsg_into([self.buf], ANC)
             except BlockingIOError:
                 break
-            t = now_ns()
+            t = arrival_ns(anc)
             seq, _, te = HDR.unpack_from(self.buf, 0)
             self.down.append((seq, te, t))
             got += 1
@@ -225,9 +246,12 @@ class Results:
                                                   "result"))
         for name, conf, meas, bound, ok in self.rows:
             print("%-*s  %-16s  %-28s  %-20s  %s" % (w, name, conf, meas, bound,
+                                                    ok if ok == "retried" else
                                                     "ok" if ok else "FAIL"))
+        retried = sum(1 for r in self.rows if r[4] == "retried")
         failed = sum(1 for r in self.rows if not r[4])
-        print("\n%d passed, %d failed" % (len(self.rows) - failed, failed))
+        print("\n%d passed, %d failed%s" % (len(self.rows) - failed - retried, failed,
+                                            ", %d retried" % retried if retried else ""))
         return failed
 
 
@@ -624,6 +648,16 @@ def ceiling(binary, tmp, links, dur, size):
     return best
 
 
+TIMING_CHECKS = (check_rate, check_delay, check_jitter)
+
+
+def run_check(fn, args, tmp, res):
+    try:
+        fn(args.binary, tmp, res, args.quick)
+    except Exception as e:  # a crash of one check is a failure, the others still run
+        res.add(fn.__name__, "-", "exception: %s" % e, "-", False)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("binary", nargs="?", default=os.path.join(REPO, "build/tools/braid-emu"))
@@ -646,10 +680,18 @@ def main():
                                                     args.binary), flush=True)
         for fn in (check_rate, check_delay, check_jitter, check_loss, check_blackhole,
                    check_rebind, check_script):
-            try:
-                fn(args.binary, tmp, res, args.quick)
-            except Exception as e:  # a crash of one check is a failure, the others still run
-                res.add(fn.__name__, "-", "exception: %s" % e, "-", False)
+            n0 = len(res.rows)
+            run_check(fn, args, tmp, res)
+            # --quick runs on busy hosts (make check, CI): a timing bound missed once may be the
+            # host's scheduling noise (the emulator's own late wake-ups); a real fault misses it
+            # again. The first try stays in the table, marked "retried".
+            if args.quick and fn in TIMING_CHECKS and not all(r[4] for r in res.rows[n0:]):
+                first = [(r[0] + " (1st try)",) + r[1:4] + ("retried",)
+                         for r in res.rows[n0:]]
+                del res.rows[n0:]
+                print("  a timing bound was missed: %s once more" % fn.__name__, flush=True)
+                run_check(fn, args, tmp, res)
+                res.rows[n0:n0] = first
         try:
             check_traces(args.binary, tmp, res, args.quick, args.traces)
         except Exception as e:

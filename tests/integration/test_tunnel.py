@@ -49,8 +49,28 @@ def run_transfer(b, count, **kw):
 
 
 class TunnelTest(unittest.TestCase):
-    def assertComplete(self, res, more=None):
+    def assertComplete(self, res, more=None, b=None, aqm=False):
+        """Every direction complete; on failure, say so with `more` and (given the Braid b) both
+        ends' multiplexer counters, which tell where a frame went missing.
+
+        aqm=True (on a rate-shaped link): frames the sending end's send-queue AQM dropped on
+        purpose (counted in tx_queue_drop) may be missing, at most 1 %, and nothing else. The
+        frames' window is fixed, so where this host's CPU, not the link, limits the rate (a
+        slow CI machine ran at 9 Mbit/s on the 20 Mbit/s link) the window is a standing queue
+        and CoDel's law drops one; a lost frame the sender did not count still fails."""
         for name, r in res.items():
+            if not r["ok"] and b is not None:
+                more = dict(more or {}, **{who: counters(b, who) for who in ("master", "slave")})
+            if aqm and not r["ok"] and b is not None:
+                sender = "master" if name == "a->b" else "slave"
+                drops = counters(b, sender)["tx_queue_drop"]
+                self.assertEqual(r["missing"], drops, "%s: only the %s's AQM drops may be "
+                                 "missing: %s %r" % (name, sender, frames.summary(r), more))
+                self.assertLessEqual(drops, r["count"] // 100, "%s: %s" % (name, more))
+                self.assertEqual(r["duplicates"] + r["corrupted"] + r["foreign"], 0,
+                                 frames.summary(r))
+                self.assertFalse(r.get("error") or r.get("timed_out"), frames.summary(r))
+                continue
             self.assertTrue(r["ok"], "%s: %s%s" % (name, frames.summary(r),
                                                    " %r" % (more,) if more else ""))
 
@@ -102,7 +122,7 @@ class TunnelTest(unittest.TestCase):
         with braid.Braid(nlinks=2, emu=self.FAST_SLOW) as b:
             b.start()
             res = run_transfer(b, 10000)
-            self.assertComplete(res)
+            self.assertComplete(res, b=b, aqm=True)
             for r in res.values():
                 self.assertEqual(r["out_of_order"], 0, frames.summary(r))
             self.assertNoGapsGivenUp(b)
@@ -116,7 +136,7 @@ class TunnelTest(unittest.TestCase):
             b.wait_link_state("slave", 1, False, timeout=3)
             b.wait_link_state("master", 1, False, timeout=3)
             res = run_transfer(b, 10000)
-            self.assertComplete(res)
+            self.assertComplete(res, b=b, aqm=True)
             for r in res.values():
                 self.assertEqual(r["out_of_order"], 0, frames.summary(r))
             self.assertNoGapsGivenUp(b)
